@@ -1,0 +1,167 @@
+"""Credit accounts: grants, spending, refunds, expiry, caps and team pooling.
+
+Credits are integers held in *lots* (one per grant event, oldest first) so that expiry
+"N days after grant" and first-in-first-out spending are exact.  An account is a seat, or a
+team of poolable seats when pooling is on.  Conservation lives here:
+granted = spent - refunded + expired + balance, at every moment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+NEVER = np.iinfo(np.int64).max // 4
+"""Expiry day of credits that never expire."""
+
+
+def accounts_for(team: np.ndarray, poolable: np.ndarray, pooling: bool) -> np.ndarray:
+    """Account id per recruiter: its team's when pooling applies to its seat, else its own."""
+    n = team.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    key = np.where(pooling & poolable, team, team.max() + 1 + np.arange(n))
+    _, inverse = np.unique(key, return_inverse=True)
+    return inverse.astype(np.int64)
+
+
+def per_account(account_of: np.ndarray, values: np.ndarray, n_accounts: int) -> np.ndarray:
+    """Sum a per-recruiter integer array into accounts (exact for integer inputs)."""
+    return np.bincount(account_of, weights=values, minlength=n_accounts).astype(np.int64)
+
+
+@dataclass
+class Lot:
+    amount: np.ndarray  # int64 per account
+    expires: int        # first day on which the lot is gone
+
+
+@dataclass
+class Ledger:
+    """All accounts' credit lots plus the running totals of every flow."""
+
+    account_of: np.ndarray
+    n_accounts: int
+    lots: list[Lot] = field(default_factory=list)
+    granted: int = 0
+    spent: int = 0
+    refunded: int = 0
+    expired: int = 0
+
+    @classmethod
+    def open(cls, account_of: np.ndarray) -> Ledger:
+        n = int(account_of.max()) + 1 if account_of.size else 0
+        return cls(account_of=account_of, n_accounts=n)
+
+    def balance(self) -> np.ndarray:
+        """Credits per account."""
+        total = np.zeros(self.n_accounts, dtype=np.int64)
+        for lot in self.lots:
+            total += lot.amount
+        return total
+
+    def total_balance(self) -> int:
+        return int(sum(int(lot.amount.sum()) for lot in self.lots))
+
+    def account_sizes(self) -> np.ndarray:
+        return np.bincount(self.account_of, minlength=self.n_accounts)
+
+    def grant(self, amounts: np.ndarray, expires: int, cap: np.ndarray | None = None) -> tuple[int, int]:
+        """Credit ``amounts`` per account as a new lot; with a cap, the excess is dropped (counted expired).
+
+        Returns (granted, dropped).
+        """
+        amounts = amounts.astype(np.int64)
+        credited = amounts
+        if cap is not None:
+            room = np.maximum(cap - self.balance(), 0)
+            credited = np.minimum(amounts, room)
+        dropped = int((amounts - credited).sum())
+        if self.lots and self.lots[-1].expires == expires:
+            self.lots[-1].amount += credited
+        else:
+            self.lots.append(Lot(credited.copy(), expires))
+        total = int(amounts.sum())
+        self.granted += total
+        self.expired += dropped
+        return total, dropped
+
+    def spend(self, amounts: np.ndarray) -> None:
+        """Debit ``amounts`` per account, oldest lot first.  Raises if an account would go negative."""
+        need = amounts.astype(np.int64).copy()
+        if (need < 0).any():
+            raise ValueError("cannot spend a negative number of credits")
+        self.spent += int(need.sum())
+        for lot in self.lots:
+            take = np.minimum(lot.amount, need)
+            lot.amount -= take
+            need -= take
+        if need.any():
+            raise RuntimeError(f"ledger overdraft of {int(need.sum())} credits (engine bug)")
+        self._drop_empty()
+
+    def refund(self, amounts: np.ndarray, day: int, fallback_expires: int) -> None:
+        """Credit refunds per account into the newest lot (a new lot if the account holds none)."""
+        amounts = amounts.astype(np.int64)
+        total = int(amounts.sum())
+        if total == 0:
+            return
+        self.refunded += total
+        if not self.lots:
+            self.lots.append(Lot(np.zeros(self.n_accounts, dtype=np.int64), fallback_expires))
+        self.lots[-1].amount += amounts
+
+    def expire(self, day: int) -> int:
+        """Remove the lots whose expiry day has come; returns the credits that expired."""
+        gone = [lot for lot in self.lots if lot.expires <= day]
+        if not gone:
+            return 0
+        n = int(sum(int(lot.amount.sum()) for lot in gone))
+        self.lots = [lot for lot in self.lots if lot.expires > day]
+        self.expired += n
+        return n
+
+    def remap(self, new_account_of: np.ndarray) -> None:
+        """Move every lot to a new account structure (pooling switched on or off), conserving credits.
+
+        Each old account's lot is split evenly over its seats (remainders to the lowest ids), then the
+        seats' shares are summed into their new accounts.
+        """
+        sizes = self.account_sizes()
+        order = np.argsort(self.account_of, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size) - starts[self.account_of[order]]
+        n_new = int(new_account_of.max()) + 1 if new_account_of.size else 0
+        for lot in self.lots:
+            amt = lot.amount[self.account_of]
+            size = sizes[self.account_of]
+            share = amt // size + (rank < amt % size)
+            lot.amount = per_account(new_account_of, share, n_new)
+        self.account_of = new_account_of
+        self.n_accounts = n_new
+
+    def conserved(self) -> bool:
+        """granted == spent - refunded + expired + balance."""
+        return self.granted == self.spent - self.refunded + self.expired + self.total_balance()
+
+    def _drop_empty(self) -> None:
+        # keep the newest lot even when empty: refunds join it
+        if len(self.lots) > 1:
+            self.lots = [lot for lot in self.lots[:-1] if lot.amount.any()] + [self.lots[-1]]
+
+
+def allocate(desired: np.ndarray, account_of: np.ndarray, balance: np.ndarray) -> np.ndarray:
+    """How many of its desired InMails each recruiter can pay for today.
+
+    An account with enough credits serves every seat in full; a short account is shared in
+    proportion to demand, rounding down (exact integer arithmetic, never above the balance).
+    """
+    n_acc = balance.size
+    demand = np.bincount(account_of, weights=desired, minlength=n_acc).astype(np.int64)
+    bal_r = balance[account_of]
+    dem_r = demand[account_of]
+    short = dem_r > bal_r
+    allowed = np.where(short, (desired * bal_r) // np.maximum(dem_r, 1), desired)
+    return allowed.astype(np.int64)

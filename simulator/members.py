@@ -1,0 +1,129 @@
+"""The member population: who can be reached, who answers, how fast, and how tired they are.
+
+State is a handful of arrays over members, sorted by segment so that "a member of segment k"
+is a contiguous index range.  Fatigue decays lazily: each member stores its fatigue as of the
+last day it changed, and the population total is kept exactly (decay is the same for everyone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.config import Dist, Fatigue, MemberPopulation, ResponseModel
+
+
+def draw(dist: Dist, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` draws of a :class:`Dist` as float64."""
+    if dist.kind == "fixed":
+        return np.full(n, dist.a, dtype=np.float64)
+    if dist.kind == "uniform":
+        return rng.uniform(dist.a, dist.b, size=n)
+    if dist.kind == "beta":
+        return rng.beta(dist.a * dist.b, (1.0 - dist.a) * dist.b, size=n)
+    return dist.a * np.exp(dist.b * rng.standard_normal(n))
+
+
+def apportion(total: int, weights: np.ndarray) -> np.ndarray:
+    """Split ``total`` into integers proportional to ``weights`` (largest remainder, deterministic)."""
+    w = np.asarray(weights, dtype=np.float64)
+    exact = total * w / w.sum()
+    counts = np.floor(exact).astype(np.int64)
+    short = total - int(counts.sum())
+    if short > 0:
+        order = np.argsort(-(exact - counts), kind="stable")
+        counts[order[:short]] += 1
+    return counts
+
+
+def logit(p: float | np.ndarray) -> float | np.ndarray:
+    return np.log(p) - np.log1p(-p)
+
+
+@dataclass
+class Members:
+    """Member arrays (index = member id) plus fatigue state."""
+
+    segment: np.ndarray          # int16, non-decreasing
+    seg_start: np.ndarray        # int64 per segment
+    seg_size: np.ndarray         # int64 per segment
+    active: np.ndarray           # bool
+    logit: np.ndarray            # float64: logit(base_response[seg]) + eta_m
+    score: np.ndarray            # float64: what a skilled recruiter sees (logit, -inf if inactive)
+    check_prob: np.ndarray       # float64 in (0, 1]: chance of reading InMail on a given day
+    openness: np.ndarray         # float64 in [0, 1]: P(accept | answer)
+    fatigue: np.ndarray          # float64, value as of fatigue_day
+    fatigue_day: np.ndarray      # int32
+    received: np.ndarray         # int32 InMails received
+    unanswered: np.ndarray       # int32 InMails received without a response
+    total_fatigue: float = 0.0   # sum of all members' fatigue as of the current day
+
+    @property
+    def count(self) -> int:
+        return int(self.segment.size)
+
+    @property
+    def active_count(self) -> int:
+        return int(self.active.sum())
+
+
+def build_members(pop: MemberPopulation, response: ResponseModel, rng: np.random.Generator) -> Members:
+    """Draw a member population (same for every policy given the same stream)."""
+    n = pop.count
+    sizes = apportion(n, np.array([s.share for s in pop.segments]))
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    segment = np.repeat(np.arange(len(pop.segments), dtype=np.int16), sizes)
+    active = np.empty(n, dtype=bool)
+    base = np.empty(n, dtype=np.float64)
+    interval = np.empty(n, dtype=np.float64)
+    openness = np.empty(n, dtype=np.float64)
+    for k, seg in enumerate(pop.segments):
+        sl = slice(int(starts[k]), int(starts[k] + sizes[k]))
+        m = int(sizes[k])
+        active[sl] = rng.random(m) < seg.active_share
+        base[sl] = logit(seg.base_response)
+        interval[sl] = draw(seg.check_interval_days, m, rng)
+        openness[sl] = np.clip(draw(seg.openness, m, rng), 0.0, 1.0)
+    eta = response.member_heterogeneity_sd * rng.standard_normal(n) if response.member_heterogeneity_sd > 0 else 0.0
+    member_logit = base + eta
+    return Members(
+        segment=segment,
+        seg_start=starts,
+        seg_size=sizes.astype(np.int64),
+        active=active,
+        logit=member_logit,
+        score=np.where(active, member_logit, -np.inf),
+        check_prob=1.0 / np.maximum(interval, 1.0),
+        openness=openness,
+        fatigue=np.zeros(n, dtype=np.float64),
+        fatigue_day=np.zeros(n, dtype=np.int32),
+        received=np.zeros(n, dtype=np.int32),
+        unanswered=np.zeros(n, dtype=np.int32),
+    )
+
+
+def daily_decay(fatigue: Fatigue) -> float:
+    """Multiplicative fatigue decay per day."""
+    return float(2.0 ** (-1.0 / fatigue.half_life_days))
+
+
+def fatigue_now(members: Members, idx: np.ndarray, day: int, decay: float) -> np.ndarray:
+    """Fatigue of members ``idx`` as of ``day`` (start of day, before today's InMails)."""
+    age = day - members.fatigue_day[idx]
+    return members.fatigue[idx] * np.power(decay, age)
+
+
+def add_fatigue(members: Members, idx: np.ndarray, weight: np.ndarray, day: int, decay: float) -> None:
+    """Add today's InMails to the receivers' fatigue (duplicates in ``idx`` accumulate)."""
+    if idx.size == 0:
+        return
+    members.fatigue[idx] = fatigue_now(members, idx, day, decay)
+    members.fatigue_day[idx] = day
+    np.add.at(members.fatigue, idx, weight)
+    members.total_fatigue += float(weight.sum())
+
+
+def all_fatigue(members: Members, day: int, decay: float) -> np.ndarray:
+    """Every member's fatigue as of ``day`` (O(N): for end-of-run summaries only)."""
+    return members.fatigue * np.power(decay, day - members.fatigue_day)

@@ -1,0 +1,143 @@
+"""Named metrics of one replication: pure functions from engine tallies to numbers and tables.
+
+The names in :data:`METRIC_NAMES` are a public contract (analysts write regression tests
+against them); definitions follow POLICY_FACTS section 4.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+METRIC_NAMES: tuple[str, ...] = (
+    "sent", "sent_bulk", "sent_personalized", "responses", "accepted", "declined", "pending",
+    "response_rate", "acceptance_rate", "credits_granted", "credits_spent", "credits_refunded",
+    "credits_expired", "net_credit_burn", "credits_per_response", "stockout_recruiter_days",
+    "warnings", "improvement_periods", "inmails_per_active_member", "unanswered_per_active_member",
+    "mean_member_fatigue",
+)
+"""Per-replication metrics, in report order."""
+
+BREAKDOWN_KEYS: tuple[str, ...] = ("seat_type", "personalization_band", "behaviour", "group")
+"""Recruiter attributes a breakdown can be taken by."""
+
+BREAKDOWN_METRICS: tuple[str, ...] = (
+    "recruiters", "sent", "sent_bulk", "responses", "accepted", "response_rate", "acceptance_rate",
+    "credits_spent", "credits_refunded", "net_credit_burn", "sent_per_recruiter",
+    "net_credit_burn_per_recruiter", "stockout_recruiter_days", "warnings", "improvement_periods",
+)
+"""Metrics of one recruiter subgroup."""
+
+PERSONALIZATION_BANDS: tuple[str, ...] = ("low", "mid", "high")
+"""Bands of a recruiter's initial personalization: [0, 1/3), [1/3, 2/3), [2/3, 1]."""
+
+
+def ratio(num: float, den: float) -> float:
+    """num / den, or 0.0 when the denominator is zero (no NaN leaks into summaries)."""
+    return float(num) / float(den) if den else 0.0
+
+
+@dataclass(frozen=True)
+class RecruiterTally:
+    """Per-recruiter totals over a replication (eventual outcomes) and the recruiters' labels."""
+
+    seat_type: np.ndarray          # str labels, one per recruiter
+    behaviour: np.ndarray          # "fixed" / "adaptive"
+    group: np.ndarray              # recruiter group name
+    personalization_band: np.ndarray  # "low" / "mid" / "high"
+    sent: np.ndarray
+    sent_bulk: np.ndarray
+    responses: np.ndarray
+    accepted: np.ndarray
+    credits_spent: np.ndarray
+    credits_refunded: np.ndarray
+    stockout_recruiter_days: np.ndarray
+    warnings: np.ndarray
+    improvement_periods: np.ndarray
+
+
+@dataclass
+class ReplicationResult:
+    """What one replication of one policy returns.
+
+    ``metrics``: name -> value for every name in :data:`METRIC_NAMES`.
+    ``daily``: name -> array over sending days (see ``engine.DAILY_SERIES``).
+    ``recruiters``: per-recruiter tallies, for breakdowns.
+    """
+
+    policy: str
+    seed_entropy: int
+    spawn_key: tuple[int, ...]
+    metrics: dict[str, float]
+    daily: dict[str, np.ndarray]
+    recruiters: RecruiterTally
+    member_received: np.ndarray | None = None
+    member_unanswered: np.ndarray | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def metrics_frame(self) -> pd.DataFrame:
+        """Metrics as a one-row DataFrame (columns in :data:`METRIC_NAMES` order)."""
+        import pandas as pd
+
+        return pd.DataFrame([self.metrics], columns=list(METRIC_NAMES))
+
+    def daily_frame(self) -> pd.DataFrame:
+        """The daily time series as a DataFrame indexed by day."""
+        import pandas as pd
+
+        df = pd.DataFrame(self.daily)
+        df.index.name = "day"
+        return df
+
+    def breakdown(self, by: str = "seat_type") -> pd.DataFrame:
+        """Metrics per recruiter subgroup (``by`` in :data:`BREAKDOWN_KEYS`)."""
+        return breakdown_frame(self.recruiters, by)
+
+
+def breakdown_arrays(t: RecruiterTally, by: str) -> dict[str, dict[str, float]]:
+    """label -> {metric -> value} for the recruiters grouped by attribute ``by``."""
+    if by not in BREAKDOWN_KEYS:
+        raise ValueError(f"breakdown key must be one of {', '.join(BREAKDOWN_KEYS)}, got {by!r}")
+    labels = getattr(t, by)
+    out: dict[str, dict[str, float]] = {}
+    for label in sorted(set(labels.tolist())):
+        m = labels == label
+        n = int(m.sum())
+        sent = float(t.sent[m].sum())
+        resp = float(t.responses[m].sum())
+        acc = float(t.accepted[m].sum())
+        spent = float(t.credits_spent[m].sum())
+        refunded = float(t.credits_refunded[m].sum())
+        out[str(label)] = {
+            "recruiters": float(n),
+            "sent": sent,
+            "sent_bulk": float(t.sent_bulk[m].sum()),
+            "responses": resp,
+            "accepted": acc,
+            "response_rate": ratio(resp, sent),
+            "acceptance_rate": ratio(acc, sent),
+            "credits_spent": spent,
+            "credits_refunded": refunded,
+            "net_credit_burn": spent - refunded,
+            "sent_per_recruiter": ratio(sent, n),
+            "net_credit_burn_per_recruiter": ratio(spent - refunded, n),
+            "stockout_recruiter_days": float(t.stockout_recruiter_days[m].sum()),
+            "warnings": float(t.warnings[m].sum()),
+            "improvement_periods": float(t.improvement_periods[m].sum()),
+        }
+    return out
+
+
+def breakdown_frame(t: RecruiterTally, by: str) -> pd.DataFrame:
+    """:func:`breakdown_arrays` as a DataFrame indexed by the group label."""
+    import pandas as pd
+
+    data = breakdown_arrays(t, by)
+    df = pd.DataFrame.from_dict(data, orient="index", columns=list(BREAKDOWN_METRICS))
+    df.index.name = by
+    return df

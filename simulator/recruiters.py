@@ -1,0 +1,149 @@
+"""The recruiters (the agents): who they are, how much they want to send, and how they adapt.
+
+All recruiters live in parallel arrays; one call decides everybody's sends for a day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.config import POOLABLE_SEATS, SEAT_TYPES, Adaptation, Market, SendingModel
+from simulator.members import apportion, draw
+from simulator.metrics import PERSONALIZATION_BANDS
+
+
+@dataclass
+class Recruiters:
+    """Recruiter arrays (index = recruiter id)."""
+
+    seat: np.ndarray            # int8 index into SEAT_TYPES
+    group: np.ndarray           # int16 index into market.recruiters
+    adaptive: np.ndarray        # bool
+    team: np.ndarray            # int64 global team id (teams never span groups)
+    segment: np.ndarray         # int16 target segment
+    skill: np.ndarray           # float64 targeting skill in [0, 1]
+    budget: np.ndarray          # float64 minutes per day
+    pers0: np.ndarray           # initial personalization in [0, 1]
+    bulk0: np.ndarray           # initial bulk share in [0, 1]
+    vol0: np.ndarray            # initial desired InMails per weekday
+    pers: np.ndarray            # current personalization
+    bulk: np.ndarray            # current bulk share
+    vol: np.ndarray             # current desired volume
+    ewma_spent: np.ndarray      # recent credits spent per day
+    ewma_refunded: np.ndarray   # recent credits refunded per day
+
+    @property
+    def count(self) -> int:
+        return int(self.seat.size)
+
+    def poolable(self) -> np.ndarray:
+        """Whether each recruiter's seat type may pool credits with its team."""
+        ok = np.array([s in POOLABLE_SEATS for s in SEAT_TYPES])
+        return ok[self.seat]
+
+    def personalization_band(self) -> np.ndarray:
+        """'low' / 'mid' / 'high' by initial personalization (thirds of [0, 1])."""
+        idx = np.minimum((self.pers0 * 3.0).astype(np.int64), 2)
+        return np.asarray(PERSONALIZATION_BANDS, dtype=object)[idx]
+
+
+def build_recruiters(market: Market, rng: np.random.Generator, cost_reference: float) -> Recruiters:
+    """Draw the recruiters of every group, in group order (same for every policy)."""
+    nseg = len(market.members.segments)
+    seg_share = np.array([s.share for s in market.members.segments], dtype=np.float64)
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in (
+        "seat", "group", "adaptive", "team", "segment", "skill", "budget", "pers0", "bulk0", "vol0")}
+    next_team = 0
+    for gi, g in enumerate(market.recruiters):
+        n = g.count
+        weights = np.array(g.segment_weights, dtype=np.float64) if g.segment_weights is not None else seg_share
+        parts["seat"].append(np.full(n, SEAT_TYPES.index(g.seat_type), dtype=np.int8))
+        parts["group"].append(np.full(n, gi, dtype=np.int16))
+        parts["adaptive"].append(np.full(n, g.behaviour == "adaptive", dtype=bool))
+        parts["team"].append(next_team + np.arange(n, dtype=np.int64) // g.team_size)
+        next_team += -(-n // g.team_size)
+        seg = np.repeat(np.arange(nseg, dtype=np.int16), apportion(n, weights)) if n else np.zeros(0, np.int16)
+        parts["segment"].append(rng.permutation(seg))
+        parts["pers0"].append(np.clip(draw(g.personalization, n, rng), 0.0, 1.0))
+        parts["skill"].append(np.clip(draw(g.targeting_skill, n, rng), 0.0, 1.0))
+        parts["vol0"].append(np.maximum(draw(g.daily_volume, n, rng), 0.0))
+        parts["bulk0"].append(np.clip(draw(g.bulk_share, n, rng), 0.0, 1.0))
+        parts["budget"].append(np.maximum(draw(g.time_budget_minutes, n, rng), 0.0))
+    a = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in parts.items()}
+    vol0 = a["vol0"].astype(np.float64)
+    return Recruiters(
+        seat=a["seat"].astype(np.int8), group=a["group"].astype(np.int16), adaptive=a["adaptive"].astype(bool),
+        team=a["team"].astype(np.int64), segment=a["segment"].astype(np.int16), skill=a["skill"],
+        budget=a["budget"], pers0=a["pers0"], bulk0=a["bulk0"], vol0=vol0,
+        pers=a["pers0"].copy(), bulk=a["bulk0"].copy(), vol=vol0.copy(),
+        ewma_spent=vol0.copy(), ewma_refunded=vol0 * (1.0 - cost_reference),
+    )
+
+
+def one_to_one_minutes(rec: Recruiters, sending: SendingModel) -> np.ndarray:
+    """Minutes a one-to-one InMail takes: from the bulk cost at personalization 0 to the full cost at 1."""
+    return sending.minutes_bulk + (sending.minutes_personalized - sending.minutes_bulk) * rec.pers
+
+
+def desired_sends(
+    rec: Recruiters, sending: SendingModel, day_factor: float, bulk_allowed: np.ndarray, rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Today's wished-for (one-to-one, bulk) InMails per recruiter, within each one's time budget.
+
+    Counts are Poisson around ``vol * day_factor`` split by the bulk share; bulk is dropped where
+    it is not allowed (Improvement Period); if the InMails need more minutes than the budget,
+    both kinds are scaled down by the same factor.
+    """
+    lam = rec.vol * day_factor
+    n_bulk = rng.poisson(lam * rec.bulk)
+    n_one = rng.poisson(lam * (1.0 - rec.bulk))
+    n_bulk = np.where(bulk_allowed, n_bulk, 0)
+    minutes = n_one * one_to_one_minutes(rec, sending) + n_bulk * sending.minutes_bulk
+    over = minutes > rec.budget
+    if over.any():
+        scale = np.where(over, rec.budget / np.where(minutes > 0, minutes, 1.0), 1.0)
+        n_one = np.floor(n_one * scale).astype(np.int64)
+        n_bulk = np.floor(n_bulk * scale).astype(np.int64)
+    return n_one.astype(np.int64), n_bulk.astype(np.int64)
+
+
+def pressure(
+    rec: Recruiters, adaptation: Adaptation, balance_per_head: np.ndarray, days_to_grant: int,
+    warned: np.ndarray, in_improvement: np.ndarray,
+) -> np.ndarray:
+    """The incentive pressure P in [0, 1] each recruiter feels (docs/model.md, 'Adaptation').
+
+    cost      = clip((c - c_ref) / (1 - c_ref), 0, 1), c = 1 - refunded/spent over the recent past
+    scarcity  = clip(1 - balance / (expected net credit need until the next grant), 0, 1)
+    """
+    c = 1.0 - rec.ewma_refunded / np.maximum(rec.ewma_spent, 1e-9)
+    c = np.where(rec.ewma_spent > 1e-9, c, adaptation.cost_reference)
+    cost = np.clip((c - adaptation.cost_reference) / max(1.0 - adaptation.cost_reference, 1e-9), 0.0, 1.0)
+    need = rec.vol * np.clip(c, 0.0, 1.0) * max(days_to_grant, 1) + 1.0
+    scarcity = np.clip(1.0 - balance_per_head / need, 0.0, 1.0)
+    p = (adaptation.weight_cost * cost + adaptation.weight_scarcity * scarcity
+         + adaptation.weight_warning * warned + adaptation.weight_improvement * in_improvement)
+    return np.clip(p, 0.0, 1.0)
+
+
+def adapt(rec: Recruiters, adaptation: Adaptation, p: np.ndarray) -> None:
+    """Move adaptive recruiters a share ``speed`` of the way to the targets set by pressure ``p``."""
+    if not adaptation.enabled:
+        return
+    a = rec.adaptive
+    s = adaptation.speed
+    pers_t = rec.pers0 + (1.0 - rec.pers0) * adaptation.max_personalization_shift * p
+    bulk_t = rec.bulk0 * (1.0 - p)
+    vol_t = rec.vol0 * (1.0 - adaptation.max_volume_cut * p)
+    rec.pers = np.where(a, rec.pers + s * (pers_t - rec.pers), rec.pers)
+    rec.bulk = np.where(a, rec.bulk + s * (bulk_t - rec.bulk), rec.bulk)
+    rec.vol = np.where(a, rec.vol + s * (vol_t - rec.vol), rec.vol)
+
+
+def remember(rec: Recruiters, adaptation: Adaptation, spent: np.ndarray, refunded: np.ndarray) -> None:
+    """Update each recruiter's memory of credits spent and refunded (exponential, ``memory_days``)."""
+    w = 1.0 / adaptation.memory_days
+    rec.ewma_spent += w * (spent - rec.ewma_spent)
+    rec.ewma_refunded += w * (refunded - rec.ewma_refunded)

@@ -1,0 +1,112 @@
+"""The response-rate threshold: rolling review, one-time warning, Improvement Periods.
+
+The rolling window is kept as running per-seat sums fed by a day x seat calendar of deltas:
+InMails sent on day s enter the window on day s + maturity and leave it on s + maturity + window;
+a response with delay d enters on s + max(d, maturity) (if that is before the InMail leaves).
+Nothing is stored per message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.config import Threshold
+
+NOT_IN_IP = -1
+
+
+@dataclass
+class ThresholdBook:
+    """Per-seat threshold state."""
+
+    rule: Threshold
+    sends_delta: np.ndarray   # int32 [days, R]
+    resp_delta: np.ndarray    # int32 [days, R]
+    win_sends: np.ndarray     # int64 [R] sends in the window as of today
+    win_resp: np.ndarray      # int64 [R] responses counted in the window as of today
+    warned: np.ndarray        # bool: the one-time warning has been given
+    grace_until: np.ndarray   # int64: first day a breach can start an Improvement Period
+    ip_until: np.ndarray      # int64: first day after the Improvement Period (NOT_IN_IP if none)
+    warnings: np.ndarray      # int64 count per seat
+    improvement_periods: np.ndarray  # int64 count per seat (each period of P days, extensions too)
+
+    @classmethod
+    def open(cls, rule: Threshold, n_recruiters: int, n_days: int) -> ThresholdBook:
+        rows = n_days + rule.maturity_days + rule.window_days + 2 if rule.enabled else 1
+        cols = n_recruiters if rule.enabled else 0
+        z = np.zeros(n_recruiters, dtype=np.int64)
+        return cls(
+            rule=rule,
+            sends_delta=np.zeros((rows, cols), dtype=np.int32),
+            resp_delta=np.zeros((rows, cols), dtype=np.int32),
+            win_sends=z.copy(), win_resp=z.copy(), warned=np.zeros(n_recruiters, dtype=bool),
+            grace_until=z.copy(), ip_until=np.full(n_recruiters, NOT_IN_IP, dtype=np.int64),
+            warnings=z.copy(), improvement_periods=z.copy(),
+        )
+
+    def bulk_allowed(self, day: int) -> np.ndarray:
+        """Seats allowed to send bulk InMail today (not in an Improvement Period)."""
+        return self.ip_until <= day
+
+    def in_improvement(self, day: int) -> np.ndarray:
+        return self.ip_until > day
+
+    def in_grace(self, day: int) -> np.ndarray:
+        return self.warned & (self.grace_until > day)
+
+    def record(self, day: int, sends: np.ndarray, resp_rec: np.ndarray, resp_delay: np.ndarray) -> None:
+        """Book today's sends (per seat) and today's InMails' future responses (seat, delay) into the window."""
+        if not self.rule.enabled:
+            return
+        lag, width = self.rule.maturity_days, self.rule.window_days
+        self.sends_delta[day + lag] += sends.astype(np.int32)
+        self.sends_delta[day + lag + width] -= sends.astype(np.int32)
+        counted = resp_delay < lag + width
+        rec, d = resp_rec[counted], resp_delay[counted]
+        np.add.at(self.resp_delta, (day + np.maximum(d, lag), rec), 1)
+        self.resp_delta[day + lag + width] -= np.bincount(rec, minlength=self.win_resp.size).astype(np.int32)
+
+    def advance(self, day: int) -> None:
+        """Bring the window sums to ``day`` (call once per day, before the review)."""
+        if not self.rule.enabled:
+            return
+        self.win_sends += self.sends_delta[day]
+        self.win_resp += self.resp_delta[day]
+
+    def breach(self) -> np.ndarray:
+        """Seats that sent at least ``min_sends`` in the window with a response rate below ``min_rate``."""
+        r = self.rule
+        return (self.win_sends >= r.min_sends) & (self.win_resp < r.min_rate * self.win_sends)
+
+    def review(self, day: int, check_new_breaches: bool = True) -> tuple[int, int]:
+        """End-of-day review.  Returns (warnings issued, Improvement Periods started or extended).
+
+        Improvement Periods that end tonight are always re-checked; new breaches are looked for
+        only on review days (``check_new_breaches``).
+        """
+        if not self.rule.enabled:
+            return 0, 0
+        r = self.rule
+        breach = self.breach()
+        tomorrow = day + 1
+        ending = self.ip_until == tomorrow
+        extend = ending & breach
+        self.ip_until[ending & ~breach] = NOT_IN_IP
+        self.ip_until[extend] = tomorrow + r.improvement_days
+        n_ip = int(extend.sum())
+        n_warn = 0
+        if check_new_breaches:
+            free = (self.ip_until <= day) & ~extend
+            warn = free & breach & ~self.warned
+            start = free & breach & self.warned & (self.grace_until <= tomorrow)
+            self.warned |= warn
+            self.grace_until[warn] = tomorrow + r.ack_delay_days + r.warning_days
+            self.ip_until[start] = tomorrow + r.improvement_days
+            n_warn = int(warn.sum())
+            n_ip += int(start.sum())
+            self.warnings += warn
+            self.improvement_periods += start
+        self.improvement_periods += extend
+        return n_warn, n_ip
