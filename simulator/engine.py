@@ -25,7 +25,7 @@ from scipy.special import expit
 
 from simulator.config import SEAT_TYPES, Market, Phase, Policy, RunConfig
 from simulator.ledger import NEVER, Ledger, accounts_for, allocate, per_account
-from simulator.members import Members, add_fatigue, build_members, daily_decay, fatigue_now
+from simulator.members import FatigueClock, Members, build_members, daily_decay
 from simulator.metrics import METRIC_NAMES, RecruiterTally, ReplicationResult, ratio
 from simulator.recruiters import Recruiters, adapt, build_recruiters, desired_sends, pressure, remember
 from simulator.seeding import Streams, streams
@@ -48,7 +48,7 @@ def count_into(target: np.ndarray, idx: np.ndarray) -> None:
     if idx.size * 8 > target.size:
         target += np.bincount(idx, minlength=target.size).astype(target.dtype)
     else:
-        np.add.at(target, idx, 1)
+        np.add.at(target, idx, target.dtype.type(1))  # a typed scalar keeps ufunc.at on its fast path
 
 
 class Simulation:
@@ -67,7 +67,7 @@ class Simulation:
         self.ledger = Ledger.open(accounts_for(self.rec.team, self.poolable, self.phase.pooling))
         self.refund_cal = np.zeros((self.n_days + 1, R), dtype=np.int32)
         self.book = ThresholdBook.open(policy.threshold, R, self.horizon)
-        self.decay = daily_decay(market.fatigue)
+        self.fatigue = FatigueClock(self.members, daily_decay(market.fatigue))
         self._target_ranges()
         self._kind_index = np.arange(2 * R)
         z = np.zeros(R, dtype=np.int64)
@@ -199,8 +199,8 @@ class Simulation:
         date = self.date(t)
         phase = self.policy.phase_on(date)
         factor = market.sending.weekend_factor if date.weekday() >= 5 else 1.0
-        if market.fatigue.enabled and t > 0:
-            m.total_fatigue *= self.decay
+        if market.fatigue.enabled:
+            self.fatigue.advance(t)
         n_one, n_bulk = desired_sends(rec, market.sending, factor, self.book.bulk_allowed(t), rng.sending)
         desired = n_one + n_bulk
         allowed = allocate(desired, self.ledger.account_of, self.ledger.balance())
@@ -214,29 +214,31 @@ class Simulation:
         r = kind >> 1
         bulk = (kind & 1).astype(bool)
 
-        # targeting: a member of the recruiter's segment; skilled recruiters pick the better of two
+        # targeting: a member of the recruiter's segment; a skilled recruiter (probability = skill)
+        # looks at a second candidate and keeps the better one by static score
         tr = rng.targeting
         start, size = self.t_start[r], self.t_size[r]
-        first = start + (tr.random(r.size) * size).astype(np.int64)
-        second = start + (tr.random(r.size) * size).astype(np.int64)
-        pick2 = (tr.random(r.size) < rec.skill[r]) & (m.score[second] > m.score[first])
-        who = np.where(pick2, second, first)
+        who = start + (tr.random(r.size) * size).astype(np.int64)
+        look = np.flatnonzero(tr.random(r.size) < rec.skill[r])
+        second = start[look] + (tr.random(look.size) * size[look]).astype(np.int64)
+        better = m.score[second] > m.score[who[look]]
+        who[look[better]] = second[better]
 
-        # outcome: answer, accept, delay
+        # outcome: answer (score is -inf for inactive members, so p = 0), accept, delay
         resp = market.response
-        pers = np.where(bulk, rec.pers[r] * resp.bulk_personalization_factor, rec.pers[r])
-        z = m.logit[who] + resp.personalization_effect * (pers - resp.reference_personalization)
-        p = expit(z) * m.active[who]
+        pers = np.column_stack([rec.pers, rec.pers * resp.bulk_personalization_factor]).ravel()
+        offset = resp.personalization_effect * (pers - resp.reference_personalization)
+        score = m.score[who]
+        p = expit(score + offset[kind])
         if market.fatigue.enabled:
-            p *= np.exp(-market.fatigue.sensitivity * fatigue_now(m, who, t, self.decay))
+            p *= np.exp(-market.fatigue.sensitivity * self.fatigue.now(who))
         out = rng.outcomes
-        answered = out.random(r.size) < p
-        accepts = out.random(r.size) < m.openness[who]
-        ans_idx = np.flatnonzero(answered)
-        delay = out.geometric(m.check_prob[who[ans_idx]]) - 1
+        ans_idx = np.flatnonzero(out.random(r.size) < p)
+        ans_who = who[ans_idx]
+        delay = out.geometric(m.check_prob[ans_who]) - 1
         observed = delay <= resp.observation_days
         resp_idx, resp_delay = ans_idx[observed], delay[observed]
-        acc_idx = resp_idx[accepts[resp_idx]]
+        acc_idx = resp_idx[out.random(resp_idx.size) < m.openness[ans_who[observed]]]
         R = rec.count
 
         # refunds, by the rule in force on the send day
@@ -249,7 +251,7 @@ class Simulation:
         elif rule.kind == "on_response":
             ok = resp_delay <= rule.window_days
             rr = r[resp_idx[ok]]
-            np.add.at(self.refund_cal, (t + resp_delay[ok] + rule.latency_days, rr), 1)
+            np.add.at(self.refund_cal, (t + resp_delay[ok] + rule.latency_days, rr), np.int32(1))
             self.t_refund += np.bincount(rr, minlength=R)
 
         # threshold window, fatigue, member tallies
@@ -257,12 +259,12 @@ class Simulation:
         self.book.record(t, allowed, resp_rec, resp_delay)
         if market.fatigue.enabled:
             w = np.where(bulk, market.fatigue.weight_bulk, market.fatigue.weight_personalized)
-            add_fatigue(m, who, w, t, self.decay)
+            self.fatigue.add(who, w)
         count_into(m.received, who)
         no_answer = np.ones(r.size, dtype=bool)
         no_answer[resp_idx] = False
         count_into(m.unanswered, who[no_answer])
-        act = m.active[who]
+        act = np.isfinite(score)  # score is -inf exactly for inactive members
         self.received_active += int(act.sum())
         self.unanswered_active += int((act & no_answer).sum())
 

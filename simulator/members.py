@@ -1,8 +1,8 @@
 """The member population: who can be reached, who answers, how fast, and how tired they are.
 
 State is a handful of arrays over members, sorted by segment so that "a member of segment k"
-is a contiguous index range.  Fatigue decays lazily: each member stores its fatigue as of the
-last day it changed, and the population total is kept exactly (decay is the same for everyone).
+is a contiguous index range.  Fatigue decays lazily (see :class:`FatigueClock`), and the
+population total is kept exactly (decay is the same for everyone).
 """
 
 from __future__ import annotations
@@ -53,8 +53,7 @@ class Members:
     score: np.ndarray            # float64: what a skilled recruiter sees (logit, -inf if inactive)
     check_prob: np.ndarray       # float64 in (0, 1]: chance of reading InMail on a given day
     openness: np.ndarray         # float64 in [0, 1]: P(accept | answer)
-    fatigue: np.ndarray          # float64, value as of fatigue_day
-    fatigue_day: np.ndarray      # int32
+    fatigue: np.ndarray          # float64, scaled to the FatigueClock's reference day
     received: np.ndarray         # int32 InMails received
     unanswered: np.ndarray       # int32 InMails received without a response
     total_fatigue: float = 0.0   # sum of all members' fatigue as of the current day
@@ -97,7 +96,6 @@ def build_members(pop: MemberPopulation, response: ResponseModel, rng: np.random
         check_prob=1.0 / np.maximum(interval, 1.0),
         openness=openness,
         fatigue=np.zeros(n, dtype=np.float64),
-        fatigue_day=np.zeros(n, dtype=np.int32),
         received=np.zeros(n, dtype=np.int32),
         unanswered=np.zeros(n, dtype=np.int32),
     )
@@ -108,22 +106,44 @@ def daily_decay(fatigue: Fatigue) -> float:
     return float(2.0 ** (-1.0 / fatigue.half_life_days))
 
 
-def fatigue_now(members: Members, idx: np.ndarray, day: int, decay: float) -> np.ndarray:
-    """Fatigue of members ``idx`` as of ``day`` (start of day, before today's InMails)."""
-    age = day - members.fatigue_day[idx]
-    return members.fatigue[idx] * np.power(decay, age)
+class FatigueClock:
+    """Exact exponential decay of every member's fatigue without touching every member every day.
 
+    Member fatigue is stored scaled to a reference day: F_m(t) = G_m * decay**(t - ref).  Reading or
+    adding for a few members is one gather or one scatter; the population total decays exactly by
+    one multiplication a day.  When decay**(ref - t) grows large, G is rescaled (O(N), rarely).
+    """
 
-def add_fatigue(members: Members, idx: np.ndarray, weight: np.ndarray, day: int, decay: float) -> None:
-    """Add today's InMails to the receivers' fatigue (duplicates in ``idx`` accumulate)."""
-    if idx.size == 0:
-        return
-    members.fatigue[idx] = fatigue_now(members, idx, day, decay)
-    members.fatigue_day[idx] = day
-    np.add.at(members.fatigue, idx, weight)
-    members.total_fatigue += float(weight.sum())
+    RESCALE_AT = 1e150
 
+    def __init__(self, members: Members, decay: float) -> None:
+        self.members = members
+        self.log_decay = float(np.log(decay))
+        self.ref = 0
+        self.day = 0
+        self.scale = 1.0  # decay ** (day - ref)
 
-def all_fatigue(members: Members, day: int, decay: float) -> np.ndarray:
-    """Every member's fatigue as of ``day`` (O(N): for end-of-run summaries only)."""
-    return members.fatigue * np.power(decay, day - members.fatigue_day)
+    def advance(self, day: int) -> None:
+        """Move the clock to ``day`` (days only move forward)."""
+        m = self.members
+        m.total_fatigue *= float(np.exp(self.log_decay * (day - self.day)))
+        self.day = day
+        self.scale = float(np.exp(self.log_decay * (day - self.ref)))
+        if self.scale < 1.0 / self.RESCALE_AT:
+            m.fatigue *= self.scale
+            self.ref, self.scale = day, 1.0
+
+    def now(self, idx: np.ndarray) -> np.ndarray:
+        """Fatigue of members ``idx`` as of the clock's day (before today's InMails)."""
+        return self.members.fatigue[idx] * self.scale
+
+    def add(self, idx: np.ndarray, weight: np.ndarray) -> None:
+        """Add today's InMails to the receivers' fatigue (duplicates in ``idx`` accumulate)."""
+        if idx.size == 0:
+            return
+        np.add.at(self.members.fatigue, idx, weight / self.scale)
+        self.members.total_fatigue += float(weight.sum())
+
+    def all(self) -> np.ndarray:
+        """Every member's fatigue as of the clock's day (O(N): for summaries only)."""
+        return self.members.fatigue * self.scale
