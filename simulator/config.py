@@ -103,8 +103,8 @@ def fixed(value: float) -> Dist:
 class Segment:
     """A slice of the member population (an industry / region / group).
 
-    ``base_response`` is the chance that an active, unfatigued member of average
-    responsiveness answers an InMail of reference personalization.
+    ``base_response`` is the chance that an active, unfatigued member of median
+    responsiveness (eta = 0) answers an InMail of reference personalization.
     """
 
     name: str
@@ -150,8 +150,9 @@ class ResponseModel:
 class Fatigue:
     """Shared member fatigue: the externality of generic InMails (POLICY_FACTS section 6).
 
-    F_m(t+1) = F_m(t) * 2**(-1/half_life_days) + w_bulk * bulk_received + w_personalized * personalized_received
-    The answer probability is multiplied by exp(-sensitivity * F_m).
+    F_m(t+1) = (F_m(t) + w_bulk * bulk_received(t) + w_personalized * personalized_received(t)) * 2**(-1/half_life_days)
+    The answer probability of an InMail received on day t is multiplied by exp(-sensitivity * F_m(t)),
+    the fatigue at the start of that day.
     """
 
     enabled: bool = True
@@ -188,10 +189,11 @@ class MemberPopulation:
 class Adaptation:
     """The documented rule by which ``adaptive`` recruiters answer the policy's incentives.
 
-    Pressure P in [0, 1] = clip(w_cost * c + w_scarcity * s + w_warning * warned + w_improvement * in_ip, 0, 1)
+    Pressure P in [0, 1] = clip(w_cost * c + w_scarcity * s + w_warning * in_grace + w_improvement * in_ip, 0, 1)
     where c = clip((cost - cost_reference) / (1 - cost_reference), 0, 1) rescales the recruiter's own
     recent net credit cost per InMail (the cost under which nobody feels pressure is ``cost_reference``)
-    and s is the credit scarcity.
+    and s is the credit scarcity; in_grace is 1 during the warning period after the one-time warning,
+    in_ip is 1 during an Improvement Period.
     Targets: personalization pi0 + (1 - pi0) * max_personalization_shift * P,
     bulk share b0 * (1 - P), volume V0 * (1 - max_volume_cut * P); the state moves a share
     ``speed`` of the way to the target each day.
@@ -331,7 +333,8 @@ class Accrual:
     """What happens to unused credits.
 
     * ``unlimited``: they accumulate forever (the 2014 hoarding, seed 003).
-    * ``cap``: a monthly grant tops the account up to at most ``cap_months`` x its monthly allotment.
+    * ``cap``: a grant (monthly or one-off) is credited only up to a balance of ``cap_months`` x the
+      account's monthly allotment; the excess counts as expired.  Refunds are not capped.
     * ``expire``: each grant lot expires ``expire_days`` after it was granted (first in, first out).
     """
 
@@ -371,7 +374,9 @@ class Threshold:
     Any later breach: an Improvement Period of ``improvement_days`` with bulk disabled;
     at its end bulk returns only if the seat meets the threshold, otherwise another period.
     The window covers InMails sent between ``maturity_days + window_days - 1`` and
-    ``maturity_days`` days ago, counting the responses received so far.
+    ``maturity_days`` days ago, counting the responses received so far.  Only seats of
+    ``seat_types`` are reviewed: seed 004 is the policy of LinkedIn Recruiter (corporate and
+    professional services seats); other seat types are never warned.
     """
 
     enabled: bool = True
@@ -383,6 +388,7 @@ class Threshold:
     improvement_days: int = 14
     maturity_days: int = 0
     review_every_days: int = 1
+    seat_types: tuple[str, ...] = ("recruiter", "recruiter_professional_services")
 
     def __post_init__(self) -> None:
         _check(self.min_sends >= 1, "min_sends", f"must be >= 1, got {self.min_sends}")
@@ -393,6 +399,8 @@ class Threshold:
         _check(self.improvement_days >= 1, "improvement_days", "must be >= 1")
         _check(self.maturity_days >= 0, "maturity_days", "must be >= 0")
         _check(self.review_every_days >= 1, "review_every_days", "must be >= 1")
+        for s in self.seat_types:
+            _check(s in SEAT_TYPES, "seat_types", f"must be among {', '.join(SEAT_TYPES)}, got {s!r}")
 
 
 def _default_allotments() -> dict[str, int]:
@@ -473,7 +481,7 @@ class RunConfig:
     start_date: dt.date = dt.date(2015, 2, 1)
     horizon_days: int = 365
     record_daily: bool = True
-    resolve_outcomes: bool = True
+    """Return the daily time series (off: ``result.daily`` is empty, less to ship from workers)."""
 
     def __post_init__(self) -> None:
         _check(self.horizon_days >= 1, "horizon_days", f"must be >= 1, got {self.horizon_days}")

@@ -1,7 +1,7 @@
 """One replication of one credit policy: a simpy calendar around a vectorized daily step.
 
-simpy schedules the calendar - monthly grants, one-off grants, lot expiries, the switch date,
-threshold reviews and adaptation - each as its own process at a fixed time of day:
+simpy schedules the calendar - grants (monthly and one-off), lot expiries, the switch date,
+threshold reviews and adaptation - as processes that act at fixed times of day:
 
     t + 0.1 expiries   t + 0.2 switch   t + 0.3 grants   t + 0.5 sending and refunds
     t + 0.8 threshold review            t + 0.9 adaptation
@@ -41,14 +41,34 @@ DAILY_SERIES: tuple[str, ...] = (
 (eventual outcomes of that day's cohort); credit flows are by the day they happen."""
 
 
-def count_into(target: np.ndarray, idx: np.ndarray) -> None:
-    """target[idx] += 1 for every occurrence in idx (bincount when dense, add.at when sparse)."""
-    if idx.size == 0:
-        return
-    if idx.size * 8 > target.size:
-        target += np.bincount(idx, minlength=target.size).astype(target.dtype)
-    else:
-        np.add.at(target, idx, target.dtype.type(1))  # a typed scalar keeps ufunc.at on its fast path
+class CountBuffer:
+    """Per-member counters fed with index batches: buffered, then counted with one bincount.
+
+    ``np.add.at`` per day costs a random scatter per InMail; collecting indices and flushing
+    with ``np.bincount`` once the buffer holds about as many entries as there are members keeps
+    the cost near a sequential pass, and memory bounded by the member count.
+    """
+
+    def __init__(self, target: np.ndarray) -> None:
+        self.target = target
+        self.buf = np.empty(max(target.size, 1 << 16), dtype=np.int64)
+        self.n = 0
+
+    def add(self, idx: np.ndarray) -> None:
+        if self.n + idx.size > self.buf.size:
+            self.flush()
+        if idx.size > self.buf.size:
+            self.target += np.bincount(idx, minlength=self.target.size).astype(self.target.dtype)
+            return
+        self.buf[self.n:self.n + idx.size] = idx
+        self.n += idx.size
+
+    def flush(self) -> np.ndarray:
+        if self.n:
+            counts = np.bincount(self.buf[:self.n], minlength=self.target.size)
+            self.target += counts.astype(self.target.dtype)
+            self.n = 0
+        return self.target
 
 
 class Simulation:
@@ -66,12 +86,17 @@ class Simulation:
         self.poolable = self.rec.poolable()
         self.ledger = Ledger.open(accounts_for(self.rec.team, self.poolable, self.phase.pooling))
         self.refund_cal = np.zeros((self.n_days + 1, R), dtype=np.int32)
-        self.book = ThresholdBook.open(policy.threshold, R, self.horizon)
+        subject = np.isin(np.asarray(SEAT_TYPES)[self.rec.seat], policy.threshold.seat_types)
+        self.book = ThresholdBook.open(policy.threshold, subject, self.horizon)
+        self.env = simpy.Environment()
+        self._expiry_days: set[int] = set()
         self.fatigue = FatigueClock(self.members, daily_decay(market.fatigue))
         self._target_ranges()
         self._kind_index = np.arange(2 * R)
         z = np.zeros(R, dtype=np.int64)
         self.t_sent, self.t_bulk, self.t_resp, self.t_acc, self.t_refund, self.t_stockout = (z.copy() for _ in range(6))
+        self.received = CountBuffer(self.members.received)
+        self.unanswered = CountBuffer(self.members.unanswered)
         self.received_active = 0
         self.unanswered_active = 0
         self.refunded_today = np.zeros(R, dtype=np.float64)
@@ -136,12 +161,17 @@ class Simulation:
             cap = cap.astype(np.int64)
         elif acc.kind == "expire":
             expires = t + acc.expire_days
-            if expires < self.horizon:
-                env.process(self._expire(env, expires))
+            self._schedule_expiry(expires)
         granted, dropped = self.ledger.grant(amounts, expires, cap)
         if t < self.horizon:
             self.daily["credits_granted"][t] += granted
             self.daily["credits_expired"][t] += dropped
+
+    def _schedule_expiry(self, day: int) -> None:
+        """Expire lots on ``day`` (only inside the horizon: the resolution tail is not time passing for credits)."""
+        if day < self.horizon and day not in self._expiry_days:
+            self._expiry_days.add(day)
+            self.env.process(self._expire(self.env, day))
 
     def _expire(self, env: simpy.Environment, day: int) -> Generator[Any, Any, None]:
         yield self._at(env, day + 0.1)
@@ -260,10 +290,10 @@ class Simulation:
         if market.fatigue.enabled:
             w = np.where(bulk, market.fatigue.weight_bulk, market.fatigue.weight_personalized)
             self.fatigue.add(who, w)
-        count_into(m.received, who)
+        self.received.add(who)
         no_answer = np.ones(r.size, dtype=bool)
         no_answer[resp_idx] = False
-        count_into(m.unanswered, who[no_answer])
+        self.unanswered.add(who[no_answer])
         act = np.isfinite(score)  # score is -inf exactly for inactive members
         self.received_active += int(act.sum())
         self.unanswered_active += int((act & no_answer).sum())
@@ -302,6 +332,8 @@ class Simulation:
         lg = self.ledger
         phase = self.policy.phase_on(self.date(min(t, self.horizon - 1)))
         fallback = t + phase.accrual.expire_days if phase.accrual.kind == "expire" else NEVER
+        if not lg.lots and fallback != NEVER:
+            self._schedule_expiry(fallback)
         lg.refund(per_account(lg.account_of, due, lg.n_accounts), t, fallback)
         if t < self.horizon:
             self.daily["credits_refunded"][t] += int(due.sum())
@@ -309,7 +341,7 @@ class Simulation:
     # ------------------------------------------------------------------ run and summarize
 
     def execute(self) -> ReplicationResult:
-        env = simpy.Environment()
+        env = self.env
         for proc in (self._grants, self._switch, self._days, self._reviews, self._adaptation):
             env.process(proc(env))
         env.run(until=self.n_days + 1)
@@ -373,8 +405,8 @@ class Simulation:
         }
         return ReplicationResult(
             policy=self.policy.name, seed_entropy=self.rng.seed_entropy, spawn_key=self.rng.spawn_key,
-            metrics=metrics, daily=dict(d), recruiters=tally,
-            member_received=m.received, member_unanswered=m.unanswered, extra=extra,
+            metrics=metrics, daily=dict(d) if self.run.record_daily else {}, recruiters=tally,
+            member_received=self.received.flush(), member_unanswered=self.unanswered.flush(), extra=extra,
         )
 
 

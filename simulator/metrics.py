@@ -99,13 +99,24 @@ class ReplicationResult:
         return breakdown_frame(self.recruiters, by)
 
 
+def _label_order(by: str, present: set[str]) -> list[str]:
+    """Labels in their natural order (seat types as in SEAT_TYPES, bands low -> high), else sorted."""
+    from simulator.config import SEAT_TYPES
+
+    natural = {"seat_type": SEAT_TYPES, "personalization_band": PERSONALIZATION_BANDS,
+               "behaviour": ("fixed", "adaptive")}.get(by)
+    if natural is None:
+        return sorted(present)
+    return [x for x in natural if x in present] + sorted(present - set(natural))
+
+
 def breakdown_arrays(t: RecruiterTally, by: str) -> dict[str, dict[str, float]]:
     """label -> {metric -> value} for the recruiters grouped by attribute ``by``."""
     if by not in BREAKDOWN_KEYS:
         raise ValueError(f"breakdown key must be one of {', '.join(BREAKDOWN_KEYS)}, got {by!r}")
     labels = getattr(t, by)
     out: dict[str, dict[str, float]] = {}
-    for label in sorted(set(labels.tolist())):
+    for label in _label_order(by, set(labels.tolist())):
         m = labels == label
         n = int(m.sum())
         sent = float(t.sent[m].sum())

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MECHANISMS: tuple[str, ...] = ("members", "recruiters", "sending", "targeting", "outcomes", "threshold")
+MECHANISMS: tuple[str, ...] = ("members", "recruiters", "sending", "targeting", "outcomes")
 """Stream names, in spawn order (never reorder: it would change every number)."""
 
 
@@ -24,7 +24,6 @@ class Streams:
     sending: np.random.Generator
     targeting: np.random.Generator
     outcomes: np.random.Generator
-    threshold: np.random.Generator
     seed_entropy: int
     spawn_key: tuple[int, ...]
 

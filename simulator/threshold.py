@@ -31,9 +31,12 @@ class ThresholdBook:
     ip_until: np.ndarray      # int64: first day after the Improvement Period (NOT_IN_IP if none)
     warnings: np.ndarray      # int64 count per seat
     improvement_periods: np.ndarray  # int64 count per seat (each period of P days, extensions too)
+    subject: np.ndarray       # bool: the seat's type is reviewed at all
 
     @classmethod
-    def open(cls, rule: Threshold, n_recruiters: int, n_days: int) -> ThresholdBook:
+    def open(cls, rule: Threshold, subject: np.ndarray, n_days: int) -> ThresholdBook:
+        """Empty book for seats ``subject`` (a bool per recruiter) over ``n_days`` sending days."""
+        n_recruiters = subject.size
         rows = n_days + rule.maturity_days + rule.window_days + 2 if rule.enabled else 1
         cols = n_recruiters if rule.enabled else 0
         z = np.zeros(n_recruiters, dtype=np.int64)
@@ -43,7 +46,7 @@ class ThresholdBook:
             resp_delta=np.zeros((rows, cols), dtype=np.int32),
             win_sends=z.copy(), win_resp=z.copy(), warned=np.zeros(n_recruiters, dtype=bool),
             grace_until=z.copy(), ip_until=np.full(n_recruiters, NOT_IN_IP, dtype=np.int64),
-            warnings=z.copy(), improvement_periods=z.copy(),
+            warnings=z.copy(), improvement_periods=z.copy(), subject=subject.astype(bool),
         )
 
     def bulk_allowed(self, day: int) -> np.ndarray:
@@ -78,7 +81,7 @@ class ThresholdBook:
     def breach(self) -> np.ndarray:
         """Seats that sent at least ``min_sends`` in the window with a response rate below ``min_rate``."""
         r = self.rule
-        return (self.win_sends >= r.min_sends) & (self.win_resp < r.min_rate * self.win_sends)
+        return self.subject & (self.win_sends >= r.min_sends) & (self.win_resp < r.min_rate * self.win_sends)
 
     def review(self, day: int, check_new_breaches: bool = True) -> tuple[int, int]:
         """End-of-day review.  Returns (warnings issued, Improvement Periods started or extended).
