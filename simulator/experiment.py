@@ -1,0 +1,462 @@
+"""Monte Carlo experiments: replications of every policy on common random numbers, and their statistics.
+
+Replication ``i`` of every policy is run with ``replication_seed(root_seed, i)``, so the policies
+face the same members, recruiters and random streams; differences are taken replication by
+replication (paired) and summarized with Student-t intervals.  Replications can run on any
+:class:`concurrent.futures.Executor`; results are collected by (policy, index), never by
+completion order, so the numbers do not depend on the executor or the number of workers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from simulator.config import Market, Policy, RunConfig
+from simulator.metrics import BREAKDOWN_KEYS, BREAKDOWN_METRICS, METRIC_NAMES, ReplicationResult, breakdown_arrays
+from simulator.scenario import Overrides, Scenario, load_scenario, with_changes
+from simulator.seeding import replication_seed
+
+MAIN_METRICS: tuple[tuple[str, bool], ...] = (("response_rate", False), ("net_credit_burn", True))
+"""The main comparison: (metric, judged relative to the baseline?) - what ``--precision`` targets."""
+
+CONFIDENCE = 0.95
+ALPHA = 1.0 - CONFIDENCE
+
+Progress = Callable[[int, int], None]
+"""Called as ``progress(done, total)`` after each finished replication."""
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass(frozen=True)
+class Record:
+    """What one (policy, replication) returns to the experiment: small and picklable."""
+
+    policy: str
+    replication: int
+    root_seed: int
+    seed_entropy: int
+    spawn_key: tuple[int, ...]
+    metrics: dict[str, float]
+    daily: dict[str, np.ndarray]
+    breakdowns: dict[str, dict[str, dict[str, float]]]
+
+
+def run_single(market: Market, policy: Policy, run: RunConfig, root_seed: int, index: int) -> ReplicationResult:
+    """Re-run replication ``index`` of one policy alone: everything comes from (root seed, index)."""
+    from simulator.engine import run_replication
+
+    return run_replication(market, policy, run, seed=replication_seed(root_seed, index))
+
+
+def _run_task(market: Market, policy: Policy, run: RunConfig, root_seed: int, index: int) -> Record:
+    result = run_single(market, policy, run, root_seed, index)
+    return Record(
+        policy=policy.name, replication=index, root_seed=root_seed, seed_entropy=result.seed_entropy,
+        spawn_key=tuple(result.spawn_key), metrics={k: float(result.metrics[k]) for k in METRIC_NAMES},
+        daily={k: np.asarray(v, dtype=np.float64) for k, v in result.daily.items()},
+        breakdowns={by: breakdown_arrays(result.recruiters, by) for by in BREAKDOWN_KEYS},
+    )
+
+
+class SerialExecutor(Executor):
+    """Runs each task at once in the calling process (the default; easiest to debug)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        fut: Future[Any] = Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # handed to the caller through the future
+            fut.set_exception(exc)
+        return fut
+
+
+class ReplicationError(RuntimeError):
+    """A replication raised; names the policy and index so it can be re-run alone."""
+
+
+def run_records(scenario: Scenario, indices: Iterable[int], executor: Executor,
+                progress: Callable[[], None] | None = None) -> dict[tuple[str, int], Record]:
+    """Run every policy for each replication index; return records keyed by (policy, index)."""
+    futures: dict[Future[Record], tuple[str, int]] = {}
+    for i in indices:
+        for name in scenario.policy_names:
+            fut = executor.submit(_run_task, scenario.market, scenario.policies[name], scenario.run,
+                                  scenario.root_seed, i)
+            futures[fut] = (name, i)
+    out: dict[tuple[str, int], Record] = {}
+    try:
+        for fut in as_completed(futures):
+            key = futures[fut]
+            try:
+                out[key] = fut.result()
+            except Exception as exc:
+                raise ReplicationError(
+                    f"replication {key[1]} of policy {key[0]!r} failed ({type(exc).__name__}: {exc}); "
+                    f"re-run it alone with root seed {scenario.root_seed} and index {key[1]}") from exc
+            if progress is not None:
+                progress()
+    finally:
+        for fut in futures:
+            fut.cancel()
+    return out
+
+
+@dataclass(frozen=True)
+class PrecisionReport:
+    """How a ``--precision`` run ended."""
+
+    target: float
+    reached: bool
+    replications: int
+    cap: int
+    half_widths: dict[str, float]
+
+    @property
+    def message(self) -> str:
+        worst = max(self.half_widths.items(), key=lambda kv: kv[1]) if self.half_widths else ("-", math.nan)
+        if self.reached:
+            return (f"precision target {self.target:g} reached after {self.replications} replications "
+                    f"(widest half-width: {worst[0]} {worst[1]:.3g})")
+        return (f"replication cap {self.cap} hit before the precision target {self.target:g} "
+                f"(widest half-width: {worst[0]} {worst[1]:.3g})")
+
+
+def run_experiment(
+    scenario: Scenario, *, replications: int | None = None, root_seed: int | None = None,
+    executor: Executor | None = None, workers: int | None = None, precision: float | None = None,
+    max_replications: int | None = None, indices: Sequence[int] | None = None, progress: Progress | None = None,
+) -> Results:
+    """Run the scenario's policies on common random numbers and return :class:`Results`.
+
+    ``executor``: any ``concurrent.futures.Executor`` (left open); else ``workers`` > 1 starts a
+    process pool, otherwise replications run serially.  ``precision``: keep adding replications
+    until the 95% CI half-width of every main difference (:data:`MAIN_METRICS`: response-rate
+    difference in absolute terms, net-credit-burn change relative to the baseline) is at most
+    ``precision``, or ``max_replications`` is reached.  ``indices``: run only these replication
+    indices (e.g. ``[7]`` to re-run replication 7 alone).
+    """
+    scenario = with_changes(scenario, replications=replications, root_seed=root_seed,
+                            max_replications=max_replications)
+    if precision is not None and precision <= 0:
+        raise ValueError(f"precision must be > 0, got {precision}")
+    owned: Executor | None = None
+    if executor is None:
+        executor = owned = ProcessPoolExecutor(max_workers=workers) if workers and workers > 1 else SerialExecutor()
+    npol = len(scenario.policies)
+    n0 = scenario.replications
+    if precision is not None:  # a CI needs a few replications to start from
+        n0 = max(n0, min(3, scenario.max_replications))
+    first = list(indices) if indices is not None else list(range(n0))
+    total = len(first) * npol
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    report: PrecisionReport | None = None
+    try:
+        records = run_records(scenario, first, executor, tick)
+        n = len(first)
+        while precision is not None and indices is None:
+            widths = precision_half_widths(_replication_frame(records.values()), scenario.baseline)
+            worst = max(widths.values(), default=math.inf)
+            cap = scenario.max_replications
+            if worst <= precision or n >= cap:
+                report = PrecisionReport(precision, worst <= precision, n, cap, widths)
+                break
+            needed = math.ceil(n * (worst / precision) ** 2 * 1.1) if math.isfinite(worst) else 2 * n
+            new_n = min(cap, max(n + 1, min(needed, 4 * n)))
+            total += (new_n - n) * npol
+            records.update(run_records(scenario, range(n, new_n), executor, tick))
+            n = new_n
+    finally:
+        if owned is not None:
+            owned.shutdown(cancel_futures=True)
+    if indices is None:
+        scenario = with_changes(scenario, replications=n)
+    ordered = [records[(p, i)] for i in sorted({i for _, i in records}) for p in scenario.policy_names]
+    return Results(
+        scenario=scenario,
+        replications=_replication_frame(ordered),
+        timeseries=_timeseries_frame(ordered),
+        breakdown_replications=_breakdown_frame(ordered),
+        precision=report,
+    )
+
+
+def run_scenario(source: str | Path | Mapping[str, Any], overrides: Overrides = (), **options: Any) -> Results:
+    """Load a scenario (file path or mapping, with ``--set``-style overrides) and run it.
+
+    ``options`` go to :func:`run_experiment` (``replications``, ``root_seed``, ``workers``,
+    ``precision``, ...).  The notebook one-liner::
+
+        res = run_scenario("scenarios/old_vs_new.yaml", ["market.members.count=20000"], replications=5)
+        res.comparison, res.summary, res.replications, res.timeseries
+    """
+    return run_experiment(load_scenario(source, overrides), **options)
+
+
+# --------------------------------------------------------------------------- frames
+
+
+def _replication_frame(records: Iterable[Record]) -> pd.DataFrame:
+    rows = [{"policy": r.policy, "replication": r.replication, "seed": r.root_seed, **r.metrics} for r in records]
+    return pd.DataFrame(rows, columns=["policy", "replication", "seed", *METRIC_NAMES])
+
+
+def _timeseries_frame(records: Sequence[Record]) -> pd.DataFrame:
+    parts = []
+    for r in records:
+        for metric, values in r.daily.items():
+            n = len(values)
+            parts.append(pd.DataFrame({
+                "policy": r.policy, "replication": r.replication, "day": np.arange(n, dtype=np.int64),
+                "metric": metric, "value": values,
+            }))
+    if not parts:
+        return pd.DataFrame(columns=["policy", "replication", "day", "metric", "value"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def _breakdown_frame(records: Sequence[Record]) -> pd.DataFrame:
+    rows = [
+        {"by": by, "label": label, "policy": r.policy, "replication": r.replication, **values}
+        for r in records for by, groups in r.breakdowns.items() for label, values in groups.items()
+    ]
+    return pd.DataFrame(rows, columns=["by", "label", "policy", "replication", *BREAKDOWN_METRICS])
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _t_half_width(sd: np.ndarray | float, n: np.ndarray | float) -> np.ndarray:
+    """Half-width of the 95% Student-t interval of a mean (NaN when n < 2)."""
+    n = np.asarray(n, dtype=np.float64)
+    sd = np.asarray(sd, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q = stats.t.ppf(1.0 - ALPHA / 2.0, np.where(n >= 2, n - 1, np.nan))
+        return q * sd / np.sqrt(n)
+
+
+def _long(frame: pd.DataFrame, keys: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
+    return frame.melt(id_vars=[*keys, "policy", "replication"], value_vars=list(metrics),
+                      var_name="metric", value_name="value")
+
+
+def _in_input_order(out: pd.DataFrame, frame: pd.DataFrame, keys: Sequence[str],
+                    metrics: Sequence[str]) -> pd.DataFrame:
+    """Sort rows by (keys as first seen in ``frame``, policy as first seen, metric as listed)."""
+    cols: list[str] = []
+    ranks: dict[str, pd.Series] = {}
+    if keys:
+        seen = frame[list(keys)].drop_duplicates()
+        rank = {tuple(row): i for i, row in enumerate(seen.itertuples(index=False))}
+        ranks["_k"] = pd.Series([rank[tuple(r)] for r in out[list(keys)].itertuples(index=False)], index=out.index)
+        cols.append("_k")
+    pol_rank = {p: i for i, p in enumerate(frame["policy"].drop_duplicates())}
+    ranks["_p"] = out["policy"].map(pol_rank)
+    met_rank = {m: i for i, m in enumerate(metrics)}
+    ranks["_m"] = out["metric"].map(met_rank)
+    cols += ["_p", "_m"]
+    tmp = out.assign(**ranks).sort_values(cols, kind="stable")
+    return tmp.drop(columns=cols).reset_index(drop=True)
+
+
+def summarize(frame: pd.DataFrame, metrics: Sequence[str] = METRIC_NAMES, keys: Sequence[str] = ()) -> pd.DataFrame:
+    """Per policy (and ``keys``) and metric: mean, std, 95% t-interval, n."""
+    long = _long(frame, keys, metrics)
+    g = long.groupby([*keys, "policy", "metric"], sort=False)["value"]
+    out = g.agg(mean="mean", std="std", n="count").reset_index()
+    hw = _t_half_width(out["std"].to_numpy(), out["n"].to_numpy())
+    out["ci_low"] = out["mean"] - hw
+    out["ci_high"] = out["mean"] + hw
+    out = out[[*keys, "policy", "metric", "mean", "std", "ci_low", "ci_high", "n"]]
+    return _in_input_order(out, frame, keys, metrics)
+
+
+COMPARISON_COLUMNS: tuple[str, ...] = (
+    "metric", "baseline", "policy", "diff", "ci_low", "ci_high", "rel_change", "p_value",
+    "baseline_mean", "policy_mean", "n", "rel_ci_low", "rel_ci_high",
+    "unpaired_ci_low", "unpaired_ci_high", "ci_shrink", "significant",
+)
+"""Columns of :func:`compare` (the first eight are the ``comparison.csv`` contract)."""
+
+
+def compare(frame: pd.DataFrame, baseline: str, metrics: Sequence[str] = METRIC_NAMES,
+            keys: Sequence[str] = ()) -> pd.DataFrame:
+    """Paired differences of every other policy against ``baseline``, replication by replication.
+
+    ``diff``/``ci_*``/``p_value``: mean of (policy - baseline) over the replications both have, its
+    95% t-interval and two-sided paired t-test p-value.  ``rel_*``: the same divided by the
+    baseline mean.  ``unpaired_*``: the Welch interval that ignores the pairing; ``ci_shrink`` is
+    how much narrower the paired interval is (0.8 = 80% narrower).
+    """
+    empty = pd.DataFrame(columns=[*keys, *COMPARISON_COLUMNS])
+    long = _long(frame, keys, metrics)
+    idx = [*keys, "metric", "replication"]
+    by_policy = {p: g.set_index(idx)["value"] for p, g in long.groupby("policy", sort=False)}
+    if baseline not in by_policy:
+        return empty
+    base = by_policy[baseline]
+    gkeys = [*keys, "metric"]
+    parts = []
+    for pol, values in by_policy.items():
+        if pol == baseline:
+            continue
+        pair = pd.concat({"b": base, "p": values}, axis=1, join="inner").dropna()
+        pair["d"] = pair["p"] - pair["b"]
+        g = pair.groupby(level=gkeys, sort=False)
+        agg = pd.DataFrame({
+            "baseline_mean": g["b"].mean(), "policy_mean": g["p"].mean(), "diff": g["d"].mean(),
+            "sd_d": g["d"].std(), "sd_b": g["b"].std(), "sd_p": g["p"].std(), "n": g["d"].count(),
+        }).reset_index()
+        agg["baseline"] = baseline
+        agg["policy"] = pol
+        parts.append(agg)
+    if not parts:
+        return empty
+    out = pd.concat(parts, ignore_index=True)
+    n = out["n"].to_numpy(dtype=np.float64)
+    diff = out["diff"].to_numpy(dtype=np.float64)
+    sd_d = out["sd_d"].to_numpy(dtype=np.float64)
+    dof = np.where(n >= 2, n - 1, np.nan)
+    hw = _t_half_width(sd_d, n)
+    out["ci_low"] = diff - hw
+    out["ci_high"] = diff + hw
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = 2.0 * stats.t.sf(np.abs(diff / (sd_d / np.sqrt(n))), dof)
+    p = np.where((n >= 2) & (sd_d == 0), np.where(diff == 0, 1.0, 0.0), p)
+    out["p_value"] = np.where(n < 2, np.nan, p)
+    bmean = out["baseline_mean"].to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.where(bmean != 0, 1.0 / np.abs(bmean), np.nan)
+        out["rel_change"] = np.where(bmean != 0, diff / bmean, np.nan)
+        out["rel_ci_low"] = (diff - hw) * scale
+        out["rel_ci_high"] = (diff + hw) * scale
+        vb = out["sd_b"].to_numpy(dtype=np.float64) ** 2 / n
+        vp = out["sd_p"].to_numpy(dtype=np.float64) ** 2 / n
+        welch_df = (vb + vp) ** 2 / (vb**2 / (n - 1) + vp**2 / (n - 1))
+        welch_df = np.where(np.isfinite(welch_df), welch_df, dof)
+        uhw = stats.t.ppf(1.0 - ALPHA / 2.0, welch_df) * np.sqrt(vb + vp)
+        out["unpaired_ci_low"] = diff - uhw
+        out["unpaired_ci_high"] = diff + uhw
+        out["ci_shrink"] = np.where(uhw > 0, 1.0 - hw / uhw, np.nan)
+    out["significant"] = (out["p_value"] < ALPHA) & ((out["ci_low"] > 0) | (out["ci_high"] < 0))
+    return _in_input_order(out[[*keys, *COMPARISON_COLUMNS]], frame, keys, metrics)
+
+
+def precision_half_widths(frame: pd.DataFrame, baseline: str) -> dict[str, float]:
+    """CI half-widths of the main comparison (see :data:`MAIN_METRICS`), keyed ``policy:metric``.
+
+    With a single policy, the half-widths of its own means are used instead.
+    """
+    names = [m for m, _ in MAIN_METRICS]
+    relative = dict(MAIN_METRICS)
+    out: dict[str, float] = {}
+    if frame["policy"].nunique() > 1:
+        comp = compare(frame, baseline, names)
+        for row in comp.itertuples(index=False):
+            lo, hi = (row.rel_ci_low, row.rel_ci_high) if relative[row.metric] else (row.ci_low, row.ci_high)
+            out[f"{row.policy}:{row.metric}"] = _finite_half(lo, hi)
+    else:
+        summ = summarize(frame, names)
+        for row in summ.itertuples(index=False):
+            hw = 0.5 * (row.ci_high - row.ci_low)
+            if relative[row.metric]:
+                hw = hw / abs(row.mean) if row.mean else math.inf
+            out[f"{row.policy}:{row.metric}"] = hw if math.isfinite(hw) else math.inf
+    return out
+
+
+def _finite_half(lo: float, hi: float) -> float:
+    hw = 0.5 * (float(hi) - float(lo))
+    return hw if math.isfinite(hw) else math.inf
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class Results:
+    """The outcome of an experiment, as pandas DataFrames.
+
+    ``replications``: one row per (policy, replication) with ``seed`` (the root seed; replication
+    ``r`` used ``replication_seed(seed, r)``) and a column per metric.  ``timeseries``: tidy daily
+    series (policy, replication, day, metric, value).  ``breakdown_replications``: per recruiter
+    subgroup (by, label), policy and replication.  The statistics are derived from these.
+    """
+
+    scenario: Scenario
+    replications: pd.DataFrame
+    timeseries: pd.DataFrame
+    breakdown_replications: pd.DataFrame
+    precision: PrecisionReport | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def baseline(self) -> str:
+        return self.scenario.baseline
+
+    @property
+    def n_replications(self) -> int:
+        return int(self.replications["replication"].nunique())
+
+    @cached_property
+    def summary(self) -> pd.DataFrame:
+        """policy, metric, mean, std, ci_low, ci_high, n."""
+        return summarize(self.replications)
+
+    @cached_property
+    def comparison(self) -> pd.DataFrame:
+        """Paired differences against the baseline (see :func:`compare`)."""
+        return compare(self.replications, self.baseline)
+
+    @cached_property
+    def breakdowns(self) -> pd.DataFrame:
+        """Per recruiter subgroup: by, label, policy, metric, mean, std, ci_low, ci_high, n."""
+        return summarize(self.breakdown_replications, BREAKDOWN_METRICS, keys=("by", "label"))
+
+    @cached_property
+    def breakdown_comparison(self) -> pd.DataFrame:
+        """Per recruiter subgroup: the paired difference against the baseline (who wins, who loses)."""
+        return compare(self.breakdown_replications, self.baseline, BREAKDOWN_METRICS, keys=("by", "label"))
+
+    def breakdown(self, by: str) -> pd.DataFrame:
+        """:attr:`breakdown_comparison` for one key (``seat_type``, ``personalization_band``, ...)."""
+        if by not in BREAKDOWN_KEYS:
+            raise ValueError(f"breakdown key must be one of {', '.join(BREAKDOWN_KEYS)}, got {by!r}")
+        bc = self.breakdown_comparison
+        return bc[bc["by"] == by].drop(columns="by").reset_index(drop=True)
+
+    def table(self, width: int = 100) -> str:
+        """The comparison as printed by ``inmail-sim run``."""
+        from simulator.tables import format_results
+
+        return format_results(self, width)
+
+    def write(self, out: str | Path) -> Path:
+        """Write the run folder (the same files as ``inmail-sim run --out``)."""
+        from simulator.outputs import write_run
+
+        return write_run(self, out)
+
+    def pairing(self, metrics: Sequence[str] = ("response_rate", "net_credit_burn")) -> pd.DataFrame:
+        """How much the pairing (common random numbers) shrank each comparison's CI."""
+        c = self.comparison
+        cols = ["policy", "metric", "ci_low", "ci_high", "unpaired_ci_low", "unpaired_ci_high", "ci_shrink"]
+        return c[c["metric"].isin(metrics)][cols].reset_index(drop=True)
