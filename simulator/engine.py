@@ -25,7 +25,7 @@ from scipy.special import expit
 
 from simulator.config import SEAT_TYPES, Market, Phase, Policy, RunConfig
 from simulator.ledger import NEVER, Ledger, accounts_for, allocate, per_account
-from simulator.members import FatigueClock, Members, build_members, daily_decay
+from simulator.members import FatigueClock, Members, build_members, daily_decay, response_delay
 from simulator.metrics import METRIC_NAMES, RecruiterTally, ReplicationResult, ratio
 from simulator.recruiters import Recruiters, adapt, build_recruiters, desired_sends, pressure, remember
 from simulator.seeding import Streams, streams
@@ -93,12 +93,12 @@ class Simulation:
         self.fatigue = FatigueClock(self.members, daily_decay(market.fatigue))
         self._target_ranges()
         self._kind_index = np.arange(2 * R)
+        self._kind_counts = np.zeros(2 * R, dtype=np.int64)
         z = np.zeros(R, dtype=np.int64)
         self.t_sent, self.t_bulk, self.t_resp, self.t_acc, self.t_refund, self.t_stockout = (z.copy() for _ in range(6))
         self.received = CountBuffer(self.members.received)
-        self.unanswered = CountBuffer(self.members.unanswered)
+        self.answered = CountBuffer(self.members.answered)
         self.received_active = 0
-        self.unanswered_active = 0
         self.refunded_today = np.zeros(R, dtype=np.float64)
         self.spent_today = np.zeros(R, dtype=np.float64)
         self.daily = {k: np.zeros(self.horizon, dtype=np.float64) for k in DAILY_SERIES}
@@ -240,7 +240,9 @@ class Simulation:
         self.ledger.spend(per_account(self.ledger.account_of, allowed, self.ledger.n_accounts))
         self.spent_today = allowed.astype(np.float64)
 
-        kind = np.repeat(self._kind_index, np.column_stack([n_one, n_bulk]).ravel())
+        counts = self._kind_counts
+        counts[0::2], counts[1::2] = n_one, n_bulk
+        kind = np.repeat(self._kind_index, counts)
         r = kind >> 1
         bulk = (kind & 1).astype(bool)
 
@@ -249,7 +251,7 @@ class Simulation:
         tr = rng.targeting
         start, size = self.t_start[r], self.t_size[r]
         who = start + (tr.random(r.size) * size).astype(np.int64)
-        look = np.flatnonzero(tr.random(r.size) < rec.skill[r])
+        look = np.flatnonzero(tr.random(r.size, dtype=np.float32) < rec.skill[r])
         second = start[look] + (tr.random(look.size) * size[look]).astype(np.int64)
         better = m.score[second] > m.score[who[look]]
         who[look[better]] = second[better]
@@ -263,12 +265,12 @@ class Simulation:
         if market.fatigue.enabled:
             p *= np.exp(-market.fatigue.sensitivity * self.fatigue.now(who))
         out = rng.outcomes
-        ans_idx = np.flatnonzero(out.random(r.size) < p)
+        ans_idx = np.flatnonzero(out.random(r.size, dtype=np.float32) < p)
         ans_who = who[ans_idx]
-        delay = out.geometric(m.check_prob[ans_who]) - 1
+        delay = response_delay(m.inv_log_miss[ans_who], out)
         observed = delay <= resp.observation_days
         resp_idx, resp_delay = ans_idx[observed], delay[observed]
-        acc_idx = resp_idx[out.random(resp_idx.size) < m.openness[ans_who[observed]]]
+        acc_idx = resp_idx[out.random(resp_idx.size, dtype=np.float32) < m.openness[ans_who[observed]]]
         R = rec.count
 
         # refunds, by the rule in force on the send day
@@ -281,7 +283,8 @@ class Simulation:
         elif rule.kind == "on_response":
             ok = resp_delay <= rule.window_days
             rr = r[resp_idx[ok]]
-            np.add.at(self.refund_cal, (t + resp_delay[ok] + rule.latency_days, rr), np.int32(1))
+            flat = (t + resp_delay[ok] + rule.latency_days) * R + rr
+            np.add.at(self.refund_cal.reshape(-1), flat, np.int32(1))  # 1-D index: ufunc.at's fast path
             self.t_refund += np.bincount(rr, minlength=R)
 
         # threshold window, fatigue, member tallies
@@ -291,12 +294,8 @@ class Simulation:
             w = np.where(bulk, market.fatigue.weight_bulk, market.fatigue.weight_personalized)
             self.fatigue.add(who, w)
         self.received.add(who)
-        no_answer = np.ones(r.size, dtype=bool)
-        no_answer[resp_idx] = False
-        self.unanswered.add(who[no_answer])
-        act = np.isfinite(score)  # score is -inf exactly for inactive members
-        self.received_active += int(act.sum())
-        self.unanswered_active += int((act & no_answer).sum())
+        self.answered.add(who[resp_idx])
+        self.received_active += int(np.count_nonzero(score > -np.inf))  # -inf exactly for inactive members
 
         # recruiter tallies and the day's series
         n_resp_r = np.bincount(resp_rec, minlength=R)
@@ -378,7 +377,8 @@ class Simulation:
             "warnings": int(self.book.warnings.sum()),
             "improvement_periods": int(self.book.improvement_periods.sum()),
             "inmails_per_active_member": ratio(self.received_active, active),
-            "unanswered_per_active_member": ratio(self.unanswered_active, active),
+            # only active members answer, so their unanswered InMails are received minus responses
+            "unanswered_per_active_member": ratio(self.received_active - responses, active),
             "mean_member_fatigue": float(d["mean_member_fatigue"].mean()),
         }
         metrics = {k: float(values[k]) for k in METRIC_NAMES}
@@ -406,7 +406,8 @@ class Simulation:
         return ReplicationResult(
             policy=self.policy.name, seed_entropy=self.rng.seed_entropy, spawn_key=self.rng.spawn_key,
             metrics=metrics, daily=dict(d) if self.run.record_daily else {}, recruiters=tally,
-            member_received=self.received.flush(), member_unanswered=self.unanswered.flush(), extra=extra,
+            member_received=self.received.flush(),
+            member_unanswered=self.received.target - self.answered.flush(), extra=extra,
         )
 
 

@@ -52,10 +52,11 @@ class Members:
     logit: np.ndarray            # float64: logit(base_response[seg]) + eta_m
     score: np.ndarray            # float64: what a skilled recruiter sees (logit, -inf if inactive)
     check_prob: np.ndarray       # float64 in (0, 1]: chance of reading InMail on a given day
+    inv_log_miss: np.ndarray     # float64: 1 / log(1 - check_prob), -0.0 when checked daily (for delays)
     openness: np.ndarray         # float64 in [0, 1]: P(accept | answer)
     fatigue: np.ndarray          # float64, scaled to the FatigueClock's reference day
     received: np.ndarray         # int32 InMails received
-    unanswered: np.ndarray       # int32 InMails received without a response
+    answered: np.ndarray         # int32 InMails answered (unanswered = received - answered)
     total_fatigue: float = 0.0   # sum of all members' fatigue as of the current day
 
     @property
@@ -84,6 +85,9 @@ def build_members(pop: MemberPopulation, response: ResponseModel, rng: np.random
         base[sl] = logit(seg.base_response)
         interval[sl] = draw(seg.check_interval_days, m, rng)
         openness[sl] = np.clip(draw(seg.openness, m, rng), 0.0, 1.0)
+    check_prob = 1.0 / np.maximum(interval, 1.0)
+    with np.errstate(divide="ignore"):
+        inv_log_miss = 1.0 / np.log1p(-check_prob)  # 1 / -inf = -0.0 for daily checkers
     eta = response.member_heterogeneity_sd * rng.standard_normal(n) if response.member_heterogeneity_sd > 0 else 0.0
     member_logit = base + eta
     return Members(
@@ -93,12 +97,23 @@ def build_members(pop: MemberPopulation, response: ResponseModel, rng: np.random
         active=active,
         logit=member_logit,
         score=np.where(active, member_logit, -np.inf),
-        check_prob=1.0 / np.maximum(interval, 1.0),
+        check_prob=check_prob,
+        inv_log_miss=inv_log_miss,
         openness=openness,
         fatigue=np.zeros(n, dtype=np.float64),
         received=np.zeros(n, dtype=np.int32),
-        unanswered=np.zeros(n, dtype=np.int32),
+        answered=np.zeros(n, dtype=np.int32),
     )
+
+
+def response_delay(inv_log_miss: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Days until an answer: Geometric(q) - 1 on {0, 1, ...} by inversion, given 1 / log(1 - q) per InMail.
+
+    floor(log(U) / log(1 - q)) with U uniform on (0, 1] has P(d >= k) = (1 - q)**k; one uniform and a
+    log per draw is several times faster than ``Generator.geometric`` with an array of ``q``.
+    """
+    u = 1.0 - rng.random(inv_log_miss.size)  # in (0, 1], so log(u) is finite
+    return (np.log(u) * inv_log_miss).astype(np.int64)  # non-negative: truncation is floor
 
 
 def daily_decay(fatigue: Fatigue) -> float:
