@@ -156,12 +156,26 @@ def allocate(desired: np.ndarray, account_of: np.ndarray, balance: np.ndarray) -
     """How many of its desired InMails each recruiter can pay for today.
 
     An account with enough credits serves every seat in full; a short account is shared in
-    proportion to demand, rounding down (exact integer arithmetic, never above the balance).
+    proportion to demand by largest remainder (exact integers: the whole balance is handed out,
+    never more, no seat above its demand; ties go to the lower recruiter id).
     """
     n_acc = balance.size
     demand = np.bincount(account_of, weights=desired, minlength=n_acc).astype(np.int64)
     bal_r = balance[account_of]
     dem_r = demand[account_of]
     short = dem_r > bal_r
-    allowed = np.where(short, (desired * bal_r) // np.maximum(dem_r, 1), desired)
-    return allowed.astype(np.int64)
+    if not short.any():
+        return desired.astype(np.int64)
+    num = desired * bal_r
+    den = np.maximum(dem_r, 1)
+    allowed = np.where(short, num // den, desired).astype(np.int64)
+    remainder = np.where(short, num % den, 0)
+    leftover = np.where(demand > balance, balance, demand) - np.bincount(
+        account_of, weights=allowed, minlength=n_acc).astype(np.int64)
+    order = np.lexsort((np.arange(desired.size), -remainder, account_of))
+    acc_sorted = account_of[order]
+    starts = np.searchsorted(acc_sorted, np.arange(n_acc))
+    rank = np.arange(desired.size) - starts[acc_sorted]
+    bonus = (rank < leftover[acc_sorted]) & (remainder[order] > 0)
+    allowed[order[bonus]] += 1
+    return allowed

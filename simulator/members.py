@@ -113,7 +113,8 @@ def response_delay(inv_log_miss: np.ndarray, rng: np.random.Generator) -> np.nda
     log per draw is several times faster than ``Generator.geometric`` with an array of ``q``.
     """
     u = 1.0 - rng.random(inv_log_miss.size)  # in (0, 1], so log(u) is finite
-    return (np.log(u) * inv_log_miss).astype(np.int64)  # non-negative: truncation is floor
+    days = np.minimum(np.log(u) * inv_log_miss, 2.0**40)  # bounded: members who (almost) never read
+    return days.astype(np.int64)  # non-negative, so truncation is floor
 
 
 def daily_decay(fatigue: Fatigue) -> float:

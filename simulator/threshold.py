@@ -68,7 +68,8 @@ class ThresholdBook:
         self.sends_delta[day + lag + width] -= sends.astype(np.int32)
         counted = resp_delay < lag + width
         rec, d = resp_rec[counted], resp_delay[counted]
-        np.add.at(self.resp_delta, (day + np.maximum(d, lag), rec), np.int32(1))
+        flat = (day + np.maximum(d, lag)) * self.resp_delta.shape[1] + rec
+        np.add.at(self.resp_delta.reshape(-1), flat, np.int32(1))  # 1-D index: ufunc.at's fast path
         self.resp_delta[day + lag + width] -= np.bincount(rec, minlength=self.win_resp.size).astype(np.int32)
 
     def advance(self, day: int) -> None:
