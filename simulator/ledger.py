@@ -166,16 +166,18 @@ def allocate(desired: np.ndarray, account_of: np.ndarray, balance: np.ndarray) -
     short = dem_r > bal_r
     if not short.any():
         return desired.astype(np.int64)
-    num = desired * bal_r
-    den = np.maximum(dem_r, 1)
-    allowed = np.where(short, num // den, desired).astype(np.int64)
-    remainder = np.where(short, num % den, 0)
-    leftover = np.where(demand > balance, balance, demand) - np.bincount(
-        account_of, weights=allowed, minlength=n_acc).astype(np.int64)
-    order = np.lexsort((np.arange(desired.size), -remainder, account_of))
-    acc_sorted = account_of[order]
+    allowed = desired.astype(np.int64)
+    idx = np.flatnonzero(short)  # only seats of short accounts take part in the sharing
+    num = desired[idx] * bal_r[idx]
+    den = dem_r[idx]
+    share = num // den
+    remainder = num % den
+    acc = account_of[idx]
+    leftover = balance - np.bincount(acc, weights=share, minlength=n_acc).astype(np.int64)
+    order = np.lexsort((idx, -remainder, acc))
+    acc_sorted = acc[order]
     starts = np.searchsorted(acc_sorted, np.arange(n_acc))
-    rank = np.arange(desired.size) - starts[acc_sorted]
-    bonus = (rank < leftover[acc_sorted]) & (remainder[order] > 0)
-    allowed[order[bonus]] += 1
+    rank = np.arange(idx.size) - starts[acc_sorted]
+    share[order[(rank < leftover[acc_sorted]) & (remainder[order] > 0)]] += 1
+    allowed[idx] = share
     return allowed
