@@ -6,6 +6,9 @@ or load a scenario file with :func:`load_scenario` / run it with :func:`run_scen
 the :class:`Results` DataFrames (summary, comparison, replications, timeseries, breakdowns).
 """
 
+from importlib import import_module
+from typing import Any
+
 from simulator.config import (
     SEAT_TYPES,
     Accrual,
@@ -26,10 +29,26 @@ from simulator.config import (
     Threshold,
 )
 from simulator.engine import run_replication
-from simulator.experiment import Results, run_experiment, run_scenario
 from simulator.metrics import METRIC_NAMES, ReplicationResult
 from simulator.presets import PRESETS, preset
-from simulator.scenario import ScenarioError, load_scenario
+
+_LAZY = {
+    "BaselineMismatchError": "simulator.baseline",
+    "assert_matches_baseline": "simulator.baseline",
+    "Results": "simulator.experiment",
+    "run_experiment": "simulator.experiment",
+    "run_scenario": "simulator.experiment",
+    "ScenarioError": "simulator.scenario",
+    "load_scenario": "simulator.scenario",
+}
+"""The experiment edge (pandas, pydantic, scipy.stats) loads on first use, so that the core -
+and every worker process that only runs replications - imports quickly."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'simulator' has no attribute {name!r}")
 
 __version__ = "0.1.0"
 
@@ -39,6 +58,7 @@ __all__ = [
     "SEAT_TYPES",
     "Accrual",
     "Adaptation",
+    "BaselineMismatchError",
     "Dist",
     "Fatigue",
     "Grant",
@@ -57,6 +77,7 @@ __all__ = [
     "SendingModel",
     "Threshold",
     "__version__",
+    "assert_matches_baseline",
     "load_scenario",
     "preset",
     "run_experiment",

@@ -3,15 +3,21 @@
 Replication ``i`` of every policy is run with ``replication_seed(root_seed, i)``, so the policies
 face the same members, recruiters and random streams; differences are taken replication by
 replication (paired) and summarized with Student-t intervals.  Replications can run on any
-:class:`concurrent.futures.Executor`; results are collected by (policy, index), never by
-completion order, so the numbers do not depend on the executor or the number of workers.
+:class:`concurrent.futures.Executor` (serial, a process pool, Dask: :mod:`simulator.runner`);
+results are collected by (policy, index), never by completion order, so the numbers do not
+depend on the executor or the number of workers.  With a :class:`~simulator.runner.TaskStore`
+each finished replication is written to its own file at once, and a resumed run computes only
+the missing ones.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,8 +29,24 @@ from scipy import stats
 
 from simulator.config import Market, Policy, RunConfig
 from simulator.metrics import BREAKDOWN_KEYS, BREAKDOWN_METRICS, METRIC_NAMES, ReplicationResult, breakdown_arrays
+from simulator.runner import (
+    SerialExecutor,
+    Task,
+    TaskFailure,
+    TaskKey,
+    TaskStore,
+    executor_slots,
+    failure_report,
+    open_executor,
+    run_tasks,
+)
 from simulator.scenario import Overrides, Scenario, load_scenario, with_changes
 from simulator.seeding import replication_seed
+
+__all__ = [
+    "CONFIDENCE", "MAIN_METRICS", "PrecisionReport", "Record", "ReplicationError", "Results", "SerialExecutor",
+    "compare", "precision_half_widths", "record_store", "run_experiment", "run_scenario", "run_single", "summarize",
+]
 
 MAIN_METRICS: tuple[tuple[str, bool], ...] = (("response_rate", False), ("net_credit_burn", True))
 """The main comparison: (metric, judged relative to the baseline?) - what ``--precision`` targets."""
@@ -35,13 +57,19 @@ ALPHA = 1.0 - CONFIDENCE
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` after each finished replication."""
 
+RECORD_FORMAT = 1
+"""Version of the per-replication file layout (:meth:`Record.to_arrays`)."""
+
 
 # --------------------------------------------------------------------------- running
 
 
 @dataclass(frozen=True)
 class Record:
-    """What one (policy, replication) returns to the experiment: small and picklable."""
+    """What one (policy, replication) returns to the experiment: small and picklable.
+
+    ``daily`` is empty when the time series was not asked for (``RunConfig.record_daily``).
+    """
 
     policy: str
     replication: int
@@ -51,6 +79,51 @@ class Record:
     metrics: dict[str, float]
     daily: dict[str, np.ndarray]
     breakdowns: dict[str, dict[str, dict[str, float]]]
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Plain arrays (no pickle) for the per-replication file; :meth:`from_arrays` inverts it exactly."""
+        meta = {"format": RECORD_FORMAT, "policy": self.policy, "replication": self.replication,
+                "root_seed": self.root_seed, "seed_entropy": self.seed_entropy, "spawn_key": list(self.spawn_key)}
+        rows = [(by, label, values) for by, groups in self.breakdowns.items() for label, values in groups.items()]
+        bd_cols = list(rows[0][2]) if rows else list(BREAKDOWN_METRICS)
+        daily_names = list(self.daily)
+        horizon = len(next(iter(self.daily.values()))) if self.daily else 0
+        return {
+            "meta": np.array(json.dumps(meta)),
+            "metric_names": np.array(list(self.metrics), dtype=str),
+            "metric_values": np.array(list(self.metrics.values()), dtype=np.float64),
+            "daily_names": np.array(daily_names, dtype=str),
+            "daily_values": (np.stack([np.asarray(self.daily[k], dtype=np.float64) for k in daily_names])
+                             if daily_names else np.zeros((0, horizon), dtype=np.float64)),
+            "breakdown_keys": np.array([[by, label] for by, label, _ in rows], dtype=str).reshape(-1, 2),
+            "breakdown_metrics": np.array(bd_cols, dtype=str),
+            "breakdown_values": np.array([[v[c] for c in bd_cols] for _, _, v in rows],
+                                         dtype=np.float64).reshape(-1, len(bd_cols)),
+        }
+
+    @classmethod
+    def from_arrays(cls, a: Mapping[str, np.ndarray]) -> Record:
+        """The record written by :meth:`to_arrays` (raises ``ValueError`` for another layout)."""
+        meta = json.loads(str(a["meta"][()]))
+        if meta.get("format") != RECORD_FORMAT:
+            raise ValueError(f"per-replication file format {meta.get('format')!r}, expected {RECORD_FORMAT}")
+        daily_values = a["daily_values"]
+        breakdowns: dict[str, dict[str, dict[str, float]]] = {}
+        cols = [str(c) for c in a["breakdown_metrics"]]
+        for (by, label), values in zip(a["breakdown_keys"].tolist(), a["breakdown_values"], strict=True):
+            breakdowns.setdefault(by, {})[label] = {c: float(v) for c, v in zip(cols, values, strict=True)}
+        return cls(
+            policy=str(meta["policy"]), replication=int(meta["replication"]), root_seed=int(meta["root_seed"]),
+            seed_entropy=int(meta["seed_entropy"]), spawn_key=tuple(int(k) for k in meta["spawn_key"]),
+            metrics={str(k): float(v) for k, v in zip(a["metric_names"], a["metric_values"], strict=True)},
+            daily={str(k): daily_values[i].copy() for i, k in enumerate(a["daily_names"])},
+            breakdowns=breakdowns,
+        )
+
+
+def record_store(folder: str | Path) -> TaskStore:
+    """A :class:`~simulator.runner.TaskStore` of :class:`Record` files (one per policy and replication)."""
+    return TaskStore(folder, Record.from_arrays)
 
 
 def run_single(market: Market, policy: Policy, run: RunConfig, root_seed: int, index: int) -> ReplicationResult:
@@ -70,47 +143,49 @@ def _run_task(market: Market, policy: Policy, run: RunConfig, root_seed: int, in
     )
 
 
-class SerialExecutor(Executor):
-    """Runs each task at once in the calling process (the default; easiest to debug)."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        fut: Future[Any] = Future()
-        try:
-            fut.set_result(fn(*args, **kwargs))
-        except Exception as exc:  # handed to the caller through the future
-            fut.set_exception(exc)
-        return fut
+def replication_tasks(scenario: Scenario, indices: Iterable[int], point: int | None = None) -> list[Task]:
+    """One task per (replication index, policy) of ``scenario`` (``point``: its sweep point, if any)."""
+    return [Task(TaskKey(name, i, point), _run_task,
+                 (scenario.market, scenario.policies[name], scenario.run, scenario.root_seed, i))
+            for i in indices for name in scenario.policy_names]
 
 
 class ReplicationError(RuntimeError):
-    """A replication raised; names the policy and index so it can be re-run alone."""
+    """Replications failed; ``failures`` names each (policy, index) and why.  The finished ones are kept."""
+
+    def __init__(self, failures: Sequence[TaskFailure], finished: int, total: int) -> None:
+        self.failures, self.finished, self.total = list(failures), finished, total
+        super().__init__(f"{total - finished} of {total} replication{'s' if total != 1 else ''} did not finish "
+                         f"({finished} did):\n{failure_report(self.failures)}")
+
+
+def _reuser(scenario: Scenario) -> Callable[[Record], Record | None]:
+    """Which stored records a run may use: the same root seed, and the time series if it wants it."""
+    want_daily = scenario.run.record_daily
+
+    def reuse(rec: Record) -> Record | None:
+        if rec.root_seed != scenario.root_seed or list(rec.metrics) != list(METRIC_NAMES):
+            return None
+        if want_daily and not rec.daily:
+            return None
+        return rec if want_daily else dataclasses.replace(rec, daily={})
+
+    return reuse
 
 
 def run_records(scenario: Scenario, indices: Iterable[int], executor: Executor,
-                progress: Callable[[], None] | None = None) -> dict[tuple[str, int], Record]:
-    """Run every policy for each replication index; return records keyed by (policy, index)."""
-    futures: dict[Future[Record], tuple[str, int]] = {}
-    for i in indices:
-        for name in scenario.policy_names:
-            fut = executor.submit(_run_task, scenario.market, scenario.policies[name], scenario.run,
-                                  scenario.root_seed, i)
-            futures[fut] = (name, i)
-    out: dict[tuple[str, int], Record] = {}
-    try:
-        for fut in as_completed(futures):
-            key = futures[fut]
-            try:
-                out[key] = fut.result()
-            except Exception as exc:
-                raise ReplicationError(
-                    f"replication {key[1]} of policy {key[0]!r} failed ({type(exc).__name__}: {exc}); "
-                    f"re-run it alone with root seed {scenario.root_seed} and index {key[1]}") from exc
-            if progress is not None:
-                progress()
-    finally:
-        for fut in futures:
-            fut.cancel()
-    return out
+                progress: Callable[[], None] | None = None,
+                store: TaskStore | None = None) -> dict[tuple[str, int], Record]:
+    """Run every policy for each replication index; return records keyed by (policy, index).
+
+    Raises :class:`ReplicationError` listing the failed replications (the others are in ``store``).
+    """
+    tasks = replication_tasks(scenario, indices)
+    run = run_tasks(tasks, executor, store, reuse=_reuser(scenario),
+                    on_done=(lambda _key: progress()) if progress is not None else None)
+    if run.failures:
+        raise ReplicationError(run.failures, run.finished, run.total)
+    return {(k.policy, k.replication): r for k, r in run.results.items()}
 
 
 @dataclass(frozen=True)
@@ -135,30 +210,43 @@ class PrecisionReport:
 
 def run_experiment(
     scenario: Scenario, *, replications: int | None = None, root_seed: int | None = None,
-    executor: Executor | None = None, workers: int | None = None, precision: float | None = None,
-    max_replications: int | None = None, indices: Sequence[int] | None = None, progress: Progress | None = None,
+    executor: Executor | None = None, workers: int | None = None, dask: str | None = None,
+    precision: float | None = None, max_replications: int | None = None, indices: Sequence[int] | None = None,
+    progress: Progress | None = None, store: TaskStore | None = None, timeseries: bool = True,
+    memory_limit: int | None = None, memory_check: bool = True,
 ) -> Results:
     """Run the scenario's policies on common random numbers and return :class:`Results`.
 
     ``executor``: any ``concurrent.futures.Executor`` (left open); else ``workers`` > 1 starts a
-    process pool, otherwise replications run serially.  ``precision``: keep adding replications
-    until the 95% CI half-width of every main difference (:data:`MAIN_METRICS`: response-rate
-    difference in absolute terms, net-credit-burn change relative to the baseline) is at most
-    ``precision``, or ``max_replications`` is reached.  ``indices``: run only these replication
-    indices (e.g. ``[7]`` to re-run replication 7 alone).
+    process pool, ``dask`` (an address or ``"local"``) a Dask executor, otherwise replications run
+    serially.  ``precision``: keep adding replications until the 95% CI half-width of every main
+    difference (:data:`MAIN_METRICS`: response-rate difference in absolute terms, net-credit-burn
+    change relative to the baseline) is at most ``precision``, or ``max_replications`` is reached.
+    ``indices``: run only these replication indices (e.g. ``[7]`` to re-run replication 7 alone).
+    ``store``: write each finished replication there and reuse the ones it already holds (resume).
+    ``timeseries=False``: workers do not return the daily series (no ``timeseries``).
+    The scenario's memory need is checked first (:func:`simulator.memory.check_memory`;
+    ``memory_limit`` in bytes overrides the available memory; ``memory_check=False`` skips it).
+    Raises :class:`ReplicationError` when replications fail, :class:`~simulator.runner.RunInterrupted`
+    on Ctrl-C.
     """
+    from simulator.memory import check_memory
+
     scenario = with_changes(scenario, replications=replications, root_seed=root_seed,
                             max_replications=max_replications)
+    if not timeseries and scenario.run.record_daily:
+        scenario = dataclasses.replace(scenario, run=dataclasses.replace(scenario.run, record_daily=False))
     if precision is not None and precision <= 0:
         raise ValueError(f"precision must be > 0, got {precision}")
-    owned: Executor | None = None
-    if executor is None:
-        executor = owned = ProcessPoolExecutor(max_workers=workers) if workers and workers > 1 else SerialExecutor()
     npol = len(scenario.policies)
     n0 = scenario.replications
     if precision is not None:  # a CI needs a few replications to start from
         n0 = max(n0, min(3, scenario.max_replications))
     first = list(indices) if indices is not None else list(range(n0))
+    if memory_check and dask in (None, "local"):
+        concurrent = executor_slots(executor) if executor is not None else max(1, workers or 1)
+        check_memory(scenario, concurrent=concurrent, limit=memory_limit,
+                     replications=scenario.max_replications if precision is not None else len(first))
     total = len(first) * npol
     done = 0
 
@@ -169,8 +257,8 @@ def run_experiment(
             progress(done, total)
 
     report: PrecisionReport | None = None
-    try:
-        records = run_records(scenario, first, executor, tick)
+    with (open_executor(workers or 1, dask) if executor is None else contextlib.nullcontext(executor)) as ex:
+        records = run_records(scenario, first, ex, tick, store)
         n = len(first)
         while precision is not None and indices is None:
             widths = precision_half_widths(_replication_frame(records.values()), scenario.baseline)
@@ -182,11 +270,8 @@ def run_experiment(
             needed = math.ceil(n * (worst / precision) ** 2 * 1.1) if math.isfinite(worst) else 2 * n
             new_n = min(cap, max(n + 1, min(needed, 4 * n)))
             total += (new_n - n) * npol
-            records.update(run_records(scenario, range(n, new_n), executor, tick))
+            records.update(run_records(scenario, range(n, new_n), ex, tick, store))
             n = new_n
-    finally:
-        if owned is not None:
-            owned.shutdown(cancel_futures=True)
     if indices is None:
         scenario = with_changes(scenario, replications=n)
     ordered = [records[(p, i)] for i in sorted({i for _, i in records}) for p in scenario.policy_names]
@@ -220,17 +305,19 @@ def _replication_frame(records: Iterable[Record]) -> pd.DataFrame:
 
 
 def _timeseries_frame(records: Sequence[Record]) -> pd.DataFrame:
-    parts = []
-    for r in records:
-        for metric, values in r.daily.items():
-            n = len(values)
-            parts.append(pd.DataFrame({
-                "policy": r.policy, "replication": r.replication, "day": np.arange(n, dtype=np.int64),
-                "metric": metric, "value": values,
-            }))
-    if not parts:
+    """Tidy daily series (policy, replication, day, metric, value), built column by column (fast)."""
+    series = [(r.policy, r.replication, metric, np.asarray(values, dtype=np.float64))
+              for r in records for metric, values in r.daily.items()]
+    if not series:
         return pd.DataFrame(columns=["policy", "replication", "day", "metric", "value"])
-    return pd.concat(parts, ignore_index=True)
+    lengths = np.array([len(v) for *_, v in series], dtype=np.int64)
+    return pd.DataFrame({
+        "policy": np.repeat(np.array([p for p, *_ in series], dtype=object), lengths),
+        "replication": np.repeat(np.array([i for _, i, *_ in series], dtype=np.int64), lengths),
+        "day": np.concatenate([np.arange(n, dtype=np.int64) for n in lengths]),
+        "metric": np.repeat(np.array([m for _, _, m, _ in series], dtype=object), lengths),
+        "value": np.concatenate([v for *_, v in series]),
+    })
 
 
 def _breakdown_frame(records: Sequence[Record]) -> pd.DataFrame:
@@ -278,11 +365,18 @@ def _in_input_order(out: pd.DataFrame, frame: pd.DataFrame, keys: Sequence[str],
 
 
 def summarize(frame: pd.DataFrame, metrics: Sequence[str] = METRIC_NAMES, keys: Sequence[str] = ()) -> pd.DataFrame:
-    """Per policy (and ``keys``) and metric: mean, std, 95% t-interval, n."""
+    """Per policy (and ``keys``) and metric: mean, std, 95% t-interval, n.
+
+    Never NaN for finite data: with a single replication there is no spread to estimate, so
+    ``std`` is reported as 0 and the interval collapses to the mean (read ``n``); identical
+    replications give ``std`` 0 and the interval [mean, mean] as well.
+    """
     long = _long(frame, keys, metrics)
     g = long.groupby([*keys, "policy", "metric"], sort=False)["value"]
     out = g.agg(mean="mean", std="std", n="count").reset_index()
-    hw = _t_half_width(out["std"].to_numpy(), out["n"].to_numpy())
+    single = out["n"].to_numpy() < 2
+    out["std"] = np.where(single, 0.0, out["std"].to_numpy(dtype=np.float64))
+    hw = np.where(single, 0.0, _t_half_width(out["std"].to_numpy(), out["n"].to_numpy()))
     out["ci_low"] = out["mean"] - hw
     out["ci_high"] = out["mean"] + hw
     out = out[[*keys, "policy", "metric", "mean", "std", "ci_low", "ci_high", "n"]]
@@ -305,6 +399,12 @@ def compare(frame: pd.DataFrame, baseline: str, metrics: Sequence[str] = METRIC_
     95% t-interval and two-sided paired t-test p-value.  ``rel_*``: the same divided by the
     baseline mean.  ``unpaired_*``: the Welch interval that ignores the pairing; ``ci_shrink`` is
     how much narrower the paired interval is (0.8 = 80% narrower).
+
+    Degenerate cases, chosen so that no 0/0 NaN leaks into the tables: with one replication the
+    intervals collapse to ``diff`` (as in :func:`summarize`), ``ci_shrink`` is 0 and ``p_value``
+    is left empty (no test is possible; ``significant`` is false).  With a baseline mean of 0,
+    ``rel_*`` are 0 when the policy does not differ at all and empty otherwise (a change from 0
+    has no relative size).
     """
     empty = pd.DataFrame(columns=[*keys, *COMPARISON_COLUMNS])
     long = _long(frame, keys, metrics)
@@ -335,7 +435,7 @@ def compare(frame: pd.DataFrame, baseline: str, metrics: Sequence[str] = METRIC_
     diff = out["diff"].to_numpy(dtype=np.float64)
     sd_d = out["sd_d"].to_numpy(dtype=np.float64)
     dof = np.where(n >= 2, n - 1, np.nan)
-    hw = _t_half_width(sd_d, n)
+    hw = np.where(n >= 2, _t_half_width(sd_d, n), 0.0)
     out["ci_low"] = diff - hw
     out["ci_high"] = diff + hw
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -344,18 +444,19 @@ def compare(frame: pd.DataFrame, baseline: str, metrics: Sequence[str] = METRIC_
     out["p_value"] = np.where(n < 2, np.nan, p)
     bmean = out["baseline_mean"].to_numpy(dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        scale = np.where(bmean != 0, 1.0 / np.abs(bmean), np.nan)
-        out["rel_change"] = np.where(bmean != 0, diff / bmean, np.nan)
+        nothing = (diff == 0) & (hw == 0)  # no difference at all: relative change 0 even from a zero baseline
+        scale = np.where(bmean != 0, 1.0 / np.abs(bmean), np.where(nothing, 0.0, np.nan))
+        out["rel_change"] = np.where(bmean != 0, diff / bmean, np.where(nothing, 0.0, np.nan))
         out["rel_ci_low"] = (diff - hw) * scale
         out["rel_ci_high"] = (diff + hw) * scale
         vb = out["sd_b"].to_numpy(dtype=np.float64) ** 2 / n
         vp = out["sd_p"].to_numpy(dtype=np.float64) ** 2 / n
         welch_df = (vb + vp) ** 2 / (vb**2 / (n - 1) + vp**2 / (n - 1))
         welch_df = np.where(np.isfinite(welch_df), welch_df, dof)
-        uhw = stats.t.ppf(1.0 - ALPHA / 2.0, welch_df) * np.sqrt(vb + vp)
+        uhw = np.where(n >= 2, stats.t.ppf(1.0 - ALPHA / 2.0, welch_df) * np.sqrt(vb + vp), 0.0)
         out["unpaired_ci_low"] = diff - uhw
         out["unpaired_ci_high"] = diff + uhw
-        out["ci_shrink"] = np.where(uhw > 0, 1.0 - hw / uhw, np.nan)
+        out["ci_shrink"] = np.where(uhw > 0, 1.0 - hw / uhw, 0.0)
     out["significant"] = (out["p_value"] < ALPHA) & ((out["ci_low"] > 0) | (out["ci_high"] < 0))
     return _in_input_order(out[[*keys, *COMPARISON_COLUMNS]], frame, keys, metrics)
 
@@ -368,6 +469,8 @@ def precision_half_widths(frame: pd.DataFrame, baseline: str) -> dict[str, float
     names = [m for m, _ in MAIN_METRICS]
     relative = dict(MAIN_METRICS)
     out: dict[str, float] = {}
+    if frame["replication"].nunique() < 2:  # no spread to estimate yet: not known to any precision
+        return {f"{p}:{m}": math.inf for p in frame["policy"].drop_duplicates() for m in names}
     if frame["policy"].nunique() > 1:
         comp = compare(frame, baseline, names)
         for row in comp.itertuples(index=False):

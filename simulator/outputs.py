@@ -1,31 +1,42 @@
-"""The run folder: every result file written atomically, plus a manifest to reproduce the run.
+"""The run folder: every result file written atomically, a checkpoint to resume from, a manifest to reproduce.
 
 Files (see :data:`RUN_FILES`): ``summary.csv``, ``comparison.csv``, ``replications.csv``,
 ``timeseries.csv``, ``breakdowns.csv``, ``breakdown_comparison.csv``,
 ``breakdown_replications.csv``, ``scenario.resolved.yaml`` and ``manifest.json`` (written last,
 so a folder with a manifest is complete).  Each file goes to a temporary name first and is then
 moved into place with ``os.replace``: a crash never leaves a half-written file behind.
+
+``inmail-sim run`` also keeps (:data:`CHECKPOINT_FILES`) ``checkpoint.json`` - the scenario hash,
+root seed and code version the folder's results belong to, written before the first replication
+- and ``replications/``, one file per finished (policy, replication), so ``--resume`` computes
+only what is missing, and refuses when the scenario, seed or code differ (:func:`prepare_run_folder`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
+import hashlib
 import json
-import os
 import platform
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
 
-from simulator.experiment import COMPARISON_COLUMNS, PrecisionReport, Results
+from simulator.experiment import COMPARISON_COLUMNS, PrecisionReport, Results, record_store
 from simulator.metrics import METRIC_NAMES
-from simulator.scenario import load_scenario
+from simulator.runner import TaskStore, atomic_write
+from simulator.scenario import Scenario, load_scenario
 
 SUMMARY_COLUMNS: tuple[str, ...] = ("policy", "metric", "mean", "std", "ci_low", "ci_high", "n")
 TIMESERIES_COLUMNS: tuple[str, ...] = ("policy", "replication", "day", "metric", "value")
@@ -35,16 +46,21 @@ RUN_FILES: tuple[str, ...] = (
     "breakdown_comparison.csv", "breakdown_replications.csv", "scenario.resolved.yaml", "manifest.json",
 )
 
+CHECKPOINT = "checkpoint.json"
+TASKS_DIR = "replications"
+CHECKPOINT_FILES: tuple[str, ...] = (CHECKPOINT, TASKS_DIR)
+"""What ``inmail-sim run`` keeps besides :data:`RUN_FILES`: the checkpoint and the per-replication files."""
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then move it into place."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+LOCK = ".inmail-sim.lock"
+
+NOT_IN_SCENARIO_HASH: tuple[str, ...] = ("replications", "max_replications", "root_seed", "sweep", "sensitivity")
+"""Fields that do not change any replication's numbers (the seed is checked on its own)."""
+
+__all__ = [
+    "CHECKPOINT", "CHECKPOINT_FILES", "RUN_FILES", "RunFolder", "RunFolderError", "atomic_write", "code_version",
+    "fingerprint_differences", "load_results", "prepare_run_folder", "resume_command", "run_fingerprint",
+    "scenario_hash", "write_run",
+]
 
 
 def _csv(frame: pd.DataFrame) -> Callable[[Path], None]:
@@ -82,8 +98,257 @@ def git_revision() -> dict[str, Any]:
         return {"revision": None, "dirty": None}
 
 
+# --------------------------------------------------------------------------- fingerprints
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=True)
+
+
+def scenario_hash(scenario: Scenario) -> str:
+    """sha256 of the resolved scenario, without the fields that do not change a replication's numbers."""
+    data = {k: v for k, v in scenario.resolved.items() if k not in NOT_IN_SCENARIO_HASH}
+    data["_run"] = {"start_date": scenario.run.start_date.isoformat(), "horizon_days": scenario.run.horizon_days}
+    return hashlib.sha256(_canonical(data).encode()).hexdigest()
+
+
+MODEL_ROOTS: tuple[str, ...] = ("engine", "scenario", "experiment")
+"""Modules whose source (with every ``simulator`` module they import, recursively) is the model's code."""
+
+NOT_MODEL: frozenset[str] = frozenset({"cli", "outputs", "tables", "plotting", "report", "runner", "memory",
+                                       "__main__"})
+"""Presentation and plumbing: they never change a replication's numbers, so editing them keeps --resume working."""
+
+
+_IMPORT = re.compile(r"^\s*(?:from|import)\s+simulator\.(\w+)", re.MULTILINE)
+
+
+def model_modules() -> list[Path]:
+    """The source files that decide a replication's numbers: :data:`MODEL_ROOTS` and what they import."""
+    pkg = Path(__file__).resolve().parent
+    seen: set[str] = set()
+    todo = list(MODEL_ROOTS)
+    while todo:
+        name = todo.pop()
+        path = pkg / f"{name}.py"
+        if name in seen or name in NOT_MODEL or not path.is_file():
+            continue
+        seen.add(name)
+        todo += _IMPORT.findall(path.read_text(encoding="utf-8"))
+    return sorted(pkg / f"{n}.py" for n in seen)
+
+
+@functools.cache
+def _model_hash() -> str:
+    h = hashlib.sha256()
+    for path in model_modules():
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def code_version() -> dict[str, str]:
+    """Package version, a hash of the model's source files, and numpy's version (its random streams)."""
+    return {"package": package_version(), "model_sha256": _model_hash(), "numpy": np.__version__}
+
+
+def run_fingerprint(scenario: Scenario) -> dict[str, Any]:
+    """What the results of a run folder depend on: the scenario (hash), the root seed and the code."""
+    return {"scenario": scenario.name, "scenario_sha256": scenario_hash(scenario), "root_seed": scenario.root_seed,
+            "code": code_version()}
+
+
+def fingerprint_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Why the results stored under ``stored`` cannot be mixed with a run under ``current`` (empty: they can)."""
+    out = []
+    if stored.get("scenario_sha256") != current.get("scenario_sha256"):
+        out.append(f"the scenario differs (stored: {stored.get('scenario')!r} sha256 "
+                   f"{str(stored.get('scenario_sha256'))[:12]}, now: {current.get('scenario')!r} sha256 "
+                   f"{str(current.get('scenario_sha256'))[:12]})")
+    if stored.get("root_seed") != current.get("root_seed"):
+        out.append(f"the root seed differs (stored: {stored.get('root_seed')}, now: {current.get('root_seed')})")
+    old, new = stored.get("code") or {}, current.get("code") or {}
+    if old != new:
+        def show(c: dict[str, Any]) -> str:
+            return (f"inmail-sim {c.get('package')}, model {c.get('model_sha256')}, numpy {c.get('numpy')}"
+                    if c else "unknown")
+
+        out.append(f"the code version differs (stored: {show(old)}; now: {show(new)})")
+    return out
+
+
+# --------------------------------------------------------------------------- the run folder
+
+
+class RunFolderError(Exception):
+    """The output folder cannot be used as asked (exit code 2): the message says why and what to do."""
+
+
+@dataclass
+class RunFolder:
+    """An output folder prepared for a run: its per-replication store, locked against a second run."""
+
+    path: Path
+    store: TaskStore
+    fingerprint: dict[str, Any]
+    found: int = 0
+    notes: list[str] = field(default_factory=list)
+    _lock: IO[bytes] | None = None
+
+    def close(self) -> None:
+        """Release the lock (the folder stays as it is)."""
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                (self.path / LOCK).unlink()
+            self._lock.close()
+            self._lock = None
+
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def stored_fingerprint(folder: Path) -> dict[str, Any] | None:
+    """The fingerprint of the run in ``folder`` (checkpoint, else manifest), or None if it holds no run."""
+    for name in (CHECKPOINT, "manifest.json"):
+        data = _read_json(folder / name)
+        if data is not None:
+            fp = data.get("fingerprint")
+            return fp if isinstance(fp, dict) else {"scenario": data.get("scenario"),
+                                                      "root_seed": data.get("root_seed")}
+    return None
+
+
+def _lock(folder: Path) -> IO[bytes] | None:
+    fh = (folder / LOCK).open("ab")
+    try:
+        import fcntl
+
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:  # not POSIX: no lock
+        return fh
+    except OSError:
+        fh.close()
+        raise RunFolderError(f"--out {folder}: another inmail-sim run is writing to this folder right now; "
+                             "wait for it or choose another --out") from None
+    return fh
+
+
+def _clear_run(folder: Path) -> None:
+    """Delete what an earlier run wrote (``--force``); files not written by inmail-sim are left alone."""
+    names = set(RUN_FILES) | {CHECKPOINT, "error.log"}
+    man = _read_json(folder / "manifest.json") or {}
+    names |= {n for n in man.get("files", []) if isinstance(n, str) and n}
+    root = folder.resolve()
+    for name in names:
+        p = folder / name
+        if root not in p.resolve().parents:  # only files inside the folder, whatever the manifest says
+            continue
+        if p.is_file() or p.is_symlink():
+            p.unlink()
+            with contextlib.suppress(OSError):  # a sub-folder the run created (e.g. figures/), if now empty
+                if p.parent != folder:
+                    p.parent.rmdir()
+    if (folder / TASKS_DIR).is_dir():
+        shutil.rmtree(folder / TASKS_DIR)
+
+
+def _is_empty(folder: Path) -> bool:
+    return not any(p.name != LOCK for p in folder.iterdir())
+
+
+def prepare_run_folder(out: str | Path, fingerprint: dict[str, Any], *, resume: bool = False,
+                       force: bool = False) -> RunFolder:
+    """Check ``out`` against the run about to start and open its per-replication store.
+
+    * ``resume``: reuse the replications the folder holds; refused (:class:`RunFolderError`) if
+      the folder's scenario, root seed or code version differ.  An empty or missing folder just
+      starts a new run.
+    * otherwise the folder must be new or empty; one holding a run (or anything else) is only
+      replaced with ``force`` (which deletes what inmail-sim wrote there before).
+
+    Writes ``checkpoint.json`` and removes an old ``manifest.json`` (the folder is incomplete
+    until the run's manifest is written again).
+    """
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise RunFolderError(f"--out {folder}: exists and is not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = _lock(folder)
+    try:
+        notes: list[str] = []
+        stored = stored_fingerprint(folder)
+        empty = _is_empty(folder)
+        if resume and stored is not None:
+            diffs = fingerprint_differences(stored, fingerprint)
+            if diffs:
+                raise RunFolderError(
+                    f"cannot resume {folder}: " + "; ".join(diffs) + ". Mixing them would give wrong results: "
+                    "re-run the original command with --resume, or start over with --force (deletes the "
+                    "finished replications), or choose another --out")
+        elif not empty and not force:
+            if stored is not None:
+                raise RunFolderError(
+                    f"--out {folder} already holds a run (scenario {stored.get('scenario')!r}, root seed "
+                    f"{stored.get('root_seed')}): add --resume to continue it (only if it is the same scenario, "
+                    "seed and code), --force to replace it, or choose another --out")
+            raise RunFolderError(f"--out {folder} is not empty and holds no inmail-sim run: choose another "
+                                 "--out, or add --force to write into it anyway")
+        elif resume:
+            notes.append(f"nothing to resume in {folder}: starting a new run")
+        if force and not resume:
+            _clear_run(folder)
+        for name in ("manifest.json", "error.log"):
+            with contextlib.suppress(FileNotFoundError):
+                (folder / name).unlink()
+        checkpoint = {"format": 1, "fingerprint": fingerprint,
+                      "created": dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+        atomic_write(folder / CHECKPOINT, _text(json.dumps(checkpoint, indent=2, default=str) + "\n"))
+        store = record_store(folder / TASKS_DIR)
+        found = store.count() if resume else 0
+        if found:
+            notes.append(f"resuming: {found} finished replication file{'s' if found != 1 else ''} in {folder}")
+        return RunFolder(folder, store, fingerprint, found, notes, lock)
+    except BaseException:
+        lock_path = folder / LOCK
+        if lock is not None:
+            lock.close()
+        with contextlib.suppress(OSError):
+            lock_path.unlink()
+        raise
+
+
+def resume_command(argv: Sequence[str], out: str | Path) -> str:
+    """The command line that resumes a run: ``argv`` without --out/--force/--resume, plus ``--out DIR --resume``."""
+    args: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--out":
+            skip = True
+            continue
+        if a.startswith("--out=") or a in ("--force", "--resume"):
+            continue
+        args.append(a)
+    return shlex.join(["inmail-sim", *args, "--out", str(out), "--resume"])
+
+
+# --------------------------------------------------------------------------- writing and reading results
+
+
 def manifest(results: Results, *, argv: Sequence[str] | None, started: dt.datetime, finished: dt.datetime,
-             files: Sequence[str], workers: int | None = None) -> dict[str, Any]:
+             files: Sequence[str], workers: int | None = None, executor: str | None = None) -> dict[str, Any]:
     """What is needed to reproduce and audit a run."""
     sc = results.scenario
     prec: PrecisionReport | None = results.precision
@@ -107,6 +372,9 @@ def manifest(results: Results, *, argv: Sequence[str] | None, started: dt.dateti
             "cap": prec.cap, "half_widths": prec.half_widths, "message": prec.message,
         },
         "workers": workers,
+        "executor": executor,
+        "timeseries": bool(sc.run.record_daily),
+        "fingerprint": run_fingerprint(sc),
         "numpy_version": np.__version__,
         "pandas_version": pd.__version__,
         "python_version": platform.python_version(),
@@ -122,8 +390,11 @@ def manifest(results: Results, *, argv: Sequence[str] | None, started: dt.dateti
 
 def write_run(results: Results, out: str | Path, *, argv: Sequence[str] | None = None,
               started: dt.datetime | None = None, finished: dt.datetime | None = None,
-              workers: int | None = None) -> Path:
-    """Write the run folder ``out`` (created if needed); return its path."""
+              workers: int | None = None, executor: str | None = None) -> Path:
+    """Write the run folder ``out`` (created if needed); return its path.
+
+    ``timeseries.csv`` is left out when the run did not keep the daily series (``--no-timeseries``).
+    """
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     finished = finished or dt.datetime.now().astimezone()
@@ -140,10 +411,15 @@ def write_run(results: Results, out: str | Path, *, argv: Sequence[str] | None =
         ("breakdown_replications.csv", _csv(results.breakdown_replications)),
         ("scenario.resolved.yaml", _text(_resolved_header(results) + results.scenario.resolved_yaml())),
     ]
+    if not results.scenario.run.record_daily:
+        writes = [w for w in writes if w[0] != "timeseries.csv"]
+        with contextlib.suppress(FileNotFoundError):
+            (folder / "timeseries.csv").unlink()  # a stale one from an earlier run would not match
     for name, write in writes:
         atomic_write(folder / name, write)
     files = [name for name, _ in writes] + ["manifest.json"]
-    man = manifest(results, argv=argv, started=started, finished=finished, files=files, workers=workers)
+    man = manifest(results, argv=argv, started=started, finished=finished, files=files, workers=workers,
+                   executor=executor)
     atomic_write(folder / "manifest.json", _text(json.dumps(man, indent=2, default=str) + "\n"))
     return folder
 
@@ -164,7 +440,8 @@ def load_results(folder: str | Path) -> Results:
     scenario = load_scenario(folder / "scenario.resolved.yaml")
     reps = pd.read_csv(folder / "replications.csv")
     reps = reps[["policy", "replication", "seed", *METRIC_NAMES]]
-    ts = pd.read_csv(folder / "timeseries.csv")
+    ts_path = folder / "timeseries.csv"
+    ts = pd.read_csv(ts_path) if ts_path.is_file() else pd.DataFrame(columns=list(TIMESERIES_COLUMNS))
     bd = pd.read_csv(folder / "breakdown_replications.csv", keep_default_na=False, na_values=[""])
     man = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     prec = man.get("precision")

@@ -53,6 +53,7 @@ from simulator.config import (
     Segment,
     SendingModel,
 )
+from simulator.metrics import METRIC_NAMES
 from simulator.presets import PRESETS, preset
 
 PathT = tuple[str | int, ...]
@@ -140,8 +141,10 @@ class _Loader(yaml.SafeLoader):
         self.flatten_mapping(node)
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else self.construct_object(key_node, deep)
-            out[key] = self.construct_object(value_node, deep=deep)
+            if not isinstance(key_node, yaml.ScalarNode):  # [a, b]: or {a: 1}: - never a field name
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a plain name, not a list or mapping", key_node.start_mark)
+            out[key_node.value] = self.construct_object(value_node, deep=deep)
         return out
 
 
@@ -154,14 +157,41 @@ class _Loader(yaml.SafeLoader):
 
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+_Loader.add_implicit_resolver(  # YAML 1.1 reads 1e6 (no dot) as text; analysts mean the number
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+MAX_FILE_BYTES = 1 << 20
+"""Largest scenario file read (scenario files are a few kilobytes; this stops a wrong file early)."""
+MAX_DEPTH = 40
+"""Deepest nesting accepted (a scenario needs about 8 levels)."""
+MAX_VALUES = 100_000
+"""Most values a file may hold once YAML aliases are expanded (stops 'billion laughs' alias bombs)."""
+
+
+class _TooBigError(Exception):
+    """The YAML structure is deeper, larger or more self-referential than any scenario."""
 
 
 def _walk_nodes(node: yaml.Node, path: PathT, file: str, marks: dict[PathT, Loc], issues: list[Issue],
-                depth: int = 0) -> None:
-    """Record the line of every value and report duplicate keys (before construction)."""
+                depth: int = 0, ancestors: frozenset[int] = frozenset(), count: list[int] | None = None) -> None:
+    """Record the line of every value and report duplicate keys (before construction).
+
+    Raises :class:`_TooBigError` for nesting deeper than :data:`MAX_DEPTH`, more than :data:`MAX_VALUES`
+    values after alias expansion, or an alias that contains itself.
+    """
+    count = [0] if count is None else count
+    count[0] += 1
+    if count[0] > MAX_VALUES:
+        raise _TooBigError(f"more than {MAX_VALUES:,} values once YAML aliases (*name) are expanded; "
+                      "a scenario holds a few hundred")
+    if depth > MAX_DEPTH:
+        raise _TooBigError(f"nested more than {MAX_DEPTH} levels deep at {_fmt_path(path[:6])}...; "
+                      "a scenario needs about 8")
+    if id(node) in ancestors:
+        raise _TooBigError(f"a YAML alias refers to a value that contains it ({_fmt_path(path) or 'top level'})")
     marks[path] = Loc(file, node.start_mark.line + 1)
-    if depth > 50:
-        return
+    inner = ancestors | {id(node)}
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
@@ -174,10 +204,55 @@ def _walk_nodes(node: yaml.Node, path: PathT, file: str, marks: dict[PathT, Loc]
                                     f"duplicate key {key!r} (first given on line {seen[key]}); give each key once"))
             else:
                 seen[key] = line
-            _walk_nodes(value_node, (*path, key), file, marks, issues, depth + 1)
+            _walk_nodes(value_node, (*path, key), file, marks, issues, depth + 1, inner, count)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk_nodes(item, (*path, i), file, marks, issues, depth + 1)
+            _walk_nodes(item, (*path, i), file, marks, issues, depth + 1, inner, count)
+
+
+def _check_depth(text: str) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH` from the event stream, before the (recursive) composer."""
+    loader = _Loader(text)
+    depth = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    raise _TooBigError(f"nested more than {MAX_DEPTH} levels deep (line {mark.line + 1}); "
+                                       "a scenario needs about 8")
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    finally:
+        loader.dispose()
+
+
+def _read_text(path: Path) -> str:
+    """The file's text: at most :data:`MAX_FILE_BYTES`, UTF-8, no NUL bytes (else a ScenarioError)."""
+    file = str(path)
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise ScenarioError([Issue(file, None, "", _NO_VALUE, "file not found")]) from None
+    except IsADirectoryError:
+        raise ScenarioError([Issue(file, None, "", _NO_VALUE, "is a directory, not a YAML file")]) from None
+    except OSError as exc:
+        raise ScenarioError([Issue(file, None, "", _NO_VALUE, f"cannot read file: {exc}")]) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ScenarioError([Issue(file, None, "", _NO_VALUE,
+                                   f"file is larger than {MAX_FILE_BYTES // 2**20} MiB: not a scenario file "
+                                   "(they are a few kilobytes); check the path")])
+    if b"\0" in raw:
+        raise ScenarioError([Issue(file, None, "", _NO_VALUE, "not a text file (it contains NUL bytes): "
+                                   "a scenario is a YAML text file")])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError([Issue(file, None, "", _NO_VALUE, f"not UTF-8 text (byte {exc.start}: "
+                                   f"{exc.reason}); save the file as UTF-8")]) from None
 
 
 def load_yaml(path: Path, issues: list[Issue] | None = None) -> tuple[Any, dict[PathT, Loc]]:
@@ -186,17 +261,15 @@ def load_yaml(path: Path, issues: list[Issue] | None = None) -> tuple[Any, dict[
     Duplicate keys are appended to ``issues`` (the last value wins meanwhile, so validation can
     still report everything else); without ``issues`` they raise at once.
     """
-    file = str(path)
+    return _parse_yaml(_read_text(path), str(path), issues)
+
+
+def _parse_yaml(text: str, file: str, issues: list[Issue] | None = None) -> tuple[Any, dict[PathT, Loc]]:
+    """:func:`load_yaml` on text: safe tags only, bounded depth and size, every failure a ScenarioError."""
+    loader: _Loader | None = None
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError([Issue(file, None, "", _NO_VALUE, "file not found")]) from None
-    except IsADirectoryError:
-        raise ScenarioError([Issue(file, None, "", _NO_VALUE, "is a directory, not a YAML file")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([Issue(file, None, "", _NO_VALUE, f"cannot read file: {exc}")]) from None
-    loader = _Loader(text)
-    try:
+        _check_depth(text)
+        loader = _Loader(text)
         node = loader.get_single_node()
         if node is None:
             return {}, {(): Loc(file, 1)}
@@ -208,6 +281,8 @@ def load_yaml(path: Path, issues: list[Issue] | None = None) -> tuple[Any, dict[
         if issues is not None:
             issues += dups
         return loader.construct_document(node), marks
+    except ScenarioError:
+        raise
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -215,8 +290,17 @@ def load_yaml(path: Path, issues: list[Issue] | None = None) -> tuple[Any, dict[
         raise ScenarioError([Issue(file, line, "", _NO_VALUE, f"malformed YAML: {what}")]) from None
     except yaml.YAMLError as exc:
         raise ScenarioError([Issue(file, None, "", _NO_VALUE, f"malformed YAML: {exc}")]) from None
+    except RecursionError:
+        raise ScenarioError([Issue(file, None, "", _NO_VALUE,
+                                   f"nested too deeply (more than {MAX_DEPTH} levels); a scenario needs about 8")]) \
+            from None
+    except _TooBigError as exc:
+        raise ScenarioError([Issue(file, None, "", _NO_VALUE, f"refused: {exc}")]) from None
+    except (ValueError, OverflowError) as exc:  # e.g. an integer with thousands of digits
+        raise ScenarioError([Issue(file, None, "", _NO_VALUE, f"unreadable value: {exc}")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 # --------------------------------------------------------------------------- extends and --set
@@ -294,9 +378,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ScenarioError([Issue(SET_SOURCE, None, path_s, _NO_VALUE,
                                    "bad path: use dotted field names, e.g. policies.new.refund.window_days")])
     try:
-        value = yaml.load(value_s, Loader=_Loader) if value_s.strip() else None
-    except yaml.YAMLError as exc:
-        raise ScenarioError([Issue(SET_SOURCE, None, path_s, value_s, f"value is not valid YAML: {exc}")]) from None
+        value = _parse_yaml(value_s, SET_SOURCE)[0] if value_s.strip() else None
+    except ScenarioError as exc:
+        why = exc.issues[0].message if exc.issues else "unreadable"
+        raise ScenarioError([Issue(SET_SOURCE, None, path_s, value_s, f"value is not valid YAML: {why}")]) from None
     return [s.strip() for s in segs], value
 
 
@@ -375,6 +460,18 @@ NonNeg = Annotated[float, _range(0)]
 Positive = Annotated[float, _range(0, lo_open=True)]
 NonNegInt = Annotated[int, _range(0)]
 PosInt = Annotated[int, _range(1)]
+MAX_DAYS = 36_500
+Days = Annotated[int, _range(0, MAX_DAYS)]
+"""A number of days (a window, delay or period): at most 100 years, like the horizon."""
+PosDays = Annotated[int, _range(1, MAX_DAYS)]
+MAX_CREDITS = 10**9
+Credits = Annotated[int, _range(0, MAX_CREDITS)]
+"""Credits granted at once (far above any real allotment; keeps the ledger's integers exact)."""
+MAX_LOG_SD = 3.0
+"""Largest lognormal log-sd ``b`` accepted (larger spreads give absurd, overflowing draws)."""
+MAX_COUNT = 10**9
+Count = Annotated[int, _range(0, MAX_COUNT)]
+PosCount = Annotated[int, _range(1, MAX_COUNT)]
 Name = Annotated[str, Field(min_length=1)]
 SeatType = Literal[SEAT_TYPES]  # type: ignore[valid-type]
 PresetName = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
@@ -384,7 +481,7 @@ LaxDate = Annotated[dt.date, Field(strict=False)]
 class _Model(BaseModel):
     """Strict base: unknown keys are errors, no silent string-to-number coercion."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
     target: ClassVar[type | None] = None
 
 
@@ -393,15 +490,26 @@ class DistModel(_Model):
 
     target: ClassVar[type | None] = Dist
     kind: Literal["fixed", "uniform", "beta", "lognormal"] = "fixed"
-    a: float = 0.0
-    b: float = 0.0
+    a: Annotated[float, _range(-1e6, 1e6)] = 0.0
+    b: Annotated[float, _range(-1e6, 1e6)] = 0.0
 
     @model_validator(mode="before")
     @classmethod
     def _number_is_fixed(cls, v: Any) -> Any:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             return {"kind": "fixed", "a": float(v)}
+        if isinstance(v, dict) and "kind" not in v:
+            # a partial mapping (e.g. --set ...check_interval_days.a=2 over a default) would silently
+            # become fixed(a): ask for the whole distribution instead
+            raise ValueError("a distribution needs its kind (fixed, uniform, beta or lognormal): write it whole, "
+                             "e.g. {kind: lognormal, a: 4, b: 0.8}, or a bare number for fixed")
         return v
+
+    @model_validator(mode="after")
+    def _sane_spread(self) -> DistModel:
+        if self.kind == "lognormal" and self.b > MAX_LOG_SD:  # e^(3 x 3 sd) is already a factor of 8,000
+            raise ValueError(f"a lognormal's log-sd b must be <= {MAX_LOG_SD:g}, got {self.b:g}")
+        return self
 
 
 class SegmentModel(_Model):
@@ -416,14 +524,14 @@ class SegmentModel(_Model):
 
 class MembersModel(_Model):
     target: ClassVar[type | None] = MemberPopulation
-    count: PosInt | None = None
+    count: PosCount | None = None
     segments: Annotated[list[SegmentModel], Field(min_length=1)] | None = None
 
 
 class RecruiterGroupModel(_Model):
     target: ClassVar[type | None] = RecruiterGroup
     name: Name
-    count: NonNegInt
+    count: Count
     seat_type: SeatType | None = None
     behaviour: Literal["fixed", "adaptive"] | None = None
     personalization: DistModel | None = None
@@ -431,7 +539,7 @@ class RecruiterGroupModel(_Model):
     daily_volume: DistModel | None = None
     bulk_share: DistModel | None = None
     time_budget_minutes: DistModel | None = None
-    team_size: PosInt | None = None
+    team_size: PosCount | None = None
     segment_weights: dict[str, NonNeg] | list[NonNeg] | None = None
 
 
@@ -441,7 +549,7 @@ class ResponseModelModel(_Model):
     reference_personalization: Prob | None = None
     bulk_personalization_factor: Prob | None = None
     member_heterogeneity_sd: NonNeg | None = None
-    observation_days: PosInt | None = None
+    observation_days: PosDays | None = None
 
 
 class FatigueModel(_Model):
@@ -463,7 +571,7 @@ class AdaptationModel(_Model):
     max_personalization_shift: Prob | None = None
     max_volume_cut: Prob | None = None
     speed: Prob | None = None
-    memory_days: Positive | None = None
+    memory_days: Annotated[float, _range(1, MAX_DAYS)] | None = None
     cost_reference: Annotated[float, _range(0, 1, hi_open=True)] | None = None
 
 
@@ -471,7 +579,7 @@ class SendingModelModel(_Model):
     target: ClassVar[type | None] = SendingModel
     minutes_personalized: NonNeg | None = None
     minutes_bulk: NonNeg | None = None
-    weekend_factor: NonNeg | None = None
+    weekend_factor: Annotated[float, _range(0, 10)] | None = None
     adaptation: AdaptationModel | None = None
 
 
@@ -486,14 +594,14 @@ class MarketModel(_Model):
 
 class RefundModel(_Model):
     kind: Literal["on_silence", "on_response", "never"] | None = None
-    window_days: NonNegInt | None = None
-    latency_days: NonNegInt | None = None
+    window_days: Days | None = None
+    latency_days: Days | None = None
 
 
 class AccrualModel(_Model):
     kind: Literal["unlimited", "cap", "expire"] | None = None
-    cap_months: NonNeg | None = None
-    expire_days: PosInt | None = None
+    cap_months: Annotated[float, _range(0, 1200)] | None = None
+    expire_days: PosDays | None = None
 
 
 class ThresholdModel(_Model):
@@ -501,13 +609,13 @@ class ThresholdModel(_Model):
 
     enabled: bool | None = None
     min_sends: PosInt | None = None
-    window_days: PosInt | None = None
+    window_days: PosDays | None = None
     min_rate: Prob | None = None
-    warning_days: NonNegInt | None = None
-    ack_delay_days: NonNegInt | None = None
-    improvement_days: PosInt | None = None
-    maturity_days: NonNegInt | None = None
-    review_every_days: PosInt | None = None
+    warning_days: Days | None = None
+    ack_delay_days: Days | None = None
+    improvement_days: PosDays | None = None
+    maturity_days: Days | None = None
+    review_every_days: PosDays | None = None
     seat_types: list[SeatType] | None = None
 
     @model_validator(mode="before")
@@ -518,7 +626,7 @@ class ThresholdModel(_Model):
 
 class GrantModel(_Model):
     date: LaxDate
-    amount: NonNegInt
+    amount: Credits
     seat_types: list[SeatType] | None = None
     name: Name | None = None
 
@@ -527,7 +635,7 @@ class PhaseModel(_Model):
     """Overrides of the credit rules of one phase."""
 
     refund: RefundModel | None = None
-    allotments: dict[SeatType, NonNegInt] | None = None
+    allotments: dict[SeatType, Credits] | None = None
     accrual: AccrualModel | None = None
     pooling: bool | None = None
 
@@ -552,6 +660,142 @@ class PolicyModel(PhaseModel):
 PolicyName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")]
 
 
+# --------------------------------------------------------------------------- sweep and sensitivity blocks
+# Read by ``inmail-sim sweep`` / ``inmail-sim sensitivity`` (simulator/sweep.py, simulator/sensitivity.py),
+# ignored by ``run``.  Here only their shape is checked; whether each dotted path and value fits the
+# scenario is checked by sweep.py, which applies the values as ``--set`` overrides.
+
+
+class ParameterRangeModel(_Model):
+    """A numeric range of one parameter: ``{low, high}``; ``num`` evenly spaced points for a grid."""
+
+    low: float
+    high: float
+    num: Annotated[int, _range(2)] | None = None
+    integer: bool | None = None
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ParameterRangeModel:
+        if not self.low < self.high:
+            raise ValueError(f"needs low < high, got low={self.low:g}, high={self.high:g}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log: true needs low > 0, got low={self.low:g}")
+        return self
+
+
+SweepValues = Annotated[list[Any], Field(min_length=1)] | ParameterRangeModel
+MetricName = Literal[METRIC_NAMES]  # type: ignore[valid-type]
+
+
+class SweepModel(_Model):
+    """``sweep:``: a grid (lists of values / ``{low, high, num}``) or ``n`` QMC points over ranges."""
+
+    method: Literal["grid", "lhs", "sobol", "halton"] = "grid"
+    n: PosInt | None = None
+    seed: NonNegInt | None = None
+    seeds: Literal["common", "per_point"] = "common"
+    replications: Annotated[int, _range(1, 100_000)] | None = None
+    metrics: Annotated[list[MetricName], Field(min_length=1)] | None = None
+    parameters: Annotated[dict[str, SweepValues], Field(min_length=1)]
+
+
+class SensitivityModel(_Model):
+    """``sensitivity:``: Sobol indices and a tornado chart of chosen outputs over parameter ranges."""
+
+    parameters: Annotated[dict[str, ParameterRangeModel], Field(min_length=1)] | None = None
+    outputs: Annotated[list[Name], Field(min_length=1)] | None = None
+    policy: Name | None = None
+    n: PosInt = 32
+    replications: Annotated[int, _range(1, 100_000)] = 2
+    bootstrap: Annotated[int, _range(0, 100_000)] = 999
+    confidence: Annotated[float, _range(0, 1, lo_open=True, hi_open=True)] = 0.95
+    seed: NonNegInt | None = None
+    sobol: bool = True
+    tornado: bool = True
+
+
+# --------------------------------------------------------------------------- calibration block
+# Read by ``inmail-sim calibrate`` (simulator/calibration.py), ignored by ``run``.  Here only its shape
+# is checked; whether each path, metric and label fits the scenario is checked by calibration.py.
+
+
+class CalibrationParameterModel(_Model):
+    """A free parameter: one market path (or several tied ones, ``{path: factor}``) and its range."""
+
+    name: Name | None = None
+    path: Name | None = None
+    paths: Annotated[list[Name], Field(min_length=1)] | Annotated[dict[str, float], Field(min_length=1)] | None = None
+    low: float
+    high: float
+    start: float | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CalibrationParameterModel:
+        if (self.path is None) == (self.paths is None):
+            raise ValueError("give either path (one field) or paths (several fields tied to one value)")
+        if not self.low < self.high:
+            raise ValueError(f"needs low < high, got low={self.low:g}, high={self.high:g}")
+        if self.start is not None and not self.low <= self.start <= self.high:
+            raise ValueError(f"start={self.start:g} must lie in [low, high] = [{self.low:g}, {self.high:g}]")
+        return self
+
+
+class CalibrationTargetModel(_Model):
+    """A figure to reproduce: a point ``value``, a band ``low``..``high``, or a one-sided bound."""
+
+    name: Name | None = None
+    metric: Name
+    by: Name | None = None
+    label: Name | None = None
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+    scale: Positive | None = None
+    weight: NonNeg = 1.0
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CalibrationTargetModel:
+        if (self.by is None) != (self.label is None):
+            raise ValueError("by and label go together (e.g. by: personalization_band, label: high)")
+        if self.value is not None and (self.low is not None or self.high is not None):
+            raise ValueError("give either value (a point) or low/high (a band or a bound), not both")
+        if self.value is None and self.low is None and self.high is None:
+            raise ValueError("needs value, or low and/or high")
+        if self.low is not None and self.high is not None and not self.low < self.high:
+            raise ValueError(f"needs low < high, got low={self.low:g}, high={self.high:g}")
+        return self
+
+
+class CalibrationCheckModel(_Model):
+    """A validation figure NOT used in fitting: a policy comparison predicted by the fitted market."""
+
+    name: Name
+    scenario: Name | None = None
+    policy: Name | None = None
+    metric: Name = "response_rate"
+    relative: bool = True
+    low: float | None = None
+    high: float | None = None
+    source: str = ""
+
+
+class CalibrationModel(_Model):
+    """``calibration:``: free market parameters, the figures to reproduce, and validation figures."""
+
+    policy: Name | None = None
+    replications: Annotated[int, _range(1, 10_000)] = 4
+    check_replications: Annotated[int, _range(2, 10_000)] = 10
+    method: Literal["nelder-mead", "powell"] = "nelder-mead"
+    max_evaluations: Annotated[int, _range(1, 100_000)] = 80
+    tolerance: Positive = 0.002
+    regularization: NonNeg = 0.01
+    parameters: Annotated[list[CalibrationParameterModel], Field(min_length=1)]
+    targets: Annotated[list[CalibrationTargetModel], Field(min_length=1)] | None = None
+    validation: list[CalibrationCheckModel] | None = None
+
+
 class ScenarioModel(_Model):
     """The whole experiment."""
 
@@ -565,12 +809,16 @@ class ScenarioModel(_Model):
     baseline: Name | None = None
     market: MarketModel | None = None
     policies: Annotated[dict[PolicyName, PolicyModel], Field(min_length=1)]
+    sweep: SweepModel | None = None
+    sensitivity: SensitivityModel | None = None
+    calibration: CalibrationModel | None = None
 
 
 # --------------------------------------------------------------------------- pydantic errors -> issues
 
 
 _TYPE_MESSAGES: dict[str, str] = {
+    "finite_number": "must be a finite number (not .nan or .inf)",
     "int_type": "must be a whole number",
     "int_from_float": "must be a whole number",
     "float_type": "must be a number",
@@ -981,6 +1229,12 @@ class Scenario:
     resolved: dict[str, Any]
     source: str | None = None
     overrides: tuple[str, ...] = ()
+    locations: Mapping[PathT, Loc] = field(default_factory=dict, repr=False, compare=False)
+    """Where each value of ``resolved`` came from (file and line, or ``--set``)."""
+
+    def issue(self, path: PathT, message: str, value: Any = _NO_VALUE) -> Issue:
+        """An :class:`Issue` at ``path`` of ``resolved``, located at its file and line (for sweep.py)."""
+        return _issue(self.resolved, self.locations, self.source, path, value, message)
 
     @property
     def policy_names(self) -> list[str]:
@@ -990,6 +1244,12 @@ class Scenario:
     def resolved_yaml(self) -> str:
         """The scenario after ``extends`` and overrides, as YAML (what ``scenario.resolved.yaml`` holds)."""
         return yaml.safe_dump(self.resolved, sort_keys=False, allow_unicode=True, width=100)
+
+
+def scenario_yaml(data: Mapping[str, Any], header: str = "") -> str:
+    """A scenario mapping as YAML text, ``header`` lines as comments on top (for generated scenario files)."""
+    lines = "".join(f"# {line}".rstrip() + "\n" for line in header.splitlines())
+    return lines + yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True, width=100)
 
 
 Overrides = Sequence[str] | Mapping[str, Any]
@@ -1061,6 +1321,11 @@ def _validate(data: dict[str, Any], marks: Mapping[PathT, Loc], file: str | None
     if model.horizon_days is not None:
         run_kw["horizon_days"] = model.horizon_days
     run = RunConfig(**run_kw)
+    try:  # the calendar (with the refund tail and next month's grant) must stay within Python's dates
+        run.start_date + dt.timedelta(days=run.horizon_days + 400)
+    except OverflowError:
+        b.fail(("start_date",), run.start_date.isoformat(),
+               f"start_date + horizon_days ({run.horizon_days}) runs past the last representable date (9999-12-31)")
     if model.max_replications < model.replications:
         b.fail(("max_replications",), model.max_replications,
                f"must be >= replications ({model.replications})")
@@ -1074,7 +1339,7 @@ def _validate(data: dict[str, Any], marks: Mapping[PathT, Loc], file: str | None
         name=model.name or (Path(file).stem if file else "scenario"),
         description=model.description, market=market, policies=policies, baseline=baseline, run=run,
         replications=model.replications, max_replications=model.max_replications, root_seed=model.root_seed,
-        resolved=resolved, source=file, overrides=overrides,
+        resolved=resolved, source=file, overrides=overrides, locations=dict(marks),
     )
 
 

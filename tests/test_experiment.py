@@ -160,10 +160,13 @@ def test_paired_comparison_matches_scipy() -> None:
     assert row["ci_shrink"] > 0.8 and bool(row["significant"])
 
 
-def test_single_replication_gives_nan_intervals_not_errors() -> None:
+def test_single_replication_collapses_intervals_to_the_mean_without_nan() -> None:
     row = compare(_frame({"b": [1.0], "p": [2.0]}), "b", ["x"]).iloc[0]
-    assert row["diff"] == 1.0 and math.isnan(row["ci_low"]) and math.isnan(row["p_value"])
+    assert row["diff"] == 1.0 and row["ci_low"] == row["ci_high"] == 1.0 and math.isnan(row["p_value"])
+    assert row["rel_change"] == 1.0 and row["ci_shrink"] == 0.0
     assert not bool(row["significant"])
+    summ = summarize(_frame({"b": [3.0]}), ["x"]).iloc[0]
+    assert (summ["mean"], summ["std"], summ["ci_low"], summ["ci_high"], summ["n"]) == (3.0, 0.0, 3.0, 3.0, 1)
 
 
 # --------------------------------------------------------------------------- --precision

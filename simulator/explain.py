@@ -1,0 +1,494 @@
+"""Why does the new policy move response rates?  Shapley decomposition over counterfactual worlds.
+
+Two decompositions of the same baseline -> new difference, each summing to it exactly:
+
+**By rule** - which rule change is responsible.  The players are the rules in which the two
+policies differ (:data:`RULES`: refund rule, allotments and one-off grants, accrual, pooling,
+threshold, switch date).  The world of a coalition ``T`` is the baseline policy with the rules in
+``T`` taken from the new policy (a hybrid policy), on the scenario's market:
+``v(T) = Y(baseline + T) - Y(baseline)``, so ``v(all) = Y(new) - Y(baseline)``.
+
+**By channel** - through which behaviour the difference comes about.  The players are the
+market-side mechanisms (:data:`CHANNELS`), each switched off *in both worlds*:
+
+* ``credit_limit`` - who sends (composition: senders running out of credits).  Off: every seat
+  gets :data:`UNLIMITED_CREDITS` a month in every phase of both policies, so no one ever runs
+  short (stock-outs and the scarcity pressure of adaptation vanish).
+* ``adaptation`` - how recruiters send.  Off: ``market.sending.adaptation.enabled = false``
+  (adaptive recruiters keep their initial personalization, bulk share and volume).
+* ``fatigue`` - the shared-fatigue externality.  Off: ``market.fatigue.enabled = false``.
+* ``threshold`` - only when both policies have the *same* threshold (otherwise it is a rule):
+  off means ``threshold.enabled = false`` in both.
+
+With ``U`` the channels switched on, ``D(U) = Y(new, U) - Y(baseline, U)`` is the policy
+difference in that world and ``v(U) = D(U) - D(none)``.  The difference with every channel off,
+``D(none)``, is reported as ``direct`` (mechanical: for the response rate it is exactly 0, since
+nothing then changes what is sent; for net credit burn it is the refund rule's accounting).
+So ``direct + sum of channel contributions = D(all) = Y(new) - Y(baseline)``.
+
+Exact Shapley values over the ``2^k`` coalitions (cheap for ``k <= 6``).  Every world's
+replication ``i`` uses the same seed (common random numbers); the Shapley values are computed
+replication by replication - they are linear in the outcomes - and their 95% t-intervals are
+the CIs, so the contributions add up to the total difference exactly in every replication.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simulator.calibration import SEAT_SHARES, SEGMENT_KEY, Observation, observe_task, t_interval
+from simulator.config import SEAT_TYPES, Market, Phase, Policy
+from simulator.metrics import BREAKDOWN_KEYS, METRIC_NAMES
+from simulator.runner import Task, TaskKey, TaskStore, failure_report, run_tasks
+from simulator.scenario import Scenario
+
+RULES: tuple[str, ...] = ("refund", "allotments", "accrual", "pooling", "threshold", "switch")
+"""Policy rules a hybrid policy takes from the baseline or the new policy (those that differ are players)."""
+
+CHANNELS: tuple[str, ...] = ("credit_limit", "adaptation", "fatigue", "threshold")
+"""Market-side mechanisms switched off in both worlds."""
+
+LABELS: dict[str, str] = {
+    "refund": "refund rule",
+    "allotments": "allotments and grants",
+    "accrual": "accrual / expiry",
+    "pooling": "team pooling",
+    "threshold": "response-rate threshold",
+    "switch": "switch date",
+    "credit_limit": "who sends: credits run out",
+    "adaptation": "how they send: adaptation",
+    "fatigue": "member fatigue",
+    "direct": "direct (all channels off)",
+    "total": "total difference",
+}
+
+UNLIMITED_CREDITS = 1_000_000
+"""Monthly credits per seat when the credit limit is switched off: far above any sending volume."""
+
+DEFAULT_METRICS: tuple[str, ...] = ("response_rate", "net_credit_burn")
+
+
+
+class ExplainInputError(ValueError):
+    """A policy, channel or metric that this scenario cannot explain (the CLI exits with code 2)."""
+
+
+_PHASE_RULES: dict[str, str] = {"refund": "refund", "allotments": "allotments", "accrual": "accrual",
+                                "pooling": "pooling"}
+
+
+# --------------------------------------------------------------------------- counterfactual worlds
+
+
+def _phases(p: Policy) -> tuple[Phase, Phase]:
+    """(phase before the switch, phase after it); without a switch both are the one phase."""
+    return (p.before if p.before is not None else p.phase), p.phase
+
+
+def _mix(base: Phase, new: Phase, rules: Iterable[str]) -> Phase:
+    return dataclasses.replace(base, **{_PHASE_RULES[r]: getattr(new, _PHASE_RULES[r])
+                                        for r in rules if r in _PHASE_RULES})
+
+
+def hybrid_policy(base: Policy, new: Policy, rules: Iterable[str]) -> Policy:
+    """The baseline policy with ``rules`` taken from the new one (in both phases of a switch)."""
+    rules = set(rules)
+    unknown = rules - set(RULES)
+    if unknown:
+        raise ValueError(f"unknown rule(s) {sorted(unknown)}; allowed: {', '.join(RULES)}")
+    (bb, ba), (nb, na) = _phases(base), _phases(new)
+    switch = new.switch_date if "switch" in rules else base.switch_date
+    before = _mix(bb, nb, rules) if switch is not None else None
+    name = "+".join([base.name, *[r for r in RULES if r in rules]])
+    return dataclasses.replace(
+        base, name=name, phase=_mix(ba, na, rules), before=before, switch_date=switch,
+        threshold=new.threshold if "threshold" in rules else base.threshold,
+        grants=new.grants if "allotments" in rules else base.grants,
+        description=f"{base.name} with {', '.join(r for r in RULES if r in rules) or 'no rule'} from {new.name}")
+
+
+def rule_content(p: Policy) -> tuple[Any, ...]:
+    """What a policy does (not its name, description or sources)."""
+    return (p.phase, p.before if p.switch_date is not None else None, p.switch_date, p.threshold, p.grants)
+
+
+def differing_rules(base: Policy, new: Policy) -> list[str]:
+    """The rules in which the two policies differ (the players of the rule decomposition)."""
+    return [r for r in RULES if rule_content(hybrid_policy(base, new, [r])) != rule_content(base)]
+
+
+def available_channels(market: Market, base: Policy, new: Policy, rules: Sequence[str]) -> list[str]:
+    """Channels that are on in the scenario and can be switched off in both worlds."""
+    out = ["credit_limit"]
+    if market.sending.adaptation.enabled and any(g.behaviour == "adaptive" and g.count for g in market.recruiters):
+        out.append("adaptation")
+    if market.fatigue.enabled:
+        out.append("fatigue")
+    if "threshold" not in rules and base.threshold.enabled:
+        out.append("threshold")
+    return out
+
+
+def _unlimited(phase: Phase) -> Phase:
+    return dataclasses.replace(phase, allotments=tuple((s, UNLIMITED_CREDITS) for s in SEAT_TYPES))
+
+
+def switch_off(market: Market, policy: Policy, off: Iterable[str]) -> tuple[Market, Policy]:
+    """The world with the channels ``off`` switched off (see the module docstring for each)."""
+    off = set(off)
+    unknown = off - set(CHANNELS)
+    if unknown:
+        raise ValueError(f"unknown channel(s) {sorted(unknown)}; allowed: {', '.join(CHANNELS)}")
+    if "adaptation" in off:
+        sending = market.sending
+        market = dataclasses.replace(market, sending=dataclasses.replace(
+            sending, adaptation=dataclasses.replace(sending.adaptation, enabled=False)))
+    if "fatigue" in off:
+        market = dataclasses.replace(market, fatigue=dataclasses.replace(market.fatigue, enabled=False))
+    if "credit_limit" in off:
+        policy = dataclasses.replace(policy, phase=_unlimited(policy.phase),
+                                     before=_unlimited(policy.before) if policy.before is not None else None)
+    if "threshold" in off:
+        policy = dataclasses.replace(policy, threshold=dataclasses.replace(policy.threshold, enabled=False))
+    return market, policy
+
+
+@dataclass(frozen=True)
+class World:
+    """One counterfactual: the rules taken from the new policy and the channels left on."""
+
+    rules: frozenset[str]
+    channels_on: frozenset[str]
+    market: Market
+    policy: Policy
+    id: str
+
+    def describe(self, all_channels: Sequence[str]) -> str:
+        off = [c for c in all_channels if c not in self.channels_on]
+        rules = "+".join(r for r in RULES if r in self.rules) or "none"
+        return f"rules from new: {rules}; off: {', '.join(off) or 'none'}"
+
+
+@dataclass(frozen=True)
+class ExplainPlan:
+    """The players of both decompositions and every world needed."""
+
+    baseline: str
+    policy: str
+    rules: tuple[str, ...]
+    channels: tuple[str, ...]
+    worlds: dict[tuple[frozenset[str], frozenset[str]], World]
+
+    def world(self, rules: Iterable[str], channels_on: Iterable[str]) -> World:
+        return self.worlds[(frozenset(rules), frozenset(channels_on))]
+
+
+def _fingerprint(market: Market, policy: Policy, scenario: Scenario) -> str:
+    """A digest of what determines a world's numbers (so a stored result is reused only if unchanged)."""
+    text = repr((market, rule_content(policy), scenario.run, scenario.root_seed))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _subsets(items: Sequence[str]) -> list[frozenset[str]]:
+    """All subsets, indexed by bitmask (bit j = items[j])."""
+    return [frozenset(x for j, x in enumerate(items) if mask >> j & 1) for mask in range(1 << len(items))]
+
+
+def plan(scenario: Scenario, policy: str | None = None, channels: Sequence[str] | None = None) -> ExplainPlan:
+    """The counterfactual design for ``policy`` (default: the first non-baseline one) vs the baseline."""
+    names = [p for p in scenario.policy_names if p != scenario.baseline]
+    if policy is None:
+        if not names:
+            raise ExplainInputError("the scenario has only one policy; explain needs a baseline and another policy")
+        policy = names[0]
+    if policy not in scenario.policies or policy == scenario.baseline:
+        raise ExplainInputError(f"policy must be one of the non-baseline policies: {', '.join(names)}; got {policy!r}")
+    base, new = scenario.policies[scenario.baseline], scenario.policies[policy]
+    rules = differing_rules(base, new)
+    if rule_content(hybrid_policy(base, new, rules)) != rule_content(new):  # pragma: no cover - a design bug
+        raise ValueError(f"{policy} cannot be rebuilt from {scenario.baseline} rule by rule")
+    avail = available_channels(scenario.market, base, new, rules)
+    if channels is None:
+        chans = avail
+    else:
+        bad = [c for c in channels if c not in avail]
+        if bad:
+            raise ExplainInputError(f"channel(s) {', '.join(bad)} cannot be switched here; "
+                                    f"available: {', '.join(avail)}")
+        chans = list(channels)
+    worlds: dict[tuple[frozenset[str], frozenset[str]], World] = {}
+    all_on = frozenset(chans)
+
+    def add(t: frozenset[str], u: frozenset[str]) -> None:
+        if (t, u) in worlds:
+            return
+        market, pol = switch_off(scenario.market, hybrid_policy(base, new, t), all_on - u)
+        tag = "".join("1" if r in t else "0" for r in rules) or "-"
+        ctag = "".join("1" if c in u else "0" for c in chans) or "-"
+        wid = f"w{tag}-{ctag}-{_fingerprint(market, pol, scenario)}"
+        worlds[(t, u)] = World(t, u, market, dataclasses.replace(pol, name=wid), wid)
+
+    for t in _subsets(rules):
+        add(t, all_on)
+    for u in _subsets(chans):
+        add(frozenset(), u)
+        add(frozenset(rules), u)
+    return ExplainPlan(scenario.baseline, policy, tuple(rules), tuple(chans), worlds)
+
+
+# --------------------------------------------------------------------------- Shapley values
+
+
+def shapley(values: np.ndarray) -> np.ndarray:
+    """Exact Shapley values of the game ``v(S) = values[mask(S)]`` (bit j of the mask = player j).
+
+    ``values`` has shape ``(2**n, ...)``; the result ``(n, ...)`` - trailing axes (e.g.
+    replications) are carried along, as the Shapley value is linear in ``v``.  The values sum to
+    ``v(all) - v(empty)`` (efficiency).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    size = v.shape[0]
+    n = size.bit_length() - 1
+    if size != 1 << n:
+        raise ValueError(f"values needs 2**n rows (one per coalition), got {size}")
+    weights = [math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n) for s in range(n)]
+    out = np.zeros((n, *v.shape[1:]), dtype=np.float64)
+    for j in range(n):
+        bit = 1 << j
+        for mask in range(size):
+            if not mask & bit:
+                out[j] += weights[bin(mask).count("1")] * (v[mask | bit] - v[mask])
+    return out
+
+
+# --------------------------------------------------------------------------- running
+
+
+Progress = Callable[[int, int], None]
+
+
+class ExplainRunError(RuntimeError):
+    """Replications of some worlds failed (the finished ones are kept in the store)."""
+
+
+def run_worlds(scenario: Scenario, p: ExplainPlan, indices: Sequence[int], executor: Executor, *,
+               store: TaskStore | None = None, progress: Progress | None = None) -> dict[tuple[str, int], Observation]:
+    """Every world x replication on ``executor`` (replication ``i`` of every world has the same seed)."""
+    tasks = [Task(TaskKey(w.id, i), observe_task, (w.market, w.policy, scenario.run, scenario.root_seed, i))
+             for i in indices for w in p.worlds.values()]
+    total = len(tasks)
+    done = 0
+
+    def tick(_key: TaskKey) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    run = run_tasks(tasks, executor, store, on_done=tick)
+    if run.failures:
+        raise ExplainRunError(f"{len(run.failures)} of {total} world replications failed "
+                              f"({run.finished} finished):\n{failure_report(run.failures)}")
+    return {(k.policy, k.replication): r for k, r in run.results.items()}
+
+
+@dataclass
+class ExplainResult:
+    """The decompositions: ``table`` (one row per metric x decomposition x mechanism) and the data behind it."""
+
+    scenario: Scenario
+    plan: ExplainPlan
+    metrics: tuple[str, ...]
+    indices: tuple[int, ...]
+    table: pd.DataFrame
+    contributions: pd.DataFrame
+    worlds: pd.DataFrame
+
+    def decomposition(self, metric: str, kind: str) -> pd.DataFrame:
+        """Rows of one decomposition (``rule`` or ``channel``) of one metric, total included."""
+        t = self.table
+        return t[(t["metric"] == metric) & (t["decomposition"] == kind)].reset_index(drop=True)
+
+
+def _values(p: ExplainPlan, obs: Mapping[tuple[str, int], Observation], metric: str,
+            indices: Sequence[int]) -> dict[tuple[frozenset[str], frozenset[str]], np.ndarray]:
+    return {key: np.array([obs[(w.id, i)].values[metric] for i in indices], dtype=np.float64)
+            for key, w in p.worlds.items()}
+
+
+def decompose(p: ExplainPlan, obs: Mapping[tuple[str, int], Observation], metric: str,
+              indices: Sequence[int]) -> dict[str, dict[str, np.ndarray]]:
+    """Per-replication contributions: ``{"rule": {player: values}, "channel": {...}}``, totals included.
+
+    ``rule`` holds the rule players and ``total``; ``channel`` the channels, ``direct`` and ``total``.
+    """
+    y = _values(p, obs, metric, indices)
+    rules, chans = p.rules, p.channels
+    on = frozenset(chans)
+    base_full, new_full = y[(frozenset(), on)], y[(frozenset(rules), on)]
+    total = new_full - base_full
+    v_rule = np.stack([y[(t, on)] - base_full for t in _subsets(rules)])
+    phi_rule = shapley(v_rule)
+    diff = {u: y[(frozenset(rules), u)] - y[(frozenset(), u)] for u in _subsets(chans)}
+    direct = diff[frozenset()]
+    v_chan = np.stack([diff[u] - direct for u in _subsets(chans)])
+    phi_chan = shapley(v_chan)
+    return {
+        "rule": {**{r: phi_rule[j] for j, r in enumerate(rules)}, "total": total},
+        "channel": {"direct": direct, **{c: phi_chan[j] for j, c in enumerate(chans)}, "total": total},
+    }
+
+
+def check_metrics(metrics: Sequence[str]) -> None:
+    """Metrics an explanation can decompose: any of METRIC_NAMES, the threshold shares, or ``by:label:metric``."""
+    if not metrics:
+        raise ExplainInputError("give at least one metric")
+    for m in metrics:
+        if m in METRIC_NAMES or m in SEAT_SHARES:
+            continue
+        by, _, rest = m.partition(":")
+        if by in (*BREAKDOWN_KEYS, SEGMENT_KEY) and ":" in rest:
+            continue
+        raise ExplainInputError(f"unknown metric {m!r}; allowed: {', '.join(METRIC_NAMES)}, "
+                                f"{', '.join(SEAT_SHARES)}, or BY:LABEL:METRIC (e.g. group:bulk_heavy:sent)")
+
+
+def explain(scenario: Scenario, executor: Executor, *, policy: str | None = None,
+            metrics: Sequence[str] = DEFAULT_METRICS, replications: int | None = None,
+            channels: Sequence[str] | None = None, store: TaskStore | None = None,
+            progress: Progress | None = None) -> ExplainResult:
+    """Run the counterfactual worlds and decompose the baseline -> ``policy`` difference of each metric."""
+    p = plan(scenario, policy, channels)
+    check_metrics(metrics)
+    indices = tuple(range(replications or scenario.replications))
+    obs = run_worlds(scenario, p, indices, executor, store=store, progress=progress)
+    first = obs[(next(iter(p.worlds.values())).id, indices[0])].values
+    bad = [m for m in metrics if m not in first]
+    if bad:
+        raise ExplainInputError(f"unknown breakdown metric(s) {', '.join(bad)} in this scenario")
+    rows, reps = [], []
+    on = frozenset(p.channels)
+    for m in metrics:
+        y = _values(p, obs, m, indices)
+        base_mean = float(y[(frozenset(), on)].mean())
+        new_mean = float(y[(frozenset(p.rules), on)].mean())
+        parts = decompose(p, obs, m, indices)
+        total_mean = float(parts["rule"]["total"].mean())
+        for kind, players in parts.items():
+            for name, vals in players.items():
+                mean, lo, hi = t_interval(vals)
+                rows.append({"metric": m, "decomposition": kind, "mechanism": name, "label": LABELS.get(name, name),
+                             "contribution": mean, "ci_low": lo, "ci_high": hi,
+                             "share": mean / total_mean if total_mean else math.nan, "n": len(vals),
+                             "baseline": p.baseline, "policy": p.policy,
+                             "baseline_mean": base_mean, "policy_mean": new_mean})
+                reps += [{"metric": m, "decomposition": kind, "mechanism": name, "replication": i,
+                          "contribution": float(v)} for i, v in zip(indices, vals, strict=True)]
+    wrows = []
+    for w in p.worlds.values():
+        for i in indices:
+            vals = obs[(w.id, i)].values
+            wrows.append({"world": w.id, "rules_from_new": "+".join(r for r in RULES if r in w.rules) or "none",
+                          "channels_off": "+".join(c for c in p.channels if c not in w.channels_on) or "none",
+                          "replication": i, **{m: vals[m] for m in metrics}})
+    return ExplainResult(scenario, p, tuple(metrics), indices, pd.DataFrame(rows), pd.DataFrame(reps),
+                         pd.DataFrame(wrows))
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _num(x: float, metric: str) -> str:
+    if not math.isfinite(x):
+        return "-"
+    if metric.endswith(("rate", "share")):
+        return f"{100 * x:+.2f} pt"
+    return f"{x:+,.0f}" if abs(x) >= 100 else f"{x:+.3g}"
+
+
+def format_explain(result: ExplainResult) -> str:
+    """The tables ``inmail-sim explain`` prints: each metric's two decompositions with 95% CIs."""
+    p = result.plan
+    lines = [f"why {p.policy} differs from {p.baseline} ({result.scenario.name}, "
+             f"{len(result.indices)} replications x {len(p.worlds)} worlds, common random numbers)"]
+    if not p.rules:
+        lines.append("  the two policies have the same rules")
+    for m in result.metrics:
+        head = result.table[result.table["metric"] == m].iloc[0]
+        lines += ["", f"{m}: {head['baseline_mean']:.4g} ({p.baseline}) -> {head['policy_mean']:.4g} ({p.policy})"]
+        for kind, title in (("rule", "by rule change"), ("channel", "by channel (switched off in both worlds)")):
+            rows = result.decomposition(m, kind)
+            lines.append(f"  {title}:")
+            for r in rows.itertuples(index=False):
+                share = f"{100 * r.share:5.0f}%" if math.isfinite(r.share) else "     -"
+                sep = "  " + "-" * 78 + "\n" if r.mechanism == "total" else ""
+                lines.append(f"{sep}    {r.label:<32} {_num(r.contribution, m):>14}  "
+                             f"[{_num(r.ci_low, m)}, {_num(r.ci_high, m)}] {share}")
+    return "\n".join(lines)
+
+
+def _atomic_csv(path: Path, frame: pd.DataFrame) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def write_explain(result: ExplainResult, out: str | Path, *, argv: Sequence[str] | None = None,
+                  figure: bool = True) -> list[Path]:
+    """Write ``explain.csv``, ``explain_replications.csv``, ``explain_worlds.csv``, ``explain.png`` and
+    ``explain.json`` (the manifest, last)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, frame in (("explain.csv", result.table), ("explain_replications.csv", result.contributions),
+                        ("explain_worlds.csv", result.worlds)):
+        _atomic_csv(out / name, frame)
+        written.append(out / name)
+    if figure:
+        from simulator.plotting import render_png, waterfall_figure
+
+        png = render_png(waterfall_figure(result.table, result.metrics))
+        tmp = out / f".explain.png.tmp-{os.getpid()}"
+        tmp.write_bytes(png)
+        os.replace(tmp, out / "explain.png")
+        written.append(out / "explain.png")
+    p = result.plan
+    manifest = {
+        "scenario": result.scenario.source, "baseline": p.baseline, "policy": p.policy,
+        "rules": list(p.rules), "channels": list(p.channels), "worlds": len(p.worlds),
+        "replications": len(result.indices), "root_seed": result.scenario.root_seed,
+        "unlimited_credits": UNLIMITED_CREDITS, "metrics": list(result.metrics),
+        "world_ids": {w.id: w.describe(p.channels) for w in p.worlds.values()},
+        "argv": list(argv) if argv is not None else None,
+    }
+    tmp = out / f".explain.json.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, out / "explain.json")
+    written.append(out / "explain.json")
+    return written
+
+
+def world_store(out: str | Path) -> TaskStore:
+    """Where finished world replications are kept (``OUT/worlds``); a re-run reuses the unchanged ones."""
+    return TaskStore(Path(out) / "worlds", Observation.from_arrays)
+
+
+__all__ = [
+    "CHANNELS", "DEFAULT_METRICS", "LABELS", "RULES", "UNLIMITED_CREDITS", "ExplainInputError", "ExplainPlan",
+    "ExplainResult", "World",
+    "available_channels", "decompose", "differing_rules", "explain", "format_explain", "hybrid_policy", "plan",
+    "run_worlds", "shapley", "switch_off", "world_store", "write_explain",
+]
+

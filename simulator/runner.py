@@ -1,0 +1,461 @@
+"""Running many independent tasks (one replication of one policy, at one sweep point) reliably.
+
+* Any :class:`concurrent.futures.Executor` runs them: serial (the default), a local process pool
+  (:func:`open_executor` with ``workers``), or a Dask cluster (``dask="tcp://host:8786"`` or
+  ``"local"``).  Results are keyed by :class:`TaskKey`, never ordered by completion.
+* Each finished task is written at once to its own small file in a :class:`TaskStore` (temporary
+  name, then ``os.replace``), so an interrupted or crashed run keeps everything it computed and
+  a resumed run computes only what is missing.
+* A task that raises does not stop the others; a worker process that dies breaks the pool and
+  ends the run.  Either way :class:`TaskRun` lists what failed and why, and the finished tasks
+  are on disk.  Ctrl-C stops the workers and raises :class:`RunInterrupted`.
+* Fault injection for tests: ``INMAIL_SIM_TEST_FAULT`` (see :func:`inject_fault`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+import traceback
+import zipfile
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+FAULT_ENV = "INMAIL_SIM_TEST_FAULT"
+"""Test hook: ``ACTION:REPLICATION[:POLICY]`` items, comma separated (see :func:`inject_fault`)."""
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+@dataclass(frozen=True)
+class TaskKey:
+    """What identifies a task: (sweep point, policy, replication index); ``point`` is None in a plain run."""
+
+    policy: str
+    replication: int
+    point: int | None = None
+
+    @property
+    def label(self) -> str:
+        """``replication 3 of policy 'new'`` (``... at point 12`` in a sweep)."""
+        text = f"replication {self.replication} of policy {self.policy!r}"
+        return text if self.point is None else f"{text} at point {self.point}"
+
+    @property
+    def filename(self) -> str:
+        """The task's result file name: ``r000003-new.npz`` (``p00012-r000003-new.npz`` in a sweep)."""
+        stem = f"r{self.replication:06d}-{self.policy}"
+        return f"{stem}.npz" if self.point is None else f"p{self.point:05d}-{stem}.npz"
+
+    def sort_key(self) -> tuple[int, int, str]:
+        return (-1 if self.point is None else self.point, self.replication, self.policy)
+
+
+@dataclass(frozen=True)
+class Task:
+    """``fn(*args)`` computes the result of ``key``; ``fn`` must be a picklable module-level function."""
+
+    key: TaskKey
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    """A task that did not finish: ``kind`` is ``raised``, ``worker died`` or ``not run``."""
+
+    key: TaskKey
+    kind: str
+    error: str
+    details: str = ""
+
+    def render(self) -> str:
+        return f"{self.key.label}: {self.kind}: {self.error}"
+
+
+@dataclass
+class TaskRun:
+    """The outcome of :func:`run_tasks`."""
+
+    total: int
+    results: dict[TaskKey, Any] = field(default_factory=dict)
+    failures: list[TaskFailure] = field(default_factory=list)
+    reused: int = 0
+    computed: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def finished(self) -> int:
+        return self.reused + self.computed
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`run_tasks`: the workers were stopped; finished tasks are in the store."""
+
+    def __init__(self, finished: int, total: int) -> None:
+        super().__init__(f"interrupted after {finished} of {total} tasks")
+        self.finished, self.total = finished, total
+
+
+# --------------------------------------------------------------------------- fault injection
+
+
+def inject_fault(key: TaskKey, spec: str | None = None) -> None:
+    """Misbehave on purpose when ``INMAIL_SIM_TEST_FAULT`` names this task (tests only).
+
+    Items ``ACTION:REPLICATION[:POLICY]``, comma separated; ACTION is ``raise`` (a RuntimeError),
+    ``exit`` (``os._exit(3)``: the process vanishes), ``kill`` (SIGKILL to itself) or ``hang``
+    (sleep an hour, to be interrupted).  Without POLICY every policy's replication misbehaves.
+    """
+    spec = os.environ.get(FAULT_ENV, "") if spec is None else spec
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        action, _, rest = item.partition(":")
+        index, _, policy = rest.partition(":")
+        if not index.strip().isdigit() or int(index) != key.replication or policy not in ("", key.policy):
+            continue
+        if action == "raise":
+            raise RuntimeError(f"injected fault ({FAULT_ENV}={item})")
+        if action == "exit":
+            os._exit(3)
+        if action == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if action == "hang":
+            time.sleep(3600)
+
+
+def call_task(key: TaskKey, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    """What a worker runs: the fault hook, then ``fn(*args)``."""
+    if os.environ.get(FAULT_ENV):
+        inject_fault(key)
+    return fn(*args)
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class Storable(Protocol):
+    def to_arrays(self) -> dict[str, np.ndarray]: ...
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file next to ``path``, then move it into place (``os.replace``).
+
+    A crash or Ctrl-C at any moment leaves either the old file or the new one, never half of one.
+    """
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{time.monotonic_ns() % 10**9}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+class TaskStore:
+    """One ``.npz`` file per finished task in ``folder`` (written atomically, read without pickle).
+
+    ``decode`` rebuilds a result from the arrays its ``to_arrays()`` gave.  A file that cannot be
+    read (e.g. copied half-way) counts as missing and is computed again.
+    """
+
+    def __init__(self, folder: str | Path, decode: Callable[[Mapping[str, np.ndarray]], Any]) -> None:
+        self.folder = Path(folder)
+        self.decode = decode
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for stale in self.folder.glob(".*.tmp-*"):  # left by a killed run
+            with contextlib.suppress(OSError):
+                stale.unlink()
+
+    def path(self, key: TaskKey) -> Path:
+        return self.folder / key.filename
+
+    def save(self, key: TaskKey, result: Storable) -> None:
+        arrays = result.to_arrays()
+
+        def write(tmp: Path) -> None:
+            with tmp.open("wb") as fh:
+                np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
+
+        atomic_write(self.path(key), write)
+
+    def load(self, key: TaskKey) -> Any | None:
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return self.decode({k: data[k] for k in data.files})
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+            return None
+
+    def count(self) -> int:
+        """How many task files the folder holds."""
+        return sum(1 for _ in self.folder.glob("*.npz"))
+
+    def clear(self) -> None:
+        """Delete every task file (``--force``: start over)."""
+        for p in self.folder.glob("*.npz"):
+            p.unlink()
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run_tasks(tasks: Sequence[Task], executor: Executor, store: TaskStore | None = None, *,
+              reuse: Callable[[Any], Any | None] | None = None,
+              on_done: Callable[[TaskKey], None] | None = None,
+              max_in_flight: int | None = None, keep: bool = True) -> TaskRun:
+    """Run ``tasks`` on ``executor``, writing each result to ``store`` as it finishes.
+
+    Tasks whose result is already in ``store`` are not run again (``reuse(result)`` may adapt a
+    stored result or return None to recompute it).  At most ``max_in_flight`` tasks are queued at
+    once (default: twice the executor's workers), so results reach the disk as they finish even
+    with the serial executor and Ctrl-C has little to cancel.  ``keep=False``: results are only
+    written, not kept in memory (large sweeps).  A task that raises is recorded in
+    ``TaskRun.failures`` and the others go on; a dead worker process ends the run (the pool is
+    broken) with the unfinished tasks listed.  Ctrl-C stops the workers and raises
+    :class:`RunInterrupted`.
+    """
+    run = TaskRun(total=len(tasks))
+    todo: deque[Task] = deque()
+    for task in tasks:
+        stored = store.load(task.key) if store is not None else None
+        if stored is not None and reuse is not None:
+            stored = reuse(stored)
+        if stored is None:
+            todo.append(task)
+            continue
+        run.reused += 1
+        if keep:
+            run.results[task.key] = stored
+        if on_done is not None:
+            on_done(task.key)
+    limit = max_in_flight or 2 * executor_slots(executor)
+    in_flight: dict[Future[Any], TaskKey] = {}
+    broken: BaseException | None = None
+    try:
+        while (todo and broken is None) or in_flight:
+            while todo and broken is None and len(in_flight) < limit:
+                task = todo.popleft()
+                try:
+                    in_flight[executor.submit(call_task, task.key, task.fn, task.args)] = task.key
+                except BrokenProcessPool as exc:
+                    todo.appendleft(task)
+                    broken = exc
+            if not in_flight:
+                break
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for fut in sorted(done, key=lambda f: in_flight[f].sort_key()):
+                key = in_flight.pop(fut)
+                if fut.cancelled():  # e.g. a Dask scheduler that cancelled it
+                    run.failures.append(TaskFailure(key, "raised", "cancelled by the executor"))
+                    continue
+                exc = fut.exception()
+                if exc is None:
+                    result = fut.result()
+                    if store is not None:
+                        store.save(key, result)
+                    run.computed += 1
+                    if keep:
+                        run.results[key] = result
+                    if on_done is not None:
+                        on_done(key)
+                elif isinstance(exc, BrokenProcessPool):
+                    broken = exc
+                    run.failures.append(TaskFailure(key, "worker died", _worker_died(exc)))
+                else:
+                    run.failures.append(TaskFailure(key, "raised", f"{type(exc).__name__}: {exc}",
+                                                    "".join(traceback.format_exception(exc))))
+    except KeyboardInterrupt:
+        for fut in in_flight:
+            fut.cancel()
+        abort_executor(executor)
+        raise RunInterrupted(run.finished, run.total) from None
+    if broken is not None:
+        run.failures += [TaskFailure(t.key, "not run", "the worker pool broke before it started") for t in todo]
+    run.failures.sort(key=lambda f: f.key.sort_key())
+    return run
+
+
+def _worker_died(exc: BaseException) -> str:
+    return ("a worker process died while this task was queued or running (killed, crashed or out of memory): "
+            f"{exc}")
+
+
+# --------------------------------------------------------------------------- executors
+
+
+class SerialExecutor(Executor):
+    """Runs each task at once in the calling process (the default; easiest to debug)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        fut: Future[Any] = Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # handed to the caller through the future
+            fut.set_exception(exc)
+        return fut
+
+
+_SLOTS: dict[int, int] = {}
+
+
+def executor_slots(executor: Executor) -> int:
+    """How many tasks the executor runs at once (1 for serial; a guess for unknown executors)."""
+    if id(executor) in _SLOTS:
+        return _SLOTS[id(executor)]
+    if isinstance(executor, SerialExecutor):
+        return 1
+    if isinstance(executor, (ProcessPoolExecutor, ThreadPoolExecutor)):
+        return int(getattr(executor, "_max_workers", 1) or 1)
+    return 16
+
+
+def _worker_init() -> None:
+    """Pool workers leave Ctrl-C to the parent (which stops them and keeps what finished), and exit
+    by themselves if the parent dies (``kill -9``): a pool's queues would otherwise keep them alive."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="inmail-sim-parent-watch", daemon=True).start()
+
+
+class DaskUnavailableError(RuntimeError):
+    """``--dask`` without the optional dependency, or a scheduler that cannot be reached."""
+
+
+def abort_executor(executor: Executor) -> None:
+    """Stop at once: cancel queued tasks and terminate running workers (Ctrl-C)."""
+    if isinstance(executor, ProcessPoolExecutor):
+        procs = list((getattr(executor, "_processes", None) or {}).values())
+        executor.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            with contextlib.suppress(Exception):
+                p.terminate()
+        for p in procs:
+            with contextlib.suppress(Exception):
+                p.join(timeout=5)
+                if p.is_alive():
+                    p.kill()
+        return
+    try:
+        executor.shutdown(wait=False, cancel_futures=True)
+    except TypeError:  # dask's ClientExecutor: shutdown(wait=False) cancels
+        executor.shutdown(wait=False)
+
+
+@contextlib.contextmanager
+def open_executor(workers: int = 1, dask: str | None = None) -> Iterator[Executor]:
+    """The executor for ``--workers`` / ``--dask``, shut down on exit.
+
+    ``dask``: a scheduler address (``tcp://host:8786``) or ``"local"`` for a ``LocalCluster`` of
+    ``workers`` single-threaded worker processes on this machine.  Without ``dask``: serial for
+    one worker, else a process pool whose workers ignore Ctrl-C (the parent stops them).
+    """
+    if dask is not None:
+        with _dask_executor(dask, workers) as ex:
+            yield ex
+        return
+    if workers <= 1:
+        yield SerialExecutor()
+        return
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init)
+    try:
+        yield pool
+    except BaseException:
+        abort_executor(pool)
+        raise
+    else:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _dask_executor(address: str, workers: int) -> Iterator[Executor]:
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise DaskUnavailableError("--dask needs the optional Dask dependency: pip install 'inmail-sim[dask]'") \
+            from None
+    cluster = None
+    with contextlib.ExitStack() as stack:
+        try:
+            if address == "local":
+                cluster = stack.enter_context(LocalCluster(
+                    n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None,
+                    silence_logs=logging.ERROR))
+                client = stack.enter_context(Client(cluster))
+            else:
+                client = stack.enter_context(Client(address, timeout="20s"))
+        except (OSError, TimeoutError) as exc:
+            raise DaskUnavailableError(f"cannot connect to the Dask scheduler at {address}: {exc}") from None
+        except (ValueError, TypeError) as exc:
+            raise DaskUnavailableError(f"--dask {address}: not a scheduler address ({exc}); give "
+                                       "tcp://host:8786 or 'local'") from None
+        ex = client.get_executor(pure=False)
+        slots = sum(client.nthreads().values()) or max(1, workers)
+        _SLOTS[id(ex)] = slots
+        try:
+            yield ex
+        except BaseException:
+            abort_executor(ex)
+            raise
+        finally:
+            _SLOTS.pop(id(ex), None)
+
+
+def describe_executor(workers: int, dask: str | None) -> str:
+    """``serial`` / ``2 worker processes`` / ``Dask at tcp://...`` for messages and the manifest."""
+    if dask == "local":
+        return f"Dask LocalCluster with {workers} worker{'s' if workers != 1 else ''}"
+    if dask:
+        return f"Dask at {dask}"
+    return "serial" if workers <= 1 else f"{workers} worker processes"
+
+
+def failure_report(failures: Sequence[TaskFailure], limit: int = 10) -> str:
+    """A few lines naming the failed tasks and why: each that raised, the ones a dead worker took down,
+    and how many were never started."""
+    raised = [f for f in failures if f.kind == "raised"]
+    died = [f for f in failures if f.kind == "worker died"]
+    not_run = [f for f in failures if f.kind == "not run"]
+    lines = [f"  {f.key.label} raised {f.error}" for f in raised[:limit]]
+    if len(raised) > limit:
+        lines.append(f"  ... and {len(raised) - limit} more that raised")
+    if died:
+        names = ", ".join(f.key.label for f in died[:limit])
+        more = f" and {len(died) - limit} more" if len(died) > limit else ""
+        lines.append(f"  a worker process died (killed, crashed or out of memory) while these were running or "
+                     f"queued: {names}{more}")
+    if not_run:
+        lines.append(f"  {len(not_run)} more not started (the worker pool was broken)")
+    return "\n".join(lines)
+
+
+def failure_details(failures: Sequence[TaskFailure]) -> str:
+    """Every failure with its traceback (for the error log)."""
+    parts = []
+    for f in failures:
+        parts.append(f"== {f.render()}\n{f.details}".rstrip())
+    return "\n\n".join(parts) + "\n"

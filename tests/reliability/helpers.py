@@ -1,0 +1,84 @@
+"""Shared pieces of the reliability tests: a tiny scenario, the CLI in this process or as a real process."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from scenario_helpers import ROOT, tiny, write_yaml
+
+from simulator.cli import main
+from simulator.runner import FAULT_ENV
+
+__all__ = ["FAULT_ENV", "ROOT", "children", "cli", "spawn", "tiny", "tiny_file", "wait_for_files", "write_yaml"]
+
+
+def tiny_file(folder: Path, name: str = "tiny.yaml", **changes: object) -> Path:
+    """The tiny two-policy scenario of the unit tests, written to ``folder/name``."""
+    return write_yaml(folder / name, tiny(**changes))
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``inmail-sim ARGV`` in this process: (exit code, stdout, stderr)."""
+    code = main([*argv, "--no-progress"] if argv and argv[0] == "run" else list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def spawn(argv: Sequence[str], fault: str | None = None, **env: str) -> subprocess.Popen[str]:
+    """``python -m simulator ARGV`` as a real process in its own session (so its group can be signalled)."""
+    environ = {k: v for k, v in os.environ.items() if k != FAULT_ENV} | env
+    if fault:
+        environ[FAULT_ENV] = fault
+    return subprocess.Popen([sys.executable, "-m", "simulator", *argv, "--no-progress"], cwd=ROOT, env=environ,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def wait_for_files(folder: Path, n: int, proc: subprocess.Popen[str], timeout: float = 90.0) -> list[Path]:
+    """Wait until ``folder`` holds at least ``n`` per-replication files (fail if the process ends first)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        files = sorted(folder.glob("*.npz")) if folder.is_dir() else []
+        if len(files) >= n:
+            return files
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"the run ended early with code {proc.returncode}:\n{out}\n{err}")
+        time.sleep(0.05)
+    kill_group(proc)
+    pytest.fail(f"fewer than {n} replication files in {folder} after {timeout} s")
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (from the parent pid in /proc/*/stat)."""
+    out: list[int] = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a running (not zombie) process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def kill_group(proc: subprocess.Popen[str]) -> None:
+    """Clean up after a test: SIGKILL the process group the run started."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
