@@ -26,6 +26,10 @@ POOLABLE_SEATS: frozenset[str] = frozenset({"recruiter", "recruiter_professional
 """Seats whose credits can be pooled across a team (POLICY_FACTS section 2; seeds 002, 003)."""
 
 
+MAX_DAYS = 36_500
+"""Upper bound of every day count (a century): calendars are arrays over days."""
+
+
 def _check(cond: bool, path: str, msg: str) -> None:
     if not cond:
         raise ValueError(f"{path}: {msg}")
@@ -216,7 +220,7 @@ class Adaptation:
         _prob(self.max_personalization_shift, "max_personalization_shift")
         _prob(self.max_volume_cut, "max_volume_cut")
         _prob(self.speed, "speed")
-        _check(self.memory_days > 0.0, "memory_days", "must be > 0")
+        _check(self.memory_days >= 1.0, "memory_days", f"must be >= 1 day, got {self.memory_days}")
         _check(0.0 <= self.cost_reference < 1.0, "cost_reference", "must be in [0, 1)")
 
 
@@ -317,8 +321,9 @@ class RefundRule:
     def __post_init__(self) -> None:
         _check(self.kind in ("on_silence", "on_response", "never"), "kind",
                f"must be one of on_silence, on_response, never, got {self.kind!r}")
-        _check(self.window_days >= 0, "window_days", f"must be >= 0, got {self.window_days}")
-        _check(self.latency_days >= 0, "latency_days", f"must be >= 0, got {self.latency_days}")
+        _check(0 <= self.window_days <= MAX_DAYS, "window_days", f"must be in [0, {MAX_DAYS}], got {self.window_days}")
+        _check(0 <= self.latency_days <= MAX_DAYS, "latency_days",
+               f"must be in [0, {MAX_DAYS}], got {self.latency_days}")
 
     @property
     def max_delay(self) -> int:
@@ -345,8 +350,8 @@ class Accrual:
     def __post_init__(self) -> None:
         _check(self.kind in ("unlimited", "cap", "expire"), "kind",
                f"must be one of unlimited, cap, expire, got {self.kind!r}")
-        _check(self.cap_months >= 0.0, "cap_months", f"must be >= 0, got {self.cap_months}")
-        _check(self.expire_days >= 1, "expire_days", f"must be >= 1, got {self.expire_days}")
+        _check(0.0 <= self.cap_months <= 1200.0, "cap_months", f"must be in [0, 1200], got {self.cap_months}")
+        _check(1 <= self.expire_days <= MAX_DAYS, "expire_days", f"must be in [1, {MAX_DAYS}], got {self.expire_days}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,4 +489,5 @@ class RunConfig:
     """Return the daily time series (off: ``result.daily`` is empty, less to ship from workers)."""
 
     def __post_init__(self) -> None:
-        _check(self.horizon_days >= 1, "horizon_days", f"must be >= 1, got {self.horizon_days}")
+        _check(1 <= self.horizon_days <= MAX_DAYS, "horizon_days",
+               f"must be in [1, {MAX_DAYS}], got {self.horizon_days}")

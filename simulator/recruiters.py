@@ -13,6 +13,9 @@ from simulator.config import POOLABLE_SEATS, SEAT_TYPES, Adaptation, Market, Sen
 from simulator.members import apportion, draw
 from simulator.metrics import PERSONALIZATION_BANDS
 
+MAX_DAILY_INMAILS = 1e6
+"""Cap on a recruiter's expected InMails a day (keeps absurd volume distributions finite)."""
+
 
 @dataclass
 class Recruiters:
@@ -96,7 +99,7 @@ def desired_sends(
     it is not allowed (Improvement Period); if the InMails need more minutes than the budget,
     both kinds are scaled down by the same factor.
     """
-    lam = rec.vol * day_factor
+    lam = np.minimum(rec.vol * day_factor, MAX_DAILY_INMAILS)  # Poisson refuses absurd rates
     n_bulk = rng.poisson(lam * rec.bulk)
     n_one = rng.poisson(lam * (1.0 - rec.bulk))
     n_bulk = np.where(bulk_allowed, n_bulk, 0)

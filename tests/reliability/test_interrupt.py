@@ -127,7 +127,11 @@ def test_a_worker_that_exits_mid_task_is_reported(tmp_path: Path) -> None:
     finally:
         kill_group(proc)
     assert code == 1 and "a worker process died" in err and "replication 1 of policy 'old'" in err
-    assert (out / TASKS_DIR / "r000000-old.npz").is_file() and (out / TASKS_DIR / "r000000-new.npz").is_file()
+    # the dying worker had finished a task of replication 0 before it took replication 1 (the other
+    # worker's task in progress is lost with the broken pool)
+    kept = sorted(p.name for p in (out / TASKS_DIR).glob("*.npz"))
+    assert kept and "r000001-old.npz" not in kept
+    assert f"{len(kept)} finished replications are kept" in err or f"the {len(kept)} finished" in err
 
 
 def test_the_main_process_killed_with_sigkill_loses_nothing_finished(reference: tuple[Path, Path],
