@@ -120,7 +120,10 @@ class Band:
     n: int
 
 
-RATE_PARTS: dict[str, tuple[str, str]] = {"response_rate": ("responses", "sent"), "acceptance_rate": ("accepted", "sent")}
+RATE_PARTS: dict[str, tuple[str, str]] = {
+    "response_rate": ("responses", "sent"),
+    "acceptance_rate": ("accepted", "sent"),
+}
 
 
 def daily_bands(results: Results, metric: str, *, window: int = 1, cumulative: bool = False,
