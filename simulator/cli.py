@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do not keep the daily series (no timeseries.csv): less to ship from workers and store")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--quiet", "-q", action="store_true", help="do not print the comparison table")
+    run.add_argument("--no-figures", action="store_true",
+                     help="do not draw the figures (figures/*.png; `inmail-sim report DIR` draws them later)")
 
     val = sub.add_parser("validate", help="check a scenario file and report every problem",
                          description="Load SCENARIO (with extends and --set overrides) and report every "
@@ -110,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_baseline_parser(sub)
     _add_explore_parsers(sub)
     _add_explain_parsers(sub)
+    rep = sub.add_parser("report", help="(re)draw the figures and write report.html from a finished run folder",
+                         description="Draw DIR/figures/*.png and write DIR/report.html, a single self-contained "
+                                     "page (figures embedded, no network) from the files of `inmail-sim run`.")
+    rep.add_argument("folder", metavar="DIR", help="the output folder of `inmail-sim run`")
     return p
 
 
@@ -256,12 +262,33 @@ def _run_in_folder(args: argparse.Namespace, argv: Sequence[str], state: dict[st
               f"{folder.store.folder}; tracebacks in {log}\n  to finish the run (after fixing the cause): {again}",
               file=sys.stderr)
         return EXIT_FAILURE
+    if not args.no_figures:
+        try:  # figures come after the results are written: a plotting failure never loses them
+            from simulator.plotting import write_figures
+
+            write_figures(results, out)
+        except Exception as exc:
+            print(f"inmail-sim: warning: figures not (all) written: {type(exc).__name__}: {exc}", file=sys.stderr)
     if not args.quiet:
         print(format_results(results))
     series = "" if args.no_timeseries else " timeseries.csv,"
     print(f"results (summary.csv, comparison.csv, replications.csv,{series} ...) written to")
     print(f"  {out}")
     return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``inmail-sim report DIR``: figures and report.html from a finished run folder (see ``simulator.report``)."""
+    from simulator.report import NotARunFolderError, build_report
+
+    try:
+        report = build_report(args.folder)
+    except NotARunFolderError as exc:
+        raise InputError(str(exc)) from None
+    for name, error in report.errors.items():
+        print(f"inmail-sim: figure {name} could not be drawn: {error}", file=sys.stderr)
+    print(f"report written to\n  {report.path}")
+    return EXIT_FAILURE if report.errors else EXIT_OK
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -810,6 +837,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_validate(args)
         if args.command == "baseline":
             return cmd_baseline(args)
+        if args.command == "report":
+            return cmd_report(args)
         if args.command in ("sweep", "sensitivity"):
             return cmd_explore(args, argv, state)
         if args.command in ("calibrate", "explain"):

@@ -552,6 +552,13 @@ class Results:
 
         return format_results(self, width)
 
+    @property
+    def plot(self) -> Any:
+        """Figures of these results (``results.plot.response_rate()``, ...; see :mod:`simulator.plotting`)."""
+        from simulator.plotting import ResultsPlots  # matplotlib is imported only when plotting
+
+        return ResultsPlots(self)
+
     def write(self, out: str | Path) -> Path:
         """Write the run folder (the same files as ``inmail-sim run --out``)."""
         from simulator.outputs import write_run

@@ -151,6 +151,8 @@ def daily_bands(results: Results, metric: str, *, window: int = 1, cumulative: b
         if per_recruiter:
             a = a / recruiters
         mean, lo, hi = t_interval(a * scale)
+        if a.size and np.nanmin(a) >= 0:  # a count or a rate: the band stays above 0
+            lo = np.maximum(lo, 0.0)
         out[pol] = Band(np.arange(a.shape[1]), mean, lo, hi, a.shape[0])
     return out
 
@@ -249,9 +251,26 @@ def _legend(ax: Axes, **kwargs: Any) -> None:
         ax.legend(frameon=False, fontsize=9, **kwargs)
 
 
+def has_series(results: Results, metric: str) -> bool:
+    """Whether the daily series ``metric`` was kept (a run with ``--no-timeseries`` keeps none)."""
+    ts = results.timeseries
+    return bool(len(ts)) and bool((ts["metric"] == metric).any())
+
+
+def _no_series(ax: Axes) -> None:
+    ax.annotate("daily series not recorded in this run\n(run without --no-timeseries to see it)", (0.5, 0.5),
+                xycoords="axes fraction", ha="center", va="center", fontsize=9, color="0.4")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def _timeseries(results: Results, ax: Axes | None, metric: str, title: str, ylabel: str, **band: Any) -> Figure:
     fig, ax = _axes(ax)
-    _draw_bands(ax, results, daily_bands(results, metric, **band))
+    needed = RATE_PARTS.get(metric, (metric,))
+    if all(has_series(results, m) for m in needed):
+        _draw_bands(ax, results, daily_bands(results, metric, **band))
+    else:
+        _no_series(ax)
     _style(ax, title, ylabel)
     _legend(ax)
     return fig
@@ -280,6 +299,9 @@ def _group_errorbars(ax: Axes, results: Results, stats_frame: pd.DataFrame, scal
                                 va="bottom", color=colors[pol], fontsize=12, fontweight="bold")
     ax.set_xticks(np.arange(len(labels)), [_short_label(lb) for lb in labels])
     ax.set_xlim(-0.6, len(labels) - 0.4)
+    if marks:  # room for the stars above the highest interval
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo, hi + 0.08 * (hi - lo))
     return labels
 
 
@@ -325,9 +347,12 @@ def member_fatigue(results: Results, ax: Axes | None = None) -> Figure:
 def threshold_events(results: Results, ax: Axes | None = None) -> Figure:
     """Cumulative threshold warnings (solid) and Improvement Periods started (dashed), per policy."""
     fig, ax = _axes(ax)
-    _draw_bands(ax, results, daily_bands(results, "warnings", cumulative=True), suffix=": warnings")
-    _draw_bands(ax, results, daily_bands(results, "improvement_periods", cumulative=True),
-                suffix=": Improvement Periods", linestyle="--")
+    if has_series(results, "warnings") and has_series(results, "improvement_periods"):
+        _draw_bands(ax, results, daily_bands(results, "warnings", cumulative=True), suffix=": warnings")
+        _draw_bands(ax, results, daily_bands(results, "improvement_periods", cumulative=True),
+                    suffix=": Improvement Periods", linestyle="--")
+    else:
+        _no_series(ax)
     _style(ax, "Threshold warnings and Improvement Periods", "cumulative count (recruiters' seats)")
     _legend(ax)
     return fig
@@ -468,9 +493,8 @@ def member_distribution(results: Results, quantity: str = "received", ax: Axes |
                         label=pol, gid=f"member_mean:{pol}")
         ax.set_xticks(range(len(pols)), pols)
         ax.set_xlim(-0.6, len(pols) - 0.4)
-        _style(ax, f"{what} per active member", f"{what} per active member (mean)")
-        ax.annotate("mean over the run; the per-member distribution\nwas not recorded in these results",
-                    (0.5, 0.02), xycoords="axes fraction", ha="center", va="bottom", fontsize=8, color="0.4")
+        _style(ax, f"{what} per active member", f"{what} per active member (mean)",
+               "mean over the run (the per-member distribution was not recorded)")
         return fig
     sub = frame[frame["quantity"] == quantity]
     edges = sorted(int(b) for b in sub["bin"].unique())
@@ -527,12 +551,17 @@ def _panels(rows: int, cols: int, size: tuple[float, float]) -> tuple[Figure, np
 
 
 def _shared_legend(fig: Figure, axes: Sequence[Axes], keep: Sequence[Axes] = ()) -> None:
-    """One legend of the policies above the panels instead of one per panel (``keep`` keep theirs)."""
-    handles, labels = axes[0].get_legend_handles_labels()
+    """One legend of the policies above the panels instead of one per panel.
+
+    Axes in ``keep`` keep their own legend (e.g. one that also explains line styles); then no
+    figure legend is added unless none of them has a legend.
+    """
+    handles, labels = next((hl for hl in (a.get_legend_handles_labels() for a in axes if a not in keep) if hl[0]),
+                           ([], []))
     for a in axes:
         if a not in keep and a.get_legend() is not None:
             a.get_legend().remove()
-    if handles and not keep:
+    if handles and not any(a.get_legend() is not None for a in keep):
         fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 6), frameon=False)
 
 
@@ -572,7 +601,7 @@ def members(results: Results) -> Figure:
     member_distribution(results, "received", ax[0])
     member_distribution(results, "unanswered", ax[1])
     member_fatigue(results, ax[2])
-    _shared_legend(fig, [ax[2], ax[0], ax[1]])
+    _shared_legend(fig, ax)
     return fig
 
 

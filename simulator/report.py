@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from simulator.tables import METRIC_LABELS, METRIC_UNITS, RATE_METRICS, RowFormat, num, pct, pval, scale_of
+from simulator.tables import METRIC_LABELS, METRIC_UNITS, RATE_METRICS, RowFormat, pct, pval, scale_of
 
 if TYPE_CHECKING:
     from simulator.experiment import Results
@@ -29,9 +29,9 @@ REPORT_FILE = "report.html"
 MEMBER_FILE = "member_distribution.csv"
 """Optional run file: per-replication histogram of active members (policy, replication, quantity, bin, members)."""
 
-REQUIRED_FILES: tuple[str, ...] = ("manifest.json", "scenario.resolved.yaml", "replications.csv", "timeseries.csv",
+REQUIRED_FILES: tuple[str, ...] = ("manifest.json", "scenario.resolved.yaml", "replications.csv",
                                    "breakdown_replications.csv")
-"""What the report is built from (the other CSVs are recomputed from these)."""
+"""What the report is built from (the other CSVs are recomputed from these; ``timeseries.csv`` is optional)."""
 
 HEADLINE_METRICS: tuple[str, ...] = (
     "response_rate", "acceptance_rate", "net_credit_burn", "credits_per_response", "credits_expired",
@@ -44,7 +44,7 @@ ANSWER_METRICS: tuple[str, ...] = ("response_rate", "net_credit_burn", "unanswer
 """The metrics the answer spells out in words."""
 
 
-class RunFolderError(ValueError):
+class NotARunFolderError(ValueError):
     """The folder is not a finished run folder (bad input: exit code 2)."""
 
 
@@ -61,17 +61,21 @@ class Report:
 
 
 def check_run_folder(folder: str | Path) -> Path:
-    """``folder`` as a Path if it holds a finished run; else :class:`RunFolderError` saying what is wrong."""
+    """``folder`` as a Path if it holds a finished run; else :class:`NotARunFolderError` saying what is wrong."""
     path = Path(folder)
     if not path.exists():
-        raise RunFolderError(f"{folder}: no such folder")
+        raise NotARunFolderError(f"{folder}: no such folder")
     if not path.is_dir():
-        raise RunFolderError(f"{folder}: not a folder (give the output folder of `inmail-sim run`)")
+        raise NotARunFolderError(f"{folder}: not a folder (give the output folder of `inmail-sim run`)")
     missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]
     if missing:
-        hint = ("the run did not finish (manifest.json is written last)" if "manifest.json" in missing
-                and len(missing) < len(REQUIRED_FILES) else "is it the output folder of `inmail-sim run`?")
-        raise RunFolderError(f"{folder}: not a finished run folder: missing {', '.join(missing)} ({hint})")
+        if len(missing) == len(REQUIRED_FILES):
+            why = "is it the output folder of `inmail-sim run`?"
+        elif "manifest.json" in missing:
+            why = "the run has not finished: manifest.json is written last"
+        else:
+            why = "files were removed from the run folder"
+        raise NotARunFolderError(f"{folder}: not a finished run folder, missing {', '.join(missing)}: {why}")
     return path
 
 
@@ -86,7 +90,7 @@ def load_run(folder: str | Path) -> Results:
     except ScenarioError:
         raise
     except (KeyError, ValueError, OSError, json.JSONDecodeError, pd.errors.ParserError) as exc:
-        raise RunFolderError(f"{folder}: could not read the run files ({type(exc).__name__}: {exc})") from None
+        raise NotARunFolderError(f"{folder}: could not read the run files ({type(exc).__name__}: {exc})") from None
     member = path / MEMBER_FILE
     if getattr(results, "member_distribution", None) is None and "member_distribution" not in results.extra \
             and member.is_file():
@@ -148,7 +152,7 @@ th,td{padding:4px 10px;border-bottom:1px solid #e6e6ea;text-align:left;vertical-
 th{background:#f4f4f7;font-weight:600}
 td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.sig td{font-weight:600}tr.differ td{background:#fff7e6}
-.up{color:#0a6b3d}.down{color:#a33a00}.flat{color:#666}
+.up,.down{color:#00488a}.flat{color:#666}
 .rule{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.9em}
 figure{margin:1em 0 2em}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{color:#444;font-size:.95em;margin-top:.4em}
@@ -253,7 +257,7 @@ def _comparison_table(c: pd.DataFrame, metrics: Sequence[str], base: str, pol: s
     for m in metrics:
         r = c.loc[m]
         f, _, (b, p, d, lo, hi) = _values(m, r)
-        unit = "% (diff: pp)" if m in RATE_METRICS else METRIC_UNITS.get(m, "")
+        unit = "%" if m in RATE_METRICS else METRIC_UNITS.get(m, "")
         rel = (f"{pct(r['rel_change'])} [{pct(r['rel_ci_low'])}, {pct(r['rel_ci_high'])}]"
                if math.isfinite(r["rel_change"]) else "n/a (baseline 0)")
         sig = bool(r["significant"])
@@ -370,6 +374,3 @@ def _show(value: Any) -> str:
     if value is None:
         return "unknown"
     return str(value)
-
-
-__all__ = ["Report", "RunFolderError", "build_report", "check_run_folder", "load_run", "num", "render_html"]

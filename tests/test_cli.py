@@ -37,7 +37,7 @@ def test_run_writes_every_file_with_the_documented_columns(scenario_file: Path, 
     code, stdout, err = run_cli(capsys, "run", str(scenario_file), "--out", str(out), "--replications", "2",
                                 "--seed", "11", "--set", "horizon_days=30", "--no-progress")
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == sorted(RUN_FILES + CHECKPOINT_FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted((*RUN_FILES, *CHECKPOINT_FILES, "figures"))
     assert not any(p.name.startswith(".") for p in out.iterdir())  # no temporary files left
 
     summary = pd.read_csv(out / "summary.csv")

@@ -222,7 +222,7 @@ def test_resume_command_replaces_out_and_drops_force() -> None:
 def test_force_deletes_only_what_the_old_run_wrote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     scenario = tiny_file(tmp_path)
     out = tmp_path / "run"
-    assert cli(capsys, "run", str(scenario), "--out", str(out), "-n", "1", "-q")[0] == 0
+    assert cli(capsys, "run", str(scenario), "--out", str(out), "-n", "1", "-q", "--no-figures")[0] == 0
     (out / "figures").mkdir()
     (out / "figures" / "a.png").write_bytes(b"png")
     (out / "mine.txt").write_text("keep")
@@ -231,5 +231,6 @@ def test_force_deletes_only_what_the_old_run_wrote(tmp_path: Path, capsys: pytes
     man = json.loads((out / "manifest.json").read_text())
     man["files"] += ["figures/a.png", "../outside.txt"]  # as a figure writer would list its files
     (out / "manifest.json").write_text(json.dumps(man))
-    assert cli(capsys, "run", str(scenario), "--out", str(out), "-n", "1", "-q", "--seed", "3", "--force")[0] == 0
+    args = ("run", str(scenario), "--out", str(out), "-n", "1", "-q", "--seed", "3", "--force", "--no-figures")
+    assert cli(capsys, *args)[0] == 0
     assert not (out / "figures").exists() and (out / "mine.txt").exists() and outside.exists()
