@@ -332,7 +332,7 @@ PHASE_RULES: tuple[tuple[str, str], ...] = (
      "tallies: recruiters + daily series"),
     (r"fatigue|decay", "fatigue (decay, lookup, scatter)"),
     (r"desired_sends\(", "desired sends"),
-    (r"allocate\(|\bshort\b|ledger\.spend|spent_today|\bdesired\b|n_one = allowed", "allocation + ledger spend"),
+    (r"allocate\(|\bshort\b|(ledger|lg)\.spend|spent_today|\bdesired\b|n_one = allowed", "allocation + ledger spend"),
     (r"np\.repeat|kind >>|kind &|_kind_counts|\bcounts\[", "expand counts to messages"),
     (r"book\.record|\bresp_rec = ", "threshold record"),
     (r"\.received|\.answered|unanswered|no_answer|\bact\b|received_active", "tallies: members"),
@@ -350,8 +350,9 @@ SECTION_MARKERS: tuple[tuple[str, str], ...] = (
 
 METHOD_PHASES: dict[str, str] = {
     "credit_refunds": "refund crediting (end of day)",
-    "_reviews": "threshold review",
-    "_adaptation": "adaptation",
+    "review": "threshold review",
+    "adapt_recruiters": "adaptation", "_record_means": "adaptation",
+    "day_streams": "calendar (simpy, dates)", "_calendar": "build members, recruiters, state",
     "_grants": "grants + expiry", "_grant": "grants + expiry", "_expire": "grants + expiry",
     "_switch": "calendar (simpy, dates)", "_days": "calendar (simpy, dates)", "_at": "calendar (simpy, dates)",
     "execute": "calendar (simpy, dates)", "date": "calendar (simpy, dates)", "day_of": "calendar (simpy, dates)",

@@ -1,10 +1,10 @@
 """One replication of one credit policy: a simpy calendar around a vectorized daily step.
 
-simpy schedules the calendar - grants (monthly and one-off), lot expiries, the switch date,
-threshold reviews and adaptation - as processes that act at fixed times of day:
+simpy schedules the calendar - grants (monthly and one-off), lot expiries, the switch date and
+the day itself - as processes that act at fixed times of day:
 
-    t + 0.1 expiries   t + 0.2 switch   t + 0.3 grants   t + 0.5 sending and refunds
-    t + 0.8 threshold review            t + 0.9 adaptation
+    t + 0.1 expiries   t + 0.2 switch   t + 0.3 grants
+    t + 0.5 the day: sending, refunds due, threshold review, adaptation (in that order)
 
 The sending step handles every InMail of the day for all recruiters at once with numpy;
 no Python loop or simpy event runs per InMail.  Outcomes (answer, accept, delay) are drawn at
@@ -21,12 +21,11 @@ from typing import Any
 
 import numpy as np
 import simpy
-from scipy.special import expit
 
 from simulator.config import SEAT_TYPES, Market, Phase, Policy, RunConfig
 from simulator.ledger import NEVER, Ledger, accounts_for, allocate, per_account
 from simulator.members import FatigueClock, Members, build_members, daily_decay, response_delay
-from simulator.metrics import METRIC_NAMES, RecruiterTally, ReplicationResult, ratio
+from simulator.metrics import METRIC_NAMES, RecruiterTally, ReplicationResult, member_histogram, ratio
 from simulator.recruiters import Recruiters, adapt, build_recruiters, desired_sends, pressure, remember
 from simulator.seeding import Streams, streams
 from simulator.threshold import ThresholdBook
@@ -92,16 +91,21 @@ class Simulation:
         self._expiry_days: set[int] = set()
         self.fatigue = FatigueClock(self.members, daily_decay(market.fatigue))
         self._target_ranges()
+        self._calendar()
         self._kind_index = np.arange(2 * R)
         self._kind_counts = np.zeros(2 * R, dtype=np.int64)
         z = np.zeros(R, dtype=np.int64)
-        self.t_sent, self.t_bulk, self.t_resp, self.t_acc, self.t_refund, self.t_stockout = (z.copy() for _ in range(6))
+        self.t_sent, self.t_bulk, self.t_resp, self.t_acc, self.t_stockout = (z.copy() for _ in range(5))
+        self._resp_count = CountBuffer(self.t_resp)
+        self._acc_count = CountBuffer(self.t_acc)
         self.received = CountBuffer(self.members.received)
         self.answered = CountBuffer(self.members.answered)
-        self.received_active = 0
-        self.refunded_today = np.zeros(R, dtype=np.float64)
-        self.spent_today = np.zeros(R, dtype=np.float64)
+        self.refunded_today: np.ndarray = np.zeros(R, dtype=np.int32)
+        self.spent_today: np.ndarray = np.zeros(R, dtype=np.int64)
         self.daily = {k: np.zeros(self.horizon, dtype=np.float64) for k in DAILY_SERIES}
+        self._record_means()
+        self._day_streams = [(g.bit_generator, g.bit_generator.state)
+                             for g in (rng.sending, rng.targeting, rng.outcomes)]
 
     # ------------------------------------------------------------------ calendar helpers
 
@@ -120,6 +124,26 @@ class Simulation:
         nxt = dt.date(d.year + (d.month == 12), d.month % 12 + 1, 1)
         return (nxt - d).days
 
+    def _calendar(self) -> None:
+        """Per-day lookups worked out once: the phase in force, the weekend factor, days to the next grant."""
+        dates = [self.date(t) for t in range(self.n_days)]
+        self.phase_of_day: list[Phase] = [self.policy.phase_on(d) for d in dates]
+        wf = self.market.sending.weekend_factor
+        self.day_factor = [wf if d.weekday() >= 5 else 1.0 for d in dates]
+        self.to_next_grant = [self.days_to_next_grant(t) for t in range(self.horizon)]
+
+    def _record_means(self) -> None:
+        """What follows from the recruiters' state, worked out when it changes (when recruiters adapt).
+
+        The population means of personalization, bulk share and volume (daily series), and the
+        logit offset of each (recruiter, kind) - one-to-one, bulk - for the answer probability (7.5).
+        """
+        rec, R = self.rec, max(self.rec.count, 1)
+        self._means = (float(rec.pers.sum()) / R, float(rec.bulk.sum()) / R, float(rec.vol.sum()) / R)
+        resp = self.market.response
+        pers = np.column_stack([rec.pers, rec.pers * resp.bulk_personalization_factor]).ravel()
+        self._offset = (resp.personalization_effect * (pers - resp.reference_personalization)).astype(np.float32)
+
     def _target_ranges(self) -> None:
         m = self.members
         start = m.seg_start[self.rec.segment]
@@ -127,6 +151,8 @@ class Simulation:
         empty = size == 0  # a segment too small to get members: target the whole population
         self.t_start = np.where(empty, 0, start)
         self.t_size = np.where(empty, m.count, size)
+        self._size_f = self.t_size.astype(np.float64)
+        self._skill32 = self.rec.skill.astype(np.float32)
 
     # ------------------------------------------------------------------ simpy processes
 
@@ -190,160 +216,192 @@ class Simulation:
             self.ledger.remap(accounts_for(self.rec.team, self.poolable, after.pooling))
 
     def _days(self, env: simpy.Environment) -> Generator[Any, Any, None]:
+        """One wake-up a day: send, credit the refunds due, review the threshold, adapt."""
+        adaptation = self.market.sending.adaptation
+        adapting = adaptation.enabled and bool(self.rec.adaptive.any())
+        reviewing = self.policy.threshold.enabled
         for t in range(self.n_days):
             yield self._at(env, t + 0.5)
             if t < self.horizon:
                 self.send(t)
             self.credit_refunds(t)
+            if t < self.horizon:
+                if reviewing:
+                    self.review(t)
+                if adapting:
+                    self.adapt_recruiters(t)
 
-    def _reviews(self, env: simpy.Environment) -> Generator[Any, Any, None]:
-        if not self.policy.threshold.enabled:
-            return
-        every = self.policy.threshold.review_every_days
-        for t in range(self.horizon):
-            yield self._at(env, t + 0.8)
-            self.book.advance(t)
-            w, ip = self.book.review(t, check_new_breaches=(t % every == 0))
-            self.daily["warnings"][t] = w
-            self.daily["improvement_periods"][t] = ip
-            self.daily["in_improvement"][t] = int(self.book.in_improvement(t + 1).sum())
+    def review(self, t: int) -> None:
+        """End-of-day threshold review of day ``t``."""
+        self.book.advance(t)
+        w, ip = self.book.review(t, check_new_breaches=(t % self.policy.threshold.review_every_days == 0))
+        self.daily["warnings"][t] = w
+        self.daily["improvement_periods"][t] = ip
+        self.daily["in_improvement"][t] = self.book.in_improvement_count(t + 1)
 
-    def _adaptation(self, env: simpy.Environment) -> Generator[Any, Any, None]:
-        adaptation = self.market.sending.adaptation
-        if not adaptation.enabled or not self.rec.adaptive.any():
-            return
-        for t in range(self.horizon):
-            yield self._at(env, t + 0.9)
-            remember(self.rec, adaptation, self.spent_today, self.refunded_today)
-            sizes = self.ledger.account_sizes()
-            per_head = self.ledger.balance()[self.ledger.account_of] / sizes[self.ledger.account_of]
-            p = pressure(self.rec, adaptation, per_head, self.days_to_next_grant(t),
-                         self.book.in_grace(t + 1), self.book.in_improvement(t + 1))
-            adapt(self.rec, adaptation, p)
+    def adapt_recruiters(self, t: int) -> None:
+        """Adaptive recruiters update their memory of credit costs and move toward their targets."""
+        adaptation, rec, lg = self.market.sending.adaptation, self.rec, self.ledger
+        remember(rec, adaptation, self.spent_today, self.refunded_today)
+        if lg.identity:
+            per_head = lg.bal.astype(np.float64)
+        else:
+            per_head = lg.bal[lg.account_of] / lg.account_sizes()[lg.account_of]
+        p = pressure(rec, adaptation, per_head, self.to_next_grant[t],
+                     self.book.in_grace(t + 1), self.book.in_improvement(t + 1))
+        adapt(rec, adaptation, p)
+        self._record_means()
 
     # ------------------------------------------------------------------ the daily step
 
+    def day_streams(self, t: int) -> None:
+        """Put the sending, targeting and outcome streams at day ``t``'s own block of 2**64 draws.
+
+        Two policies run on the same seed then draw day ``t``'s numbers from the same place even
+        when earlier days consumed different amounts (different sends): common random numbers are
+        restored every morning instead of being lost at the first difference.
+        """
+        for bit_generator, state in self._day_streams:
+            bit_generator.state = state
+            bit_generator.advance(t << 64)
+
     def send(self, t: int) -> None:
         """Decide, pay for, target and resolve every InMail of day ``t``."""
-        market, rec, m, rng = self.market, self.rec, self.members, self.rng
-        date = self.date(t)
-        phase = self.policy.phase_on(date)
-        factor = market.sending.weekend_factor if date.weekday() >= 5 else 1.0
-        if market.fatigue.enabled:
+        market, rec, m, rng, lg = self.market, self.rec, self.members, self.rng, self.ledger
+        self.day_streams(t)
+        phase = self.phase_of_day[t]
+        fatigue = market.fatigue.enabled
+        if fatigue:
             self.fatigue.advance(t)
-        n_one, n_bulk = desired_sends(rec, market.sending, factor, self.book.bulk_allowed(t), rng.sending)
+        n_one, n_bulk = desired_sends(rec, market.sending, self.day_factor[t], self.book.bulk_allowed(t),
+                                      rng.sending)
         desired = n_one + n_bulk
-        allowed = allocate(desired, self.ledger.account_of, self.ledger.balance())
+        allowed = allocate(desired, lg.account_of, lg.bal, identity=lg.identity)
         short = allowed < desired
-        n_bulk = np.where(short, (n_bulk * allowed) // np.maximum(desired, 1), n_bulk)
-        n_one = allowed - n_bulk
-        self.ledger.spend(per_account(self.ledger.account_of, allowed, self.ledger.n_accounts))
-        self.spent_today = allowed.astype(np.float64)
+        if short.any():
+            n_bulk = np.where(short, (n_bulk * allowed) // np.maximum(desired, 1), n_bulk)
+            n_one = allowed - n_bulk
+        lg.spend(lg.to_accounts(allowed))
+        self.spent_today = allowed
+        n_bulk_total = int(n_bulk.sum())
 
         counts = self._kind_counts
         counts[0::2], counts[1::2] = n_one, n_bulk
         kind = np.repeat(self._kind_index, counts)
         r = kind >> 1
-        bulk = (kind & 1).astype(bool)
+        n = kind.size
 
         # targeting: a member of the recruiter's segment; a skilled recruiter (probability = skill)
         # looks at a second candidate and keeps the better one by static score
         tr = rng.targeting
-        start, size = self.t_start[r], self.t_size[r]
-        who = start + (tr.random(r.size) * size).astype(np.int64)
-        look = np.flatnonzero(tr.random(r.size, dtype=np.float32) < rec.skill[r])
-        second = start[look] + (tr.random(look.size) * size[look]).astype(np.int64)
-        better = m.score[second] > m.score[who[look]]
-        who[look[better]] = second[better]
+        start = self.t_start[r]
+        who = start + (tr.random(n) * self._size_f[r]).astype(np.int64)
+        look = np.flatnonzero(tr.random(n, dtype=np.float32) < self._skill32[r])
+        rl = r[look]
+        second = start[look] + (tr.random(look.size) * self._size_f[rl]).astype(np.int64)
+        rows = m.gather_rows(who)  # one 16-byte row per InMail: score, fatigue, inv_log_miss, openness
+        second_rows = m.gather_rows(second)
+        better = np.flatnonzero(second_rows.view(np.float32)[0::4] > rows.view(np.float32)[4 * look])
+        swap = look[better]
+        who[swap] = second[better]
+        rows[swap] = second_rows[better]
+        hot = rows.view(np.float32).reshape(n, 4)
 
-        # outcome: answer (score is -inf for inactive members, so p = 0), accept, delay
+        # outcome: answer with p = expit(score + offset) * exp(-sensitivity * fatigue), written as
+        # exp(-s F) / (1 + exp(-z)) in float32 (score is -inf for inactive members, so p = 0);
+        # then the delay of each answer and whether it accepts
         resp = market.response
-        pers = np.column_stack([rec.pers, rec.pers * resp.bulk_personalization_factor]).ravel()
-        offset = resp.personalization_effect * (pers - resp.reference_personalization)
-        score = m.score[who]
-        p = expit(score + offset[kind])
-        if market.fatigue.enabled:
-            p *= np.exp(-market.fatigue.sensitivity * self.fatigue.now(who))
+        z = self._offset[kind]
+        z += hot[:, 0]
+        np.negative(z, out=z)
+        np.exp(z, out=z)
+        z += np.float32(1.0)
+        if fatigue:
+            p = hot[:, 1] * np.float32(-market.fatigue.sensitivity * self.fatigue.scale)
+            np.exp(p, out=p)
+            p /= z
+        else:
+            p = np.reciprocal(z, out=z)
         out = rng.outcomes
-        ans_idx = np.flatnonzero(out.random(r.size, dtype=np.float32) < p)
-        ans_who = who[ans_idx]
-        delay = response_delay(m.inv_log_miss[ans_who], out)
-        observed = delay <= resp.observation_days
+        ans_idx = np.flatnonzero(out.random(n, dtype=np.float32) < p)
+        ans_hot = hot[ans_idx]
+        delay = response_delay(ans_hot[:, 2], out)
+        observed = np.flatnonzero(delay <= resp.observation_days)
         resp_idx, resp_delay = ans_idx[observed], delay[observed]
-        acc_idx = resp_idx[out.random(resp_idx.size, dtype=np.float32) < m.openness[ans_who[observed]]]
+        acc_idx = resp_idx[out.random(resp_idx.size, dtype=np.float32) < ans_hot[observed, 3]]
+        resp_rec = r[resp_idx]
         R = rec.count
 
         # refunds, by the rule in force on the send day
         rule = phase.refund
         if rule.kind == "on_silence":
             quick = resp_delay <= rule.window_days
-            silent = allowed - np.bincount(r[resp_idx[quick]], minlength=R)
+            silent = allowed - np.bincount(resp_rec[quick], minlength=R)
             self.refund_cal[t + rule.window_days + rule.latency_days] += silent.astype(np.int32)
-            self.t_refund += silent
         elif rule.kind == "on_response":
             ok = resp_delay <= rule.window_days
-            rr = r[resp_idx[ok]]
-            flat = (t + resp_delay[ok] + rule.latency_days) * R + rr
+            flat = (t + rule.latency_days) * R + (resp_delay[ok] * R + resp_rec[ok])
             np.add.at(self.refund_cal.reshape(-1), flat, np.int32(1))  # 1-D index: ufunc.at's fast path
-            self.t_refund += np.bincount(rr, minlength=R)
 
         # threshold window, fatigue, member tallies
-        resp_rec = r[resp_idx]
         self.book.record(t, allowed, resp_rec, resp_delay)
-        if market.fatigue.enabled:
-            w = np.where(bulk, market.fatigue.weight_bulk, market.fatigue.weight_personalized)
-            self.fatigue.add(who, w)
+        if fatigue:
+            fw = market.fatigue
+            if fw.weight_bulk == fw.weight_personalized:
+                self.fatigue.add(who, fw.weight_bulk)
+            else:
+                weights = np.array([fw.weight_personalized, fw.weight_bulk], dtype=np.float32)[kind & 1]
+                self.fatigue.add(who, weights, total=fw.weight_personalized * (n - n_bulk_total)
+                                 + fw.weight_bulk * n_bulk_total)
         self.received.add(who)
         self.answered.add(who[resp_idx])
-        self.received_active += int(np.count_nonzero(score > -np.inf))  # -inf exactly for inactive members
 
         # recruiter tallies and the day's series
-        n_resp_r = np.bincount(resp_rec, minlength=R)
-        n_acc_r = np.bincount(r[acc_idx], minlength=R)
+        self._resp_count.add(resp_rec)
+        self._acc_count.add(r[acc_idx])
         self.t_sent += allowed
         self.t_bulk += n_bulk
-        self.t_resp += n_resp_r
-        self.t_acc += n_acc_r
         self.t_stockout += short
         d = self.daily
-        sent = int(allowed.sum())
+        sent = n
         d["sent"][t] = sent
-        d["sent_bulk"][t] = int(n_bulk.sum())
-        d["sent_personalized"][t] = int(n_one.sum())
+        d["sent_bulk"][t] = n_bulk_total
+        d["sent_personalized"][t] = sent - n_bulk_total
         d["responses"][t] = resp_idx.size
         d["accepted"][t] = acc_idx.size
         d["response_rate"][t] = ratio(resp_idx.size, sent)
         d["acceptance_rate"][t] = ratio(acc_idx.size, sent)
         d["credits_spent"][t] = sent
-        d["stockout_recruiters"][t] = int(short.sum())
-        d["mean_member_fatigue"][t] = m.total_fatigue / m.count if market.fatigue.enabled else 0.0
+        d["stockout_recruiters"][t] = int(np.count_nonzero(short))
+        d["mean_member_fatigue"][t] = m.total_fatigue / m.count if fatigue else 0.0
         if R:
-            d["mean_personalization"][t] = float(rec.pers.mean())
-            d["mean_bulk_share"][t] = float(rec.bulk.mean())
-            d["mean_volume"][t] = float(rec.vol.mean())
+            d["mean_personalization"][t], d["mean_bulk_share"][t], d["mean_volume"][t] = self._means
 
     def credit_refunds(self, t: int) -> None:
         """Credit the refunds due at the end of day ``t`` to their seats' accounts."""
         due = self.refund_cal[t]
-        self.refunded_today = due.astype(np.float64)
-        if not due.any():
+        self.refunded_today = due
+        total = int(due.sum())
+        if not total:
             return
         lg = self.ledger
-        phase = self.policy.phase_on(self.date(min(t, self.horizon - 1)))
+        phase = self.phase_of_day[min(t, self.horizon - 1)]
         fallback = t + phase.accrual.expire_days if phase.accrual.kind == "expire" else NEVER
         if not lg.lots and fallback != NEVER:
             self._schedule_expiry(fallback)
-        lg.refund(per_account(lg.account_of, due, lg.n_accounts), t, fallback)
+        lg.refund(lg.to_accounts(due), t, fallback)
         if t < self.horizon:
-            self.daily["credits_refunded"][t] += int(due.sum())
+            self.daily["credits_refunded"][t] += total
 
     # ------------------------------------------------------------------ run and summarize
 
     def execute(self) -> ReplicationResult:
         env = self.env
-        for proc in (self._grants, self._switch, self._days, self._reviews, self._adaptation):
+        self._record_means()  # the recruiters' state may have been edited since __init__ (tests, explain)
+        for proc in (self._grants, self._switch, self._days):
             env.process(proc(env))
-        env.run(until=self.n_days + 1)
+        with np.errstate(over="ignore"):  # exp(-z) may overflow to inf for hopeless InMails: p = 0, as meant
+            env.run(until=self.n_days + 1)
         return self.result()
 
     def result(self) -> ReplicationResult:
@@ -353,10 +411,16 @@ class Simulation:
         flows = np.cumsum(d["credits_granted"] - d["credits_spent"] + d["credits_refunded"] - d["credits_expired"])
         d["balance"][:] = flows
         lg, m = self.ledger, self.members
+        self._resp_count.flush()
+        self._acc_count.flush()
+        t_refund = self.refund_cal.sum(axis=0, dtype=np.int64)  # every refund ever scheduled, by seat
         sent = int(self.t_sent.sum())
         responses = int(self.t_resp.sum())
         accepted = int(self.t_acc.sum())
         active = m.active_count
+        received = self.received.flush()
+        unanswered = received - self.answered.flush()
+        received_active = int(received[m.active].sum())
         values = {
             "sent": sent,
             "sent_bulk": int(self.t_bulk.sum()),
@@ -376,9 +440,9 @@ class Simulation:
             "stockout_recruiter_days": int(self.t_stockout.sum()),
             "warnings": int(self.book.warnings.sum()),
             "improvement_periods": int(self.book.improvement_periods.sum()),
-            "inmails_per_active_member": ratio(self.received_active, active),
+            "inmails_per_active_member": ratio(received_active, active),
             # only active members answer, so their unanswered InMails are received minus responses
-            "unanswered_per_active_member": ratio(self.received_active - responses, active),
+            "unanswered_per_active_member": ratio(received_active - responses, active),
             "mean_member_fatigue": float(d["mean_member_fatigue"].mean()),
         }
         metrics = {k: float(values[k]) for k in METRIC_NAMES}
@@ -390,7 +454,7 @@ class Simulation:
             group=groups[rec.group] if rec.count else np.zeros(0, dtype=object),
             personalization_band=rec.personalization_band(),
             sent=self.t_sent, sent_bulk=self.t_bulk, responses=self.t_resp, accepted=self.t_acc,
-            credits_spent=self.t_sent.copy(), credits_refunded=self.t_refund,
+            credits_spent=self.t_sent.copy(), credits_refunded=t_refund,
             stockout_recruiter_days=self.t_stockout, warnings=self.book.warnings,
             improvement_periods=self.book.improvement_periods,
         )
@@ -406,8 +470,10 @@ class Simulation:
         return ReplicationResult(
             policy=self.policy.name, seed_entropy=self.rng.seed_entropy, spawn_key=self.rng.spawn_key,
             metrics=metrics, daily=dict(d) if self.run.record_daily else {}, recruiters=tally,
-            member_received=self.received.flush(),
-            member_unanswered=self.received.target - self.answered.flush(), extra=extra,
+            member_received=received, member_unanswered=unanswered,
+            member_histograms={"received": member_histogram(received, m.active),
+                               "unanswered": member_histogram(unanswered, m.active)},
+            extra=extra,
         )
 
 

@@ -26,6 +26,11 @@ def accounts_for(team: np.ndarray, poolable: np.ndarray, pooling: bool) -> np.nd
     return inverse.astype(np.int64)
 
 
+def is_identity(account_of: np.ndarray) -> bool:
+    """Whether recruiter i is account i for every i (no pooling in effect)."""
+    return bool(np.array_equal(account_of, np.arange(account_of.size)))
+
+
 def per_account(account_of: np.ndarray, values: np.ndarray, n_accounts: int) -> np.ndarray:
     """Sum a per-recruiter integer array into accounts (exact for integer inputs)."""
     return np.bincount(account_of, weights=values, minlength=n_accounts).astype(np.int64)
@@ -39,7 +44,12 @@ class Lot:
 
 @dataclass
 class Ledger:
-    """All accounts' credit lots plus the running totals of every flow."""
+    """All accounts' credit lots plus the running totals of every flow.
+
+    ``bal`` is the running balance per account (the sum of the lots, kept up to date by every
+    flow so that the daily step reads it without re-adding the lots); ``identity`` is true when
+    every recruiter is its own account, so per-recruiter amounts are already per account.
+    """
 
     account_of: np.ndarray
     n_accounts: int
@@ -48,14 +58,21 @@ class Ledger:
     spent: int = 0
     refunded: int = 0
     expired: int = 0
+    bal: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    identity: bool = False
 
     @classmethod
     def open(cls, account_of: np.ndarray) -> Ledger:
         n = int(account_of.max()) + 1 if account_of.size else 0
-        return cls(account_of=account_of, n_accounts=n)
+        return cls(account_of=account_of, n_accounts=n, bal=np.zeros(n, dtype=np.int64),
+                   identity=is_identity(account_of))
 
     def balance(self) -> np.ndarray:
-        """Credits per account."""
+        """Credits per account (a copy)."""
+        return self.bal.copy()
+
+    def lots_balance(self) -> np.ndarray:
+        """Credits per account re-added from the lots (a check on :attr:`bal`)."""
         total = np.zeros(self.n_accounts, dtype=np.int64)
         for lot in self.lots:
             total += lot.amount
@@ -67,6 +84,12 @@ class Ledger:
     def account_sizes(self) -> np.ndarray:
         return np.bincount(self.account_of, minlength=self.n_accounts)
 
+    def to_accounts(self, per_recruiter: np.ndarray) -> np.ndarray:
+        """Sum a per-recruiter integer array into accounts (no work when every seat is its own account)."""
+        if self.identity:
+            return per_recruiter.astype(np.int64, copy=False)
+        return per_account(self.account_of, per_recruiter, self.n_accounts)
+
     def grant(self, amounts: np.ndarray, expires: int, cap: np.ndarray | None = None) -> tuple[int, int]:
         """Credit ``amounts`` per account as a new lot; with a cap, the excess is dropped (counted expired).
 
@@ -75,13 +98,14 @@ class Ledger:
         amounts = amounts.astype(np.int64)
         credited = amounts
         if cap is not None:
-            room = np.maximum(cap - self.balance(), 0)
+            room = np.maximum(cap - self.bal, 0)
             credited = np.minimum(amounts, room)
         dropped = int((amounts - credited).sum())
         if self.lots and self.lots[-1].expires == expires:
             self.lots[-1].amount += credited
         else:
             self.lots.append(Lot(credited.copy(), expires))
+        self.bal += credited
         total = int(amounts.sum())
         self.granted += total
         self.expired += dropped
@@ -89,16 +113,21 @@ class Ledger:
 
     def spend(self, amounts: np.ndarray) -> None:
         """Debit ``amounts`` per account, oldest lot first.  Raises if an account would go negative."""
-        need = amounts.astype(np.int64).copy()
-        if (need < 0).any():
-            raise ValueError("cannot spend a negative number of credits")
-        self.spent += int(need.sum())
+        need = amounts.astype(np.int64)  # a copy: it is used up below
+        if ((need < 0) | (need > self.bal)).any():
+            if (need < 0).any():
+                raise ValueError("cannot spend a negative number of credits")
+            raise RuntimeError(f"ledger overdraft of {int(np.maximum(need - self.bal, 0).sum())} credits (engine bug)")
+        total = int(need.sum())
+        self.spent += total
+        self.bal -= need
         for lot in self.lots:
             take = np.minimum(lot.amount, need)
             lot.amount -= take
             need -= take
-        if need.any():
-            raise RuntimeError(f"ledger overdraft of {int(need.sum())} credits (engine bug)")
+            if total <= int(take.sum()):
+                break
+            total -= int(take.sum())
         self._drop_empty()
 
     def refund(self, amounts: np.ndarray, day: int, fallback_expires: int) -> None:
@@ -111,6 +140,7 @@ class Ledger:
         if not self.lots:
             self.lots.append(Lot(np.zeros(self.n_accounts, dtype=np.int64), fallback_expires))
         self.lots[-1].amount += amounts
+        self.bal += amounts
 
     def expire(self, day: int) -> int:
         """Remove the lots whose expiry day has come; returns the credits that expired."""
@@ -118,6 +148,8 @@ class Ledger:
         if not gone:
             return 0
         n = int(sum(int(lot.amount.sum()) for lot in gone))
+        for lot in gone:
+            self.bal -= lot.amount
         self.lots = [lot for lot in self.lots if lot.expires > day]
         self.expired += n
         return n
@@ -141,10 +173,14 @@ class Ledger:
             lot.amount = per_account(new_account_of, share, n_new)
         self.account_of = new_account_of
         self.n_accounts = n_new
+        self.bal = self.lots_balance()
+        self.identity = is_identity(new_account_of)
 
     def conserved(self) -> bool:
         """granted == spent - refunded + expired + balance."""
-        return self.granted == self.spent - self.refunded + self.expired + self.total_balance()
+        total = self.total_balance()
+        return (self.granted == self.spent - self.refunded + self.expired + total
+                and int(self.bal.sum()) == total)
 
     def _drop_empty(self) -> None:
         # keep the newest lot even when empty: refunds join it
@@ -152,14 +188,23 @@ class Ledger:
             self.lots = [lot for lot in self.lots[:-1] if lot.amount.any()] + [self.lots[-1]]
 
 
-def allocate(desired: np.ndarray, account_of: np.ndarray, balance: np.ndarray) -> np.ndarray:
+def allocate(desired: np.ndarray, account_of: np.ndarray, balance: np.ndarray, *,
+             identity: bool | None = None) -> np.ndarray:
     """How many of its desired InMails each recruiter can pay for today.
 
     An account with enough credits serves every seat in full; a short account is shared in
     proportion to demand by largest remainder (exact integers: the whole balance is handed out,
-    never more, no seat above its demand; ties go to the lower recruiter id).
+    never more, no seat above its demand; ties go to the lower recruiter id).  ``identity``:
+    every seat is its own account (see :func:`is_identity`; worked out when not given).
     """
     n_acc = balance.size
+    if identity is None:
+        identity = n_acc == desired.size and is_identity(account_of)
+    if identity:
+        short = desired > balance  # every seat its own account: no pooling to share out
+        if not short.any():
+            return desired.astype(np.int64)
+        return np.minimum(desired, balance).astype(np.int64)
     demand = np.bincount(account_of, weights=desired, minlength=n_acc).astype(np.int64)
     bal_r = balance[account_of]
     dem_r = demand[account_of]
@@ -174,7 +219,13 @@ def allocate(desired: np.ndarray, account_of: np.ndarray, balance: np.ndarray) -
     remainder = num % den
     acc = account_of[idx]
     leftover = balance - np.bincount(acc, weights=share, minlength=n_acc).astype(np.int64)
-    order = np.lexsort((idx, -remainder, acc))
+    # by account, then largest remainder, then lowest id (idx is increasing and the sort is stable);
+    # one sort of a combined key where it fits in int64, else the three-key lexsort
+    top = int(remainder.max())
+    if (n_acc + 1) * (top + 1) < 2**62:
+        order = np.argsort(acc * (top + 1) + (top - remainder), kind="stable")
+    else:
+        order = np.lexsort((idx, -remainder, acc))
     acc_sorted = acc[order]
     starts = np.searchsorted(acc_sorted, np.arange(n_acc))
     rank = np.arange(idx.size) - starts[acc_sorted]

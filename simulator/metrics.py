@@ -33,6 +33,12 @@ BREAKDOWN_METRICS: tuple[str, ...] = (
 )
 """Metrics of one recruiter subgroup."""
 
+MEMBER_BINS: tuple[int, ...] = (0, 1, 2, 3, 5, 10, 15, 20, 30, 50, 75, 100, 200, 500)
+"""Lower edges of the count bins of the per-member histograms (the last bin is open: 500+)."""
+
+MEMBER_QUANTITIES: tuple[str, ...] = ("received", "unanswered")
+"""Per-member counts whose distribution over active members a replication records."""
+
 PERSONALIZATION_BANDS: tuple[str, ...] = ("low", "mid", "high")
 """Bands of a recruiter's initial personalization: [0, 1/3), [1/3, 2/3), [2/3, 1]."""
 
@@ -40,6 +46,17 @@ PERSONALIZATION_BANDS: tuple[str, ...] = ("low", "mid", "high")
 def ratio(num: float, den: float) -> float:
     """num / den, or 0.0 when the denominator is zero (no NaN leaks into summaries)."""
     return float(num) / float(den) if den else 0.0
+
+
+def member_histogram(counts: np.ndarray, active: np.ndarray, edges: tuple[int, ...] = MEMBER_BINS) -> np.ndarray:
+    """Active members per count bin: entry ``i`` counts members with ``edges[i] <= count < edges[i + 1]``.
+
+    Inactive members never answer and are left out, as in the per-active-member metrics; the
+    histogram is what a replication returns instead of a whole per-member array.
+    """
+    c = np.asarray(counts)[np.asarray(active, dtype=bool)]
+    bins = np.searchsorted(np.asarray(edges, dtype=np.int64), c, side="right") - 1
+    return np.bincount(np.maximum(bins, 0), minlength=len(edges)).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,9 @@ class ReplicationResult:
     ``metrics``: name -> value for every name in :data:`METRIC_NAMES`.
     ``daily``: name -> array over sending days (see ``engine.DAILY_SERIES``).
     ``recruiters``: per-recruiter tallies, for breakdowns.
+    ``member_histograms``: quantity (:data:`MEMBER_QUANTITIES`) -> active members per
+    :data:`MEMBER_BINS` bin.  ``member_received`` / ``member_unanswered``: the whole per-member
+    arrays (in this process only; an experiment keeps the histograms).
     """
 
     policy: str
@@ -78,6 +98,7 @@ class ReplicationResult:
     recruiters: RecruiterTally
     member_received: np.ndarray | None = None
     member_unanswered: np.ndarray | None = None
+    member_histograms: dict[str, np.ndarray] = field(default_factory=dict)
     extra: dict[str, float] = field(default_factory=dict)
 
     def metrics_frame(self) -> pd.DataFrame:

@@ -102,14 +102,16 @@ def desired_sends(
     lam = np.minimum(rec.vol * day_factor, MAX_DAILY_INMAILS)  # Poisson refuses absurd rates
     n_bulk = rng.poisson(lam * rec.bulk)
     n_one = rng.poisson(lam * (1.0 - rec.bulk))
-    n_bulk = np.where(bulk_allowed, n_bulk, 0)
-    minutes = n_one * one_to_one_minutes(rec, sending) + n_bulk * sending.minutes_bulk
-    over = minutes > rec.budget
-    if over.any():
-        scale = np.where(over, rec.budget / np.where(minutes > 0, minutes, 1.0), 1.0)
-        n_one = np.floor(n_one * scale).astype(np.int64)
-        n_bulk = np.floor(n_bulk * scale).astype(np.int64)
-    return n_one.astype(np.int64), n_bulk.astype(np.int64)
+    if not bulk_allowed.all():
+        n_bulk[~bulk_allowed] = 0
+    minutes = n_one * one_to_one_minutes(rec, sending)
+    minutes += n_bulk * sending.minutes_bulk
+    over = np.flatnonzero(minutes > rec.budget)
+    if over.size:  # minutes > budget >= 0 there, so the scale is finite
+        scale = rec.budget[over] / minutes[over]
+        n_one[over] = np.floor(n_one[over] * scale)
+        n_bulk[over] = np.floor(n_bulk[over] * scale)
+    return n_one, n_bulk
 
 
 def pressure(
@@ -121,28 +123,59 @@ def pressure(
     cost      = clip((c - c_ref) / (1 - c_ref), 0, 1), c = 1 - refunded/spent over the recent past
     scarcity  = clip(1 - balance / (expected net credit need until the next grant), 0, 1)
     """
-    c = 1.0 - rec.ewma_refunded / np.maximum(rec.ewma_spent, 1e-9)
-    c = np.where(rec.ewma_spent > 1e-9, c, adaptation.cost_reference)
-    cost = np.clip((c - adaptation.cost_reference) / max(1.0 - adaptation.cost_reference, 1e-9), 0.0, 1.0)
-    need = rec.vol * np.clip(c, 0.0, 1.0) * max(days_to_grant, 1) + 1.0
-    scarcity = np.clip(1.0 - balance_per_head / need, 0.0, 1.0)
-    p = (adaptation.weight_cost * cost + adaptation.weight_scarcity * scarcity
-         + adaptation.weight_warning * warned + adaptation.weight_improvement * in_improvement)
-    return np.clip(p, 0.0, 1.0)
+    ref = adaptation.cost_reference
+    c = rec.ewma_refunded / np.maximum(rec.ewma_spent, 1e-9)
+    np.subtract(1.0, c, out=c)
+    c[rec.ewma_spent <= 1e-9] = ref
+    cost = c - ref
+    cost *= 1.0 / max(1.0 - ref, 1e-9)
+    _clip01(cost)
+    _clip01(c)
+    need = rec.vol * c
+    need *= max(days_to_grant, 1)
+    need += 1.0
+    scarcity = np.divide(balance_per_head, need, out=need)
+    np.subtract(1.0, scarcity, out=scarcity)
+    _clip01(scarcity)
+    p = cost
+    p *= adaptation.weight_cost
+    scarcity *= adaptation.weight_scarcity
+    p += scarcity
+    if warned.any():
+        p += adaptation.weight_warning * warned
+    if in_improvement.any():
+        p += adaptation.weight_improvement * in_improvement
+    return _clip01(p)
+
+
+def _clip01(x: np.ndarray) -> np.ndarray:
+    """Clip to [0, 1] in place (two ufunc calls: cheaper than ``np.clip`` on short arrays)."""
+    np.maximum(x, 0.0, out=x)
+    return np.minimum(x, 1.0, out=x)
 
 
 def adapt(rec: Recruiters, adaptation: Adaptation, p: np.ndarray) -> None:
     """Move adaptive recruiters a share ``speed`` of the way to the targets set by pressure ``p``."""
     if not adaptation.enabled:
         return
-    a = rec.adaptive
-    s = adaptation.speed
-    pers_t = rec.pers0 + (1.0 - rec.pers0) * adaptation.max_personalization_shift * p
-    bulk_t = rec.bulk0 * (1.0 - p)
-    vol_t = rec.vol0 * (1.0 - adaptation.max_volume_cut * p)
-    rec.pers = np.where(a, rec.pers + s * (pers_t - rec.pers), rec.pers)
-    rec.bulk = np.where(a, rec.bulk + s * (bulk_t - rec.bulk), rec.bulk)
-    rec.vol = np.where(a, rec.vol + s * (vol_t - rec.vol), rec.vol)
+    step = adaptation.speed * rec.adaptive  # 0 for fixed recruiters: their state is left exactly as is
+    move = (1.0 - rec.pers0) * adaptation.max_personalization_shift  # pers target = pers0 + move * p
+    move *= p
+    move += rec.pers0
+    move -= rec.pers
+    move *= step
+    rec.pers += move
+    move = np.subtract(1.0, p, out=move)  # bulk target = bulk0 * (1 - p)
+    move *= rec.bulk0
+    move -= rec.bulk
+    move *= step
+    rec.bulk += move
+    move = np.multiply(p, -adaptation.max_volume_cut, out=move)  # volume target = vol0 * (1 - cut * p)
+    move += 1.0
+    move *= rec.vol0
+    move -= rec.vol
+    move *= step
+    rec.vol += move
 
 
 def remember(rec: Recruiters, adaptation: Adaptation, spent: np.ndarray, refunded: np.ndarray) -> None:

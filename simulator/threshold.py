@@ -56,6 +56,10 @@ class ThresholdBook:
     def in_improvement(self, day: int) -> np.ndarray:
         return self.ip_until > day
 
+    def in_improvement_count(self, day: int) -> int:
+        """Seats in an Improvement Period on ``day``."""
+        return int(np.count_nonzero(self.ip_until > day))
+
     def in_grace(self, day: int) -> np.ndarray:
         return self.warned & (self.grace_until > day)
 
@@ -64,8 +68,9 @@ class ThresholdBook:
         if not self.rule.enabled:
             return
         lag, width = self.rule.maturity_days, self.rule.window_days
-        self.sends_delta[day + lag] += sends.astype(np.int32)
-        self.sends_delta[day + lag + width] -= sends.astype(np.int32)
+        s32 = sends.astype(np.int32)
+        self.sends_delta[day + lag] += s32
+        self.sends_delta[day + lag + width] -= s32
         counted = resp_delay < lag + width
         rec, d = resp_rec[counted], resp_delay[counted]
         flat = (day + np.maximum(d, lag)) * self.resp_delta.shape[1] + rec
@@ -95,22 +100,26 @@ class ThresholdBook:
         r = self.rule
         breach = self.breach()
         tomorrow = day + 1
-        ending = self.ip_until == tomorrow
-        extend = ending & breach
-        self.ip_until[ending & ~breach] = NOT_IN_IP
-        self.ip_until[extend] = tomorrow + r.improvement_days
-        n_ip = int(extend.sum())
-        n_warn = 0
+        n_ip = n_warn = 0
+        ending = np.flatnonzero(self.ip_until == tomorrow)  # seats work on index lists: few are involved
+        if ending.size:
+            again = breach[ending]
+            self.ip_until[ending[~again]] = NOT_IN_IP
+            extend = ending[again]
+            self.ip_until[extend] = tomorrow + r.improvement_days
+            self.improvement_periods[extend] += 1
+            n_ip = extend.size
         if check_new_breaches:
-            free = (self.ip_until <= day) & ~extend
-            warn = free & breach & ~self.warned
-            start = free & breach & self.warned & (self.grace_until <= tomorrow)
-            self.warned |= warn
+            seats = np.flatnonzero(breach)
+            seats = seats[self.ip_until[seats] <= day]  # breaching and not in (or just extended into) a period
+            warned = self.warned[seats]
+            warn = seats[~warned]
+            start = seats[warned & (self.grace_until[seats] <= tomorrow)]
+            self.warned[warn] = True
             self.grace_until[warn] = tomorrow + r.ack_delay_days + r.warning_days
+            self.warnings[warn] += 1
             self.ip_until[start] = tomorrow + r.improvement_days
-            n_warn = int(warn.sum())
-            n_ip += int(start.sum())
-            self.warnings += warn
-            self.improvement_periods += start
-        self.improvement_periods += extend
+            self.improvement_periods[start] += 1
+            n_warn = warn.size
+            n_ip += start.size
         return n_warn, n_ip

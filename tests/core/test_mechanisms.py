@@ -500,7 +500,7 @@ def test_fatigue_clock_matches_naive_recursion() -> None:
 
     rng = np.random.default_rng(0)
     members = build_members(Pop(50), ResponseModel(), rng)
-    decay = 0.25  # rescale (scale < 1e-150) happens after about 250 days
+    decay = 0.25  # rescale (scale < 1e-30) happens after about 50 days
     clock = FatigueClock(members, decay)
     naive = np.zeros(50)
     rescaled = False
@@ -509,14 +509,15 @@ def test_fatigue_clock_matches_naive_recursion() -> None:
             naive *= decay
         clock.advance(t)
         rescaled |= clock.ref > 0
-        np.testing.assert_allclose(clock.now(np.arange(50)), naive, rtol=1e-9, atol=1e-300)
+        # float32 state: 1e-6 relative; below 1e-30 (far under any InMail's weight) nothing is resolved
+        np.testing.assert_allclose(clock.now(np.arange(50)), naive, rtol=1e-6, atol=1e-30)
         assert members.total_fatigue == pytest.approx(naive.sum(), rel=1e-9, abs=1e-300)
         idx = rng.integers(0, 50, size=int(rng.integers(0, 20)))
         w = rng.choice([1.0, 0.3], size=idx.size)
         clock.add(idx, w)
         np.add.at(naive, idx, w)
     assert rescaled
-    np.testing.assert_allclose(clock.all(), naive, rtol=1e-9, atol=1e-300)
+    np.testing.assert_allclose(clock.all(), naive, rtol=1e-6, atol=1e-30)
 
 
 def test_mean_member_fatigue_series_follows_the_recursion() -> None:
