@@ -28,7 +28,15 @@ import pandas as pd
 from scipy import stats
 
 from simulator.config import Market, Policy, RunConfig
-from simulator.metrics import BREAKDOWN_KEYS, BREAKDOWN_METRICS, METRIC_NAMES, ReplicationResult, breakdown_arrays
+from simulator.metrics import (
+    BREAKDOWN_KEYS,
+    BREAKDOWN_METRICS,
+    MEMBER_BINS,
+    MEMBER_QUANTITIES,
+    METRIC_NAMES,
+    ReplicationResult,
+    breakdown_arrays,
+)
 from simulator.runner import (
     SerialExecutor,
     Task,
@@ -44,8 +52,9 @@ from simulator.scenario import Overrides, Scenario, load_scenario, with_changes
 from simulator.seeding import replication_seed
 
 __all__ = [
-    "CONFIDENCE", "MAIN_METRICS", "PrecisionReport", "Record", "ReplicationError", "Results", "SerialExecutor",
-    "compare", "precision_half_widths", "record_store", "run_experiment", "run_scenario", "run_single", "summarize",
+    "CONFIDENCE", "MAIN_METRICS", "MEMBER_COLUMNS", "PrecisionReport", "Record", "ReplicationError", "Results",
+    "SerialExecutor", "compare", "empty_member_frame", "member_distribution_frame", "precision_half_widths",
+    "record_store", "run_experiment", "run_scenario", "run_single", "summarize",
 ]
 
 MAIN_METRICS: tuple[tuple[str, bool], ...] = (("response_rate", False), ("net_credit_burn", True))
@@ -57,8 +66,16 @@ ALPHA = 1.0 - CONFIDENCE
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` after each finished replication."""
 
-RECORD_FORMAT = 1
-"""Version of the per-replication file layout (:meth:`Record.to_arrays`)."""
+RECORD_FORMAT = 2
+"""Version of the per-replication file layout (:meth:`Record.to_arrays`); 2 added the member histograms.
+
+A file of another version does not decode (``ValueError``), so a store treats it as missing and
+the replication is computed again.
+"""
+
+MEMBER_COLUMNS: tuple[str, ...] = ("policy", "replication", "quantity", "bin", "members")
+"""Columns of :attr:`Results.member_distribution` (``member_distribution.csv``); ``bin`` is a lower edge of
+:data:`~simulator.metrics.MEMBER_BINS`."""
 
 
 # --------------------------------------------------------------------------- running
@@ -69,6 +86,8 @@ class Record:
     """What one (policy, replication) returns to the experiment: small and picklable.
 
     ``daily`` is empty when the time series was not asked for (``RunConfig.record_daily``).
+    ``member_histograms``: quantity (``received``, ``unanswered``) -> active members per
+    :data:`~simulator.metrics.MEMBER_BINS` bin (int64, one entry per bin).
     """
 
     policy: str
@@ -79,6 +98,7 @@ class Record:
     metrics: dict[str, float]
     daily: dict[str, np.ndarray]
     breakdowns: dict[str, dict[str, dict[str, float]]]
+    member_histograms: dict[str, np.ndarray] = field(default_factory=dict)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Plain arrays (no pickle) for the per-replication file; :meth:`from_arrays` inverts it exactly."""
@@ -88,6 +108,7 @@ class Record:
         bd_cols = list(rows[0][2]) if rows else list(BREAKDOWN_METRICS)
         daily_names = list(self.daily)
         horizon = len(next(iter(self.daily.values()))) if self.daily else 0
+        quantities = list(self.member_histograms)
         return {
             "meta": np.array(json.dumps(meta)),
             "metric_names": np.array(list(self.metrics), dtype=str),
@@ -99,14 +120,21 @@ class Record:
             "breakdown_metrics": np.array(bd_cols, dtype=str),
             "breakdown_values": np.array([[v[c] for c in bd_cols] for _, _, v in rows],
                                          dtype=np.float64).reshape(-1, len(bd_cols)),
+            "member_quantities": np.array(quantities, dtype=str),
+            "member_bins": np.array(MEMBER_BINS, dtype=np.int64),
+            "member_counts": (np.stack([np.asarray(self.member_histograms[q], dtype=np.int64) for q in quantities])
+                              if quantities else np.zeros((0, len(MEMBER_BINS)), dtype=np.int64)),
         }
 
     @classmethod
     def from_arrays(cls, a: Mapping[str, np.ndarray]) -> Record:
-        """The record written by :meth:`to_arrays` (raises ``ValueError`` for another layout)."""
+        """The record written by :meth:`to_arrays` (raises ``ValueError`` for another layout or other bins)."""
         meta = json.loads(str(a["meta"][()]))
         if meta.get("format") != RECORD_FORMAT:
             raise ValueError(f"per-replication file format {meta.get('format')!r}, expected {RECORD_FORMAT}")
+        if a["member_bins"].tolist() != list(MEMBER_BINS):
+            raise ValueError(f"per-replication file has member bins {a['member_bins'].tolist()}, "
+                             f"expected {list(MEMBER_BINS)}")
         daily_values = a["daily_values"]
         breakdowns: dict[str, dict[str, dict[str, float]]] = {}
         cols = [str(c) for c in a["breakdown_metrics"]]
@@ -118,6 +146,8 @@ class Record:
             metrics={str(k): float(v) for k, v in zip(a["metric_names"], a["metric_values"], strict=True)},
             daily={str(k): daily_values[i].copy() for i, k in enumerate(a["daily_names"])},
             breakdowns=breakdowns,
+            member_histograms={str(q): a["member_counts"][i].astype(np.int64)
+                               for i, q in enumerate(a["member_quantities"])},
         )
 
 
@@ -140,6 +170,8 @@ def _run_task(market: Market, policy: Policy, run: RunConfig, root_seed: int, in
         spawn_key=tuple(result.spawn_key), metrics={k: float(result.metrics[k]) for k in METRIC_NAMES},
         daily={k: np.asarray(v, dtype=np.float64) for k, v in result.daily.items()},
         breakdowns={by: breakdown_arrays(result.recruiters, by) for by in BREAKDOWN_KEYS},
+        member_histograms={q: np.asarray(result.member_histograms[q], dtype=np.int64)
+                           for q in MEMBER_QUANTITIES if q in result.member_histograms},
     )
 
 
@@ -281,6 +313,7 @@ def run_experiment(
         timeseries=_timeseries_frame(ordered),
         breakdown_replications=_breakdown_frame(ordered),
         precision=report,
+        member_distribution=member_distribution_frame(ordered),
     )
 
 
@@ -326,6 +359,33 @@ def _breakdown_frame(records: Sequence[Record]) -> pd.DataFrame:
         for r in records for by, groups in r.breakdowns.items() for label, values in groups.items()
     ]
     return pd.DataFrame(rows, columns=["by", "label", "policy", "replication", *BREAKDOWN_METRICS])
+
+
+def empty_member_frame() -> pd.DataFrame:
+    """A :attr:`Results.member_distribution` without rows (the run did not record the histograms)."""
+    dtypes = {"policy": str, "replication": np.int64, "quantity": str, "bin": np.int64, "members": np.int64}
+    return pd.DataFrame({c: pd.Series(dtype=dtypes[c]) for c in MEMBER_COLUMNS})
+
+
+def member_distribution_frame(records: Sequence[Record]) -> pd.DataFrame:
+    """Tidy member histograms (policy, replication, quantity, bin, members) in record, quantity, bin order."""
+    rows = [(r.policy, r.replication, q, np.asarray(r.member_histograms[q], dtype=np.int64))
+            for r in records for q in MEMBER_QUANTITIES if q in r.member_histograms]
+    if not rows:
+        return empty_member_frame()
+    nbins = len(MEMBER_BINS)
+    for policy, index, q, counts in rows:
+        if len(counts) != nbins:
+            raise ValueError(f"member histogram {q!r} of {policy!r} replication {index} has {len(counts)} bins, "
+                             f"expected {nbins}")
+    n = len(rows)
+    return pd.DataFrame({
+        "policy": np.repeat(np.array([p for p, *_ in rows], dtype=object), nbins),
+        "replication": np.repeat(np.array([i for _, i, *_ in rows], dtype=np.int64), nbins),
+        "quantity": np.repeat(np.array([q for _, _, q, _ in rows], dtype=object), nbins),
+        "bin": np.tile(np.array(MEMBER_BINS, dtype=np.int64), n),
+        "members": np.concatenate([c for *_, c in rows]),
+    })
 
 
 # --------------------------------------------------------------------------- statistics
@@ -501,7 +561,10 @@ class Results:
     ``replications``: one row per (policy, replication) with ``seed`` (the root seed; replication
     ``r`` used ``replication_seed(seed, r)``) and a column per metric.  ``timeseries``: tidy daily
     series (policy, replication, day, metric, value).  ``breakdown_replications``: per recruiter
-    subgroup (by, label), policy and replication.  The statistics are derived from these.
+    subgroup (by, label), policy and replication.  ``member_distribution``: active members per
+    count bin (policy, replication, quantity, bin, members; ``bin`` is the lower edge of a
+    :data:`~simulator.metrics.MEMBER_BINS` bin); empty when not recorded (an old run folder).
+    The statistics are derived from these.
     """
 
     scenario: Scenario
@@ -510,6 +573,7 @@ class Results:
     breakdown_replications: pd.DataFrame
     precision: PrecisionReport | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    member_distribution: pd.DataFrame = field(default_factory=empty_member_frame)
 
     @property
     def baseline(self) -> str:

@@ -2,9 +2,10 @@
 
 Files (see :data:`RUN_FILES`): ``summary.csv``, ``comparison.csv``, ``replications.csv``,
 ``timeseries.csv``, ``breakdowns.csv``, ``breakdown_comparison.csv``,
-``breakdown_replications.csv``, ``scenario.resolved.yaml`` and ``manifest.json`` (written last,
-so a folder with a manifest is complete).  Each file goes to a temporary name first and is then
-moved into place with ``os.replace``: a crash never leaves a half-written file behind.
+``breakdown_replications.csv``, ``member_distribution.csv``, ``scenario.resolved.yaml`` and
+``manifest.json`` (written last, so a folder with a manifest is complete).  Each file goes to a
+temporary name first and is then moved into place with ``os.replace``: a crash never leaves a
+half-written file behind.
 
 ``inmail-sim run`` also keeps (:data:`CHECKPOINT_FILES`) ``checkpoint.json`` - the scenario hash,
 root seed and code version the folder's results belong to, written before the first replication
@@ -33,7 +34,14 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from simulator.experiment import COMPARISON_COLUMNS, PrecisionReport, Results, record_store
+from simulator.experiment import (
+    COMPARISON_COLUMNS,
+    MEMBER_COLUMNS,
+    PrecisionReport,
+    Results,
+    empty_member_frame,
+    record_store,
+)
 from simulator.metrics import METRIC_NAMES
 from simulator.runner import TaskStore, atomic_write
 from simulator.scenario import Scenario, load_scenario
@@ -41,9 +49,13 @@ from simulator.scenario import Scenario, load_scenario
 SUMMARY_COLUMNS: tuple[str, ...] = ("policy", "metric", "mean", "std", "ci_low", "ci_high", "n")
 TIMESERIES_COLUMNS: tuple[str, ...] = ("policy", "replication", "day", "metric", "value")
 
+MEMBER_FILE = "member_distribution.csv"
+"""Per-replication histogram of active members (:attr:`~simulator.experiment.Results.member_distribution`)."""
+
 RUN_FILES: tuple[str, ...] = (
     "summary.csv", "comparison.csv", "replications.csv", "timeseries.csv", "breakdowns.csv",
-    "breakdown_comparison.csv", "breakdown_replications.csv", "scenario.resolved.yaml", "manifest.json",
+    "breakdown_comparison.csv", "breakdown_replications.csv", MEMBER_FILE, "scenario.resolved.yaml",
+    "manifest.json",
 )
 
 CHECKPOINT = "checkpoint.json"
@@ -57,9 +69,9 @@ NOT_IN_SCENARIO_HASH: tuple[str, ...] = ("replications", "max_replications", "ro
 """Fields that do not change any replication's numbers (the seed is checked on its own)."""
 
 __all__ = [
-    "CHECKPOINT", "CHECKPOINT_FILES", "RUN_FILES", "RunFolder", "RunFolderError", "atomic_write", "code_version",
-    "fingerprint_differences", "load_results", "prepare_run_folder", "resume_command", "run_fingerprint",
-    "scenario_hash", "write_run",
+    "CHECKPOINT", "CHECKPOINT_FILES", "MEMBER_FILE", "RUN_FILES", "RunFolder", "RunFolderError", "atomic_write",
+    "code_version", "fingerprint_differences", "load_results", "prepare_run_folder", "read_member_distribution",
+    "resume_command", "run_fingerprint", "scenario_hash", "write_run",
 ]
 
 
@@ -393,7 +405,8 @@ def write_run(results: Results, out: str | Path, *, argv: Sequence[str] | None =
               workers: int | None = None, executor: str | None = None) -> Path:
     """Write the run folder ``out`` (created if needed); return its path.
 
-    ``timeseries.csv`` is left out when the run did not keep the daily series (``--no-timeseries``).
+    ``timeseries.csv`` is left out when the run did not keep the daily series (``--no-timeseries``),
+    ``member_distribution.csv`` when the results hold no member histograms.
     """
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -409,12 +422,15 @@ def write_run(results: Results, out: str | Path, *, argv: Sequence[str] | None =
         ("breakdowns.csv", _csv(results.breakdowns)),
         ("breakdown_comparison.csv", _csv(results.breakdown_comparison)),
         ("breakdown_replications.csv", _csv(results.breakdown_replications)),
+        (MEMBER_FILE, _csv(results.member_distribution[list(MEMBER_COLUMNS)])),
         ("scenario.resolved.yaml", _text(_resolved_header(results) + results.scenario.resolved_yaml())),
     ]
-    if not results.scenario.run.record_daily:
-        writes = [w for w in writes if w[0] != "timeseries.csv"]
+    left_out = {name for name, absent in (("timeseries.csv", not results.scenario.run.record_daily),
+                                          (MEMBER_FILE, results.member_distribution.empty)) if absent}
+    writes = [w for w in writes if w[0] not in left_out]
+    for name in left_out:
         with contextlib.suppress(FileNotFoundError):
-            (folder / "timeseries.csv").unlink()  # a stale one from an earlier run would not match
+            (folder / name).unlink()  # a stale one from an earlier run would not match
     for name, write in writes:
         atomic_write(folder / name, write)
     files = [name for name, _ in writes] + ["manifest.json"]
@@ -448,4 +464,19 @@ def load_results(folder: str | Path) -> Results:
     report = None if prec is None else PrecisionReport(prec["target"], prec["reached"], prec["replications"],
                                                       prec["cap"], prec["half_widths"])
     return Results(scenario=scenario, replications=reps, timeseries=ts, breakdown_replications=bd,
-                   precision=report, extra={"manifest": man})
+                   precision=report, extra={"manifest": man}, member_distribution=read_member_distribution(folder))
+
+
+def read_member_distribution(folder: str | Path) -> pd.DataFrame:
+    """``member_distribution.csv`` of a run folder; empty if the folder has none (written before it existed).
+
+    Raises ``ValueError`` naming the file when its columns are not :data:`~simulator.experiment.MEMBER_COLUMNS`.
+    """
+    path = Path(folder) / MEMBER_FILE
+    if not path.is_file():
+        return empty_member_frame()
+    frame = pd.read_csv(path, keep_default_na=False, na_values=[""],
+                        dtype={"policy": str, "quantity": str})
+    if list(frame.columns) != list(MEMBER_COLUMNS):
+        raise ValueError(f"{path}: columns {', '.join(map(str, frame.columns))}, expected {', '.join(MEMBER_COLUMNS)}")
+    return frame.astype({"replication": np.int64, "bin": np.int64, "members": np.int64})

@@ -183,15 +183,11 @@ def group_stats(results: Results, by: str, value: Callable[[pd.DataFrame], pd.Se
 def member_frame(results: Results) -> pd.DataFrame | None:
     """The per-replication histogram of active members (policy, replication, quantity, bin, members), if recorded.
 
-    Looked up as ``results.member_distribution`` or ``results.extra["member_distribution"]``
-    (``member_distribution.csv`` of a run folder); ``None`` when the run did not record it.
+    ``results.member_distribution`` (``member_distribution.csv`` of a run folder); ``None`` when
+    it is empty (results loaded from a run folder written before the histograms were recorded).
     """
-    frame = getattr(results, "member_distribution", None)
-    if frame is None:
-        frame = results.extra.get("member_distribution")
-    if isinstance(frame, pd.DataFrame) and not frame.empty:
-        return frame
-    return None
+    frame = results.member_distribution
+    return None if frame.empty else frame
 
 
 def bin_labels(edges: Sequence[int]) -> list[str]:
@@ -473,8 +469,9 @@ def member_distribution(results: Results, quantity: str = "received", ax: Axes |
     """How InMails are spread over active members: share of active members per count bin, per policy.
 
     ``quantity``: ``received`` or ``unanswered``.  Needs the per-replication histogram
-    (``member_distribution``); without it, the mean per active member with its 95% CI is drawn
-    and the title says that the distribution was not recorded.
+    (``results.member_distribution``): bars are the mean share over replications, whiskers its
+    95% CI.  Without it (an old run folder), the mean per active member with its 95% CI is drawn
+    and the axis label says that the distribution was not recorded.
     """
     if quantity not in MEMBER_QUANTITIES:
         raise ValueError(f"quantity must be one of {', '.join(MEMBER_QUANTITIES)}, got {quantity!r}")
@@ -640,7 +637,8 @@ FIGURES: tuple[FigureSpec, ...] = (
                "Response rate and net credits burned per recruiter, per recruiter subgroup and policy (mean, 95% "
                "CI); * = the paired difference against the baseline is significant at 5%.", winners_losers),
     FigureSpec("members", "The member side",
-               "How many InMails active members receive and leave unanswered over the run, and the mean member "
+               "Share of active members by the number of InMails they received (left) and left unanswered "
+               "(middle) over the run - bars: mean over replications, whiskers: 95% CI - and the mean member "
                "fatigue over time (band = 95% CI).", members),
     FigureSpec("threshold", "The response-rate threshold",
                "Warnings and Improvement Periods over time (cumulative), recruiters in an Improvement Period, "

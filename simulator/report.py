@@ -26,12 +26,14 @@ if TYPE_CHECKING:
     from simulator.experiment import Results
 
 REPORT_FILE = "report.html"
-MEMBER_FILE = "member_distribution.csv"
-"""Optional run file: per-replication histogram of active members (policy, replication, quantity, bin, members)."""
 
 REQUIRED_FILES: tuple[str, ...] = ("manifest.json", "scenario.resolved.yaml", "replications.csv",
                                    "breakdown_replications.csv")
-"""What the report is built from (the other CSVs are recomputed from these; ``timeseries.csv`` is optional)."""
+"""What the report is built from (the other CSVs are recomputed from these).
+
+Optional: ``timeseries.csv`` (the figures over time) and ``member_distribution.csv`` (the member
+histograms; a folder written before it existed shows the mean per active member instead).
+"""
 
 HEADLINE_METRICS: tuple[str, ...] = (
     "response_rate", "acceptance_rate", "net_credit_burn", "credits_per_response", "credits_expired",
@@ -80,7 +82,7 @@ def check_run_folder(folder: str | Path) -> Path:
 
 
 def load_run(folder: str | Path) -> Results:
-    """:func:`simulator.outputs.load_results` after checking the folder; adds ``member_distribution.csv`` if present."""
+    """:func:`simulator.outputs.load_results` of a checked folder; unreadable files: :class:`NotARunFolderError`."""
     from simulator.outputs import load_results
     from simulator.scenario import ScenarioError
 
@@ -91,10 +93,6 @@ def load_run(folder: str | Path) -> Results:
         raise
     except (KeyError, ValueError, OSError, json.JSONDecodeError, pd.errors.ParserError) as exc:
         raise NotARunFolderError(f"{folder}: could not read the run files ({type(exc).__name__}: {exc})") from None
-    member = path / MEMBER_FILE
-    if getattr(results, "member_distribution", None) is None and "member_distribution" not in results.extra \
-            and member.is_file():
-        results.extra["member_distribution"] = pd.read_csv(member)
     return results
 
 

@@ -13,13 +13,18 @@ from scenario_helpers import ROOT, tiny, write_yaml
 
 import simulator.experiment as experiment
 from simulator.cli import main
-from simulator.metrics import METRIC_NAMES
+from simulator.metrics import MEMBER_BINS, MEMBER_QUANTITIES, METRIC_NAMES
 from simulator.outputs import CHECKPOINT_FILES, RUN_FILES, load_results
+from simulator.plotting import FIGURES
 
 
 @pytest.fixture()
 def scenario_file(tmp_path: Path) -> Path:
     return write_yaml(tmp_path / "tiny.yaml", tiny())
+
+
+QUIET: tuple[str, ...] = ("--no-progress", "-q", "--no-figures")
+"""For runs whose figures the test does not look at (drawing them costs more than the tiny run)."""
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -39,6 +44,7 @@ def test_run_writes_every_file_with_the_documented_columns(scenario_file: Path, 
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == sorted((*RUN_FILES, *CHECKPOINT_FILES, "figures"))
     assert not any(p.name.startswith(".") for p in out.iterdir())  # no temporary files left
+    assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(f"{f.name}.png" for f in FIGURES)
 
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary.columns) == ["policy", "metric", "mean", "std", "ci_low", "ci_high", "n"]
@@ -53,6 +59,9 @@ def test_run_writes_every_file_with_the_documented_columns(scenario_file: Path, 
     ts = pd.read_csv(out / "timeseries.csv")
     assert list(ts.columns) == ["policy", "replication", "day", "metric", "value"]
     assert ts["day"].max() == 29
+    md = pd.read_csv(out / "member_distribution.csv")
+    assert list(md.columns) == ["policy", "replication", "quantity", "bin", "members"]
+    assert len(md) == len(reps) * len(MEMBER_QUANTITIES) * len(MEMBER_BINS)
 
     man = json.loads((out / "manifest.json").read_text())
     for key in ("version", "git_revision", "root_seed", "numpy_version", "command_line", "started", "finished"):
@@ -70,8 +79,8 @@ def test_resolved_scenario_reproduces_the_run(scenario_file: Path, tmp_path: Pat
                                               capsys: pytest.CaptureFixture[str]) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     assert run_cli(capsys, "run", str(scenario_file), "--out", str(a), "-n", "2", "--set",
-                   "market.members.count=1200", "--no-progress", "-q")[0] == 0
-    assert run_cli(capsys, "run", str(a / "scenario.resolved.yaml"), "--out", str(b), "--no-progress", "-q")[0] == 0
+                   "market.members.count=1200", *QUIET)[0] == 0
+    assert run_cli(capsys, "run", str(a / "scenario.resolved.yaml"), "--out", str(b), *QUIET)[0] == 0
     pd.testing.assert_frame_equal(pd.read_csv(a / "replications.csv"), pd.read_csv(b / "replications.csv"))
     again = load_results(a)
     pd.testing.assert_frame_equal(again.summary, pd.read_csv(a / "summary.csv"), check_dtype=False)
@@ -79,9 +88,8 @@ def test_resolved_scenario_reproduces_the_run(scenario_file: Path, tmp_path: Pat
 
 def test_run_one_replication_alone(scenario_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     full, one = tmp_path / "full", tmp_path / "one"
-    assert run_cli(capsys, "run", str(scenario_file), "--out", str(full), "-n", "3", "--no-progress", "-q")[0] == 0
-    assert run_cli(capsys, "run", str(scenario_file), "--out", str(one), "--replication", "2",
-                   "--no-progress", "-q")[0] == 0
+    assert run_cli(capsys, "run", str(scenario_file), "--out", str(full), "-n", "3", *QUIET)[0] == 0
+    assert run_cli(capsys, "run", str(scenario_file), "--out", str(one), "--replication", "2", *QUIET)[0] == 0
     f, o = pd.read_csv(full / "replications.csv"), pd.read_csv(one / "replications.csv")
     pd.testing.assert_frame_equal(o, f[f["replication"] == 2].reset_index(drop=True))
 
@@ -89,21 +97,20 @@ def test_run_one_replication_alone(scenario_file: Path, tmp_path: Path, capsys: 
 def test_run_with_workers_matches_serial(scenario_file: Path, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     s, w = tmp_path / "s", tmp_path / "w"
-    assert run_cli(capsys, "run", str(scenario_file), "--out", str(s), "-n", "2", "--no-progress", "-q")[0] == 0
-    assert run_cli(capsys, "run", str(scenario_file), "--out", str(w), "-n", "2", "--workers", "2",
-                   "--no-progress", "-q")[0] == 0
+    assert run_cli(capsys, "run", str(scenario_file), "--out", str(s), "-n", "2", *QUIET)[0] == 0
+    assert run_cli(capsys, "run", str(scenario_file), "--out", str(w), "-n", "2", "--workers", "2", *QUIET)[0] == 0
     pd.testing.assert_frame_equal(pd.read_csv(s / "replications.csv"), pd.read_csv(w / "replications.csv"))
 
 
 def test_precision_says_why_it_stopped(scenario_file: Path, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(capsys, "run", str(scenario_file), "--out", str(tmp_path / "p"), "--precision", "1e-9",
-                           "--max-replications", "4", "--no-progress")
+                           "--max-replications", "4", "--no-progress", "--no-figures")
     assert code == 0 and "replication cap 4 hit before the precision target" in out
     man = json.loads((tmp_path / "p" / "manifest.json").read_text())
     assert man["precision"]["reached"] is False and man["replications"] == 4
     code, out, _ = run_cli(capsys, "run", str(scenario_file), "--out", str(tmp_path / "q"), "--precision", "5",
-                           "--no-progress")
+                           "--no-progress", "--no-figures")
     assert code == 0 and "precision target 5 reached after 3 replications" in out
 
 
@@ -169,7 +176,7 @@ def test_unexpected_failure_exits_1_and_names_the_log(scenario_file: Path, tmp_p
 
     monkeypatch.setattr(experiment, "run_experiment", boom)
     out = tmp_path / "o"
-    code, _, err = run_cli(capsys, "run", str(scenario_file), "--out", str(out), "--no-progress")
+    code, _, err = run_cli(capsys, "run", str(scenario_file), "--out", str(out), "--no-progress", "--no-figures")
     assert code == 1
     assert "unexpected error: RuntimeError: engine exploded" in err and str(out / "error.log") in err
     assert "Traceback" not in err and "Traceback" in (out / "error.log").read_text()

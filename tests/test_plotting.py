@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,8 @@ import pytest
 from scenario_helpers import ROOT, tiny
 
 from simulator import plotting
-from simulator.experiment import Results, run_scenario
+from simulator.experiment import Results, empty_member_frame, run_scenario
+from simulator.metrics import MEMBER_BINS
 
 pytest.importorskip("matplotlib")
 
@@ -115,21 +117,50 @@ def test_threshold_share_is_warned_recruiters_over_recruiters(res: Results) -> N
     np.testing.assert_allclose(container.lines[0].get_ydata(), expected.to_numpy())
 
 
+def _hist_bars(ax: object, policy: str) -> list[object]:
+    return [p for p in ax.patches if p.get_gid() == f"hist:{policy}"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("quantity", ["received", "unanswered"])
+def test_member_distribution_of_a_real_run_is_a_histogram_of_shares(res: Results, quantity: str) -> None:
+    fig = plotting.member_distribution(res, quantity)
+    ax = fig.axes[0]
+    md = res.member_distribution
+    for pol in ("old", "new"):
+        heights = np.array([b.get_height() for b in _hist_bars(ax, pol)])
+        assert len(heights) == len(MEMBER_BINS)
+        assert heights.sum() == pytest.approx(100.0)
+        sub = md[(md["policy"] == pol) & (md["quantity"] == quantity)]
+        counts = sub.pivot(index="replication", columns="bin", values="members").to_numpy(dtype=float)
+        np.testing.assert_allclose(heights, (100 * counts / counts.sum(axis=1, keepdims=True)).mean(axis=0))
+    assert [t.get_text() for t in ax.get_xticklabels()] == plotting.bin_labels(MEMBER_BINS)
+    assert "share of active members" in ax.get_ylabel() and "not recorded" not in ax.get_xlabel()
+
+
+def test_members_figure_draws_both_histograms(res: Results) -> None:
+    fig = plotting.members(res)
+    for ax in fig.axes[:2]:
+        for pol in ("old", "new"):
+            assert sum(b.get_height() for b in _hist_bars(ax, pol)) == pytest.approx(100.0)
+
+
 def test_member_distribution_falls_back_to_the_mean_then_uses_the_histogram(res: Results) -> None:
-    fig = plotting.member_distribution(res, "received")
+    bare = dataclasses.replace(res, member_distribution=empty_member_frame())  # an old run folder
+    fig = plotting.member_distribution(bare, "received")
     container = next(c for c in fig.axes[0].containers if c.get_label() == "new")
     summ = res.summary.set_index(["policy", "metric"])
     assert container.lines[0].get_ydata()[0] == pytest.approx(summ.loc[("new", "inmails_per_active_member"), "mean"])
-    assert "not recorded" in fig.axes[0].get_xlabel()
+    assert "not recorded" in fig.axes[0].get_xlabel() and not _hist_bars(fig.axes[0], "new")
     rows = [{"policy": p, "replication": r, "quantity": "received", "bin": b, "members": m}
             for p, counts in (("old", [10, 30, 60]), ("new", [20, 20, 60])) for r in range(2)
             for b, m in zip((0, 1, 3), counts, strict=True)]
-    with_hist = Results(res.scenario, res.replications, res.timeseries, res.breakdown_replications,
-                        extra={"member_distribution": pd.DataFrame(rows)})
+    with_hist = dataclasses.replace(res, member_distribution=pd.DataFrame(rows))
     fig = plotting.member_distribution(with_hist, "received")
     bars = next(c for c in fig.axes[0].containers if c.get_label() == "new")
     np.testing.assert_allclose([b.get_height() for b in bars], [20, 20, 60])
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["0", "1-2", "3+"]
+    fig = plotting.member_distribution(with_hist, "unanswered")  # a quantity the frame lacks: the mean
+    assert "not recorded" in fig.axes[0].get_xlabel()
 
 
 def test_report_figures_render_and_share_colours(res: Results) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -76,7 +77,45 @@ def test_member_distribution_csv_is_picked_up(res: Results, tmp_path: Path) -> N
     rows = pd.DataFrame({"policy": ["old", "new"], "replication": [0, 0], "quantity": ["received"] * 2,
                          "bin": [0, 0], "members": [5, 6]})
     rows.to_csv(folder / "member_distribution.csv", index=False)
-    assert load_run(folder).extra["member_distribution"]["members"].tolist() == [5, 6]
+    assert load_run(folder).member_distribution["members"].tolist() == [5, 6]
+
+
+def _embedded_png(text: str, figure: str) -> bytes:
+    """The PNG the report shows under the heading of ``figure``."""
+    marker = 'src="data:image/png;base64,'
+    head = text.index(f'<h3 id="{figure}">')
+    nxt = text.find("<h3", head + 1)
+    src = text.find(marker, head, nxt if nxt >= 0 else len(text))
+    assert src >= 0, f"no image under the heading {figure!r}"
+    start = src + len(marker)
+    return base64.b64decode(text[start:text.index('"', start)])
+
+
+def test_report_shows_the_member_histogram_of_the_run(report_html: Path, res: Results) -> None:
+    from simulator import plotting
+    from simulator.experiment import empty_member_frame
+
+    folder = report_html.parent
+    loaded = load_run(folder)
+    pd.testing.assert_frame_equal(loaded.member_distribution, res.member_distribution)
+    for ax in plotting.members(loaded).axes[:2]:
+        bars = [p for p in ax.patches if (p.get_gid() or "").startswith("hist:")]
+        assert {b.get_gid() for b in bars} == {"hist:old", "hist:new"}
+    shown = _embedded_png(report_html.read_text(encoding="utf-8"), "members")
+    assert shown == plotting.render_png(plotting.members(loaded), dpi=60)
+    fallback = dataclasses.replace(loaded, member_distribution=empty_member_frame())
+    assert shown != plotting.render_png(plotting.members(fallback), dpi=60)
+
+
+def test_report_of_an_old_folder_falls_back_to_the_mean(res: Results, tmp_path: Path) -> None:
+    folder = res.write(tmp_path / "run")
+    (folder / "member_distribution.csv").unlink()
+    report = build_report(folder, dpi=40)
+    assert report.errors == {} and _embedded_png(report.path.read_text(encoding="utf-8"), "members")[:4] == b"\x89PNG"
+    from simulator import plotting
+
+    ax = plotting.members(load_run(folder)).axes[0]
+    assert "not recorded" in ax.get_xlabel() and not [p for p in ax.patches if (p.get_gid() or "").startswith("hist:")]
 
 
 def test_bad_folders_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
