@@ -141,8 +141,12 @@ class Simulation:
         rec, R = self.rec, max(self.rec.count, 1)
         self._means = (float(rec.pers.sum()) / R, float(rec.bulk.sum()) / R, float(rec.vol.sum()) / R)
         resp = self.market.response
-        pers = np.column_stack([rec.pers, rec.pers * resp.bulk_personalization_factor]).ravel()
-        self._offset = (resp.personalization_effect * (pers - resp.reference_personalization)).astype(np.float32)
+        offset = np.empty(2 * rec.count, dtype=np.float32)  # index 2 r + k, k = 0 one-to-one, 1 bulk
+        offset[0::2] = rec.pers
+        offset[1::2] = rec.pers * resp.bulk_personalization_factor
+        offset -= resp.reference_personalization
+        offset *= resp.personalization_effect
+        self._offset = offset
 
     def _target_ranges(self) -> None:
         m = self.members
@@ -151,8 +155,9 @@ class Simulation:
         empty = size == 0  # a segment too small to get members: target the whole population
         self.t_start = np.where(empty, 0, start)
         self.t_size = np.where(empty, m.count, size)
-        self._size_f = self.t_size.astype(np.float64)
-        self._skill32 = self.rec.skill.astype(np.float32)
+        self._kind_start = np.repeat(self.t_start, 2)  # index 2 r + k, k = 0 one-to-one, 1 bulk
+        self._kind_size = np.repeat(self.t_size.astype(np.float64), 2)
+        self._kind_skill = np.repeat(self.rec.skill.astype(np.float32), 2)
 
     # ------------------------------------------------------------------ simpy processes
 
@@ -287,21 +292,19 @@ class Simulation:
 
         counts = self._kind_counts
         counts[0::2], counts[1::2] = n_one, n_bulk
-        kind = np.repeat(self._kind_index, counts)
-        r = kind >> 1
+        kind = self._kind_index.repeat(counts)
         n = kind.size
 
         # targeting: a member of the recruiter's segment; a skilled recruiter (probability = skill)
         # looks at a second candidate and keeps the better one by static score
         tr = rng.targeting
-        start = self.t_start[r]
-        who = start + (tr.random(n) * self._size_f[r]).astype(np.int64)
-        look = np.flatnonzero(tr.random(n, dtype=np.float32) < self._skill32[r])
-        rl = r[look]
-        second = start[look] + (tr.random(look.size) * self._size_f[rl]).astype(np.int64)
+        start = self._kind_start[kind]  # per-(recruiter, kind) tables: no recruiter index per InMail needed
+        who = start + (tr.random(n) * self._kind_size[kind]).astype(np.int64)
+        look = (tr.random(n, dtype=np.float32) < self._kind_skill[kind]).nonzero()[0]
+        second = start[look] + (tr.random(look.size) * self._kind_size[kind[look]]).astype(np.int64)
         rows = m.gather_rows(who)  # one 16-byte row per InMail: score, fatigue, inv_log_miss, openness
         second_rows = m.gather_rows(second)
-        better = np.flatnonzero(second_rows.view(np.float32)[0::4] > rows.view(np.float32)[4 * look])
+        better = (second_rows.view(np.float32)[0::4] > rows.view(np.float32)[4 * look]).nonzero()[0]
         swap = look[better]
         who[swap] = second[better]
         rows[swap] = second_rows[better]
@@ -323,13 +326,13 @@ class Simulation:
         else:
             p = np.reciprocal(z, out=z)
         out = rng.outcomes
-        ans_idx = np.flatnonzero(out.random(n, dtype=np.float32) < p)
+        ans_idx = (out.random(n, dtype=np.float32) < p).nonzero()[0]
         ans_hot = hot[ans_idx]
         delay = response_delay(ans_hot[:, 2], out)
-        observed = np.flatnonzero(delay <= resp.observation_days)
+        observed = (delay <= resp.observation_days).nonzero()[0]
         resp_idx, resp_delay = ans_idx[observed], delay[observed]
         acc_idx = resp_idx[out.random(resp_idx.size, dtype=np.float32) < ans_hot[observed, 3]]
-        resp_rec = r[resp_idx]
+        resp_rec = kind[resp_idx] >> 1
         R = rec.count
 
         # refunds, by the rule in force on the send day
@@ -358,7 +361,7 @@ class Simulation:
 
         # recruiter tallies and the day's series
         self._resp_count.add(resp_rec)
-        self._acc_count.add(r[acc_idx])
+        self._acc_count.add(kind[acc_idx] >> 1)
         self.t_sent += allowed
         self.t_bulk += n_bulk
         self.t_stockout += short

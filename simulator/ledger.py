@@ -206,13 +206,14 @@ def allocate(desired: np.ndarray, account_of: np.ndarray, balance: np.ndarray, *
             return desired.astype(np.int64)
         return np.minimum(desired, balance).astype(np.int64)
     demand = np.bincount(account_of, weights=desired, minlength=n_acc).astype(np.int64)
+    short_acc = demand > balance
+    if not short_acc.any():
+        return desired.astype(np.int64)
+    short = short_acc[account_of]
     bal_r = balance[account_of]
     dem_r = demand[account_of]
-    short = dem_r > bal_r
-    if not short.any():
-        return desired.astype(np.int64)
     allowed = desired.astype(np.int64)
-    idx = np.flatnonzero(short)  # only seats of short accounts take part in the sharing
+    idx = short.nonzero()[0]  # only seats of short accounts take part in the sharing
     num = desired[idx] * bal_r[idx]
     den = dem_r[idx]
     share = num // den

@@ -100,13 +100,13 @@ def desired_sends(
     both kinds are scaled down by the same factor.
     """
     lam = np.minimum(rec.vol * day_factor, MAX_DAILY_INMAILS)  # Poisson refuses absurd rates
-    n_bulk = rng.poisson(lam * rec.bulk)
-    n_one = rng.poisson(lam * (1.0 - rec.bulk))
+    both = rng.poisson(np.concatenate([lam * rec.bulk, lam * (1.0 - rec.bulk)]))  # bulk first: one call
+    n_bulk, n_one = both[:rec.count], both[rec.count:]
     if not bulk_allowed.all():
         n_bulk[~bulk_allowed] = 0
     minutes = n_one * one_to_one_minutes(rec, sending)
     minutes += n_bulk * sending.minutes_bulk
-    over = np.flatnonzero(minutes > rec.budget)
+    over = (minutes > rec.budget).nonzero()[0]
     if over.size:  # minutes > budget >= 0 there, so the scale is finite
         scale = rec.budget[over] / minutes[over]
         n_one[over] = np.floor(n_one[over] * scale)

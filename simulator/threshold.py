@@ -101,7 +101,7 @@ class ThresholdBook:
         breach = self.breach()
         tomorrow = day + 1
         n_ip = n_warn = 0
-        ending = np.flatnonzero(self.ip_until == tomorrow)  # seats work on index lists: few are involved
+        ending = (self.ip_until == tomorrow).nonzero()[0]  # seats work on index lists: few are involved
         if ending.size:
             again = breach[ending]
             self.ip_until[ending[~again]] = NOT_IN_IP
@@ -110,7 +110,7 @@ class ThresholdBook:
             self.improvement_periods[extend] += 1
             n_ip = extend.size
         if check_new_breaches:
-            seats = np.flatnonzero(breach)
+            seats = breach.nonzero()[0]
             seats = seats[self.ip_until[seats] <= day]  # breaching and not in (or just extended into) a period
             warned = self.warned[seats]
             warn = seats[~warned]
