@@ -207,10 +207,24 @@ def bin_labels(edges: Sequence[int]) -> list[str]:
 # --------------------------------------------------------------------------- drawing helpers
 
 
+class ReportFigure(Figure):
+    """A matplotlib ``Figure`` that shows itself in Jupyter as a PNG, with no pyplot state.
+
+    The figures are made without pyplot (nothing accumulates in scripts or long sweeps), so no
+    backend registers them with IPython; ``_repr_png_`` lets a notebook display the figure a
+    cell returns, with or without ``%matplotlib inline``.
+    """
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=100)
+        return buf.getvalue()
+
+
 def _axes(ax: Axes | None, size: tuple[float, float] = (6.4, 4.0)) -> tuple[Figure, Axes]:
     if ax is not None:
         return ax.figure, ax  # type: ignore[return-value]
-    fig = Figure(figsize=size, layout="constrained")
+    fig = ReportFigure(figsize=size, layout="constrained")
     return fig, fig.add_subplot()
 
 
@@ -543,7 +557,7 @@ def threshold_share(results: Results, by: str = "group", ax: Axes | None = None,
 
 
 def _panels(rows: int, cols: int, size: tuple[float, float]) -> tuple[Figure, np.ndarray]:
-    fig = Figure(figsize=size, layout="constrained")
+    fig = ReportFigure(figsize=size, layout="constrained")
     return fig, np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
 
 
@@ -843,7 +857,7 @@ def plot_sweep(table: pd.DataFrame, paths: Sequence[str], metric: str, baseline:
     the baseline.  Bands (grids) or error bars (scattered QMC points) are 95% CIs."""
     rows = table[table["metric"] == metric]
     ncol = len(paths)
-    fig = Figure(figsize=(4.2 * ncol + 0.8, 6.4), layout="constrained")
+    fig = ReportFigure(figsize=(4.2 * ncol + 0.8, 6.4), layout="constrained")
     axes = fig.subplots(2, ncol, squeeze=False)
     for j, path in enumerate(paths):
         others = [p for p in paths if p != path]
@@ -886,7 +900,7 @@ def plot_sweep_heatmap(table: pd.DataFrame, x_path: str, y_path: str, metric: st
         grid[i, j] = r["diff"]
         sig = "*" if r["diff_ci_low"] > 0 or r["diff_ci_high"] < 0 else ""
         text[(i, j)] = f"{r['diff']:+.3g}{sig}\n[{r['diff_ci_low']:+.3g}, {r['diff_ci_high']:+.3g}]"
-    fig = Figure(figsize=(1.3 * len(xs) + 2.5, 0.8 * len(ys) + 2.0), layout="constrained")
+    fig = ReportFigure(figsize=(1.3 * len(xs) + 2.5, 0.8 * len(ys) + 2.0), layout="constrained")
     ax = fig.subplots()
     from matplotlib.colors import Normalize, TwoSlopeNorm
 
@@ -922,7 +936,7 @@ def plot_sobol(indices: pd.DataFrame, output: str) -> Figure:
     """First-order (S1) and total (ST) Sobol indices of one output, with bootstrap CIs, largest ST on top."""
     rows = indices[indices["output"] == output].sort_values("ST", ascending=True)
     y = np.arange(len(rows))
-    fig = Figure(figsize=(7.0, 1.0 + 0.45 * len(rows)), layout="constrained")
+    fig = ReportFigure(figsize=(7.0, 1.0 + 0.45 * len(rows)), layout="constrained")
     ax = fig.subplots()
     h = 0.38
     for k, (col, label) in enumerate((("S1", "first order S1"), ("ST", "total ST"))):
@@ -946,7 +960,7 @@ def plot_tornado(tornado: pd.DataFrame, output: str) -> Figure:
     """One-at-a-time effects of each input's low and high value on one output, largest swing on top."""
     rows = tornado[tornado["output"] == output].iloc[::-1]
     y = np.arange(len(rows))
-    fig = Figure(figsize=(7.0, 1.0 + 0.45 * len(rows)), layout="constrained")
+    fig = ReportFigure(figsize=(7.0, 1.0 + 0.45 * len(rows)), layout="constrained")
     ax = fig.subplots()
     base = float(rows["output_base"].iloc[0]) if len(rows) else 0.0
     for col, hw, label, color in (("effect_low", "effect_low_hw", "input at low", PALETTE[0]),
@@ -1014,7 +1028,7 @@ def waterfall(rows: pd.DataFrame, ax: Axes | None = None, *, title: str = "") ->
 
 def waterfall_figure(table: pd.DataFrame, metrics: Sequence[str]) -> Figure:
     """Both decompositions (by rule, by channel) of each metric, one row of panels per metric."""
-    fig = Figure(figsize=(13.0, 3.8 * len(metrics)), layout="constrained")
+    fig = ReportFigure(figsize=(13.0, 3.8 * len(metrics)), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(metrics), 2, squeeze=False))
     titles = {"rule": "by rule change", "channel": "by channel (switched off in both worlds)"}
     for i, m in enumerate(metrics):

@@ -215,3 +215,12 @@ def test_only_plotting_imports_matplotlib() -> None:
             "simulator.report; assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_figures_display_in_jupyter_without_pyplot(res: Results) -> None:
+    """A returned figure is shown by IPython's display machinery as a PNG (no %matplotlib needed)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    fig = res.plot.response_rate()
+    data, _ = InteractiveShell.instance().display_formatter.format(fig)
+    assert data["image/png"][:8] == b"\x89PNG\r\n\x1a\n"
