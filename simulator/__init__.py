@@ -4,6 +4,14 @@ Public API (stable): build a :class:`Market` and a :class:`Policy` (or take a pr
 replication with :func:`run_replication`, read ``result.metrics`` / ``result.daily_frame()``;
 or load a scenario file with :func:`load_scenario` / run it with :func:`run_scenario` and read
 the :class:`Results` DataFrames (summary, comparison, replications, timeseries, breakdowns).
+
+Beyond one comparison (the ``inmail-sim`` commands of the same names): :func:`run_sweep` /
+:func:`sweep_spec` (a scenario's ``sweep:`` block), :func:`run_sensitivity` /
+:func:`sensitivity_spec` (Sobol indices and a tornado, :func:`plot_sobol`, :func:`plot_tornado`),
+:func:`calibrate` / :func:`calibration_spec` / :func:`observe` (fit the ``calibration:`` block's
+market parameters to published figures) and :func:`run_explain` (Shapley decomposition of a policy
+difference, :func:`waterfall`, :func:`waterfall_figure`).  :func:`calibrate` and
+:func:`run_explain` take an executor: ``with open_executor(workers) as ex: ...``.
 """
 
 from importlib import import_module
@@ -40,14 +48,30 @@ _LAZY = {
     "run_scenario": "simulator.experiment",
     "ScenarioError": "simulator.scenario",
     "load_scenario": "simulator.scenario",
+    "open_executor": "simulator.runner",
+    "run_sweep": "simulator.sweep",
+    "sweep_spec": "simulator.sweep",
+    "run_sensitivity": "simulator.sensitivity",
+    "sensitivity_spec": "simulator.sensitivity",
+    "calibrate": "simulator.calibration",
+    "calibration_spec": "simulator.calibration",
+    "observe": "simulator.calibration",
+    "run_explain": "simulator.explain:explain",
+    "plot_sobol": "simulator.plotting",
+    "plot_tornado": "simulator.plotting",
+    "waterfall": "simulator.plotting",
+    "waterfall_figure": "simulator.plotting",
 }
 """The experiment edge (pandas, pydantic, scipy.stats) loads on first use, so that the core -
-and every worker process that only runs replications - imports quickly."""
+and every worker process that only runs replications - imports quickly.  ``module:attribute``
+exports under another name: ``simulator.explain.explain`` is ``run_explain``, because a public
+``explain`` would shadow the submodule (``from simulator import explain`` must stay the module)."""
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
+        module, _, attribute = _LAZY[name].partition(":")
+        return getattr(import_module(module), attribute or name)
     raise AttributeError(f"module 'simulator' has no attribute {name!r}")
 
 __version__ = "0.1.0"
@@ -78,9 +102,22 @@ __all__ = [
     "Threshold",
     "__version__",
     "assert_matches_baseline",
+    "calibrate",
+    "calibration_spec",
     "load_scenario",
+    "observe",
+    "open_executor",
+    "plot_sobol",
+    "plot_tornado",
     "preset",
     "run_experiment",
+    "run_explain",
     "run_replication",
     "run_scenario",
+    "run_sensitivity",
+    "run_sweep",
+    "sensitivity_spec",
+    "sweep_spec",
+    "waterfall",
+    "waterfall_figure",
 ]

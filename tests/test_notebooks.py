@@ -33,12 +33,24 @@ CI_PARAMETERS = {
 }
 """Injected after every notebook's ``parameters`` cell: a small market, 2 replications, no worker processes."""
 
-EXPECTED = {"01_quickstart", "02_policy_design", "03_market_assumptions"}
+NOTEBOOK_CI_PARAMETERS: dict[str, dict[str, Any]] = {
+    "04_sensitivity_and_calibration": {"SOBOL_N": 8, "FIT_REPLICATIONS": 2, "FIT_EVALUATIONS": 8},
+}
+"""Injected too, for the sizes only one notebook has (a Sobol sample, a calibration's evaluations)."""
+
+EXPECTED = {"01_quickstart", "02_policy_design", "03_market_assumptions", "04_sensitivity_and_calibration"}
 
 
 def _read(path: Path) -> Any:
     """A notebook (an ``nbformat.NotebookNode``)."""
     return nbformat.read(path, as_version=4)
+
+
+def _python(source: str) -> str:
+    """A code cell as plain Python: IPython syntax such as ``%matplotlib inline`` becomes a call."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    return TransformerManager().transform_cell(source)
 
 
 def _parameters_cell(nb: Any) -> int:
@@ -57,9 +69,10 @@ def test_notebook_runs_with_small_parameters(path: Path) -> None:
     at = _parameters_cell(nb)
     names = {t.id for node in ast.walk(ast.parse(nb.cells[at].source)) if isinstance(node, ast.Assign)
              for t in node.targets if isinstance(t, ast.Name)}
-    assert set(CI_PARAMETERS) <= names, f"the parameters cell must define {sorted(CI_PARAMETERS)}"
+    parameters = CI_PARAMETERS | NOTEBOOK_CI_PARAMETERS.get(path.stem, {})
+    assert set(parameters) <= names, f"the parameters cell must define {sorted(parameters)}"
     source = "# Injected by tests/test_notebooks.py: CI sizes\n" + "\n".join(
-        f"{k} = {v!r}" for k, v in CI_PARAMETERS.items())
+        f"{k} = {v!r}" for k, v in parameters.items())
     nb.cells.insert(at + 1, nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]}))
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
                                      resources={"metadata": {"path": str(path.parent)}})
@@ -98,7 +111,7 @@ def test_notebook_uses_only_the_public_api(path: Path) -> None:
     for cell in _read(path).cells:
         if cell.cell_type != "code":
             continue
-        for node in ast.walk(ast.parse(cell.source)):
+        for node in ast.walk(ast.parse(_python(cell.source))):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("simulator"):
                 assert node.module == "simulator", f"{path.name}: imports from {node.module}; use `from simulator`"
                 assert {a.name for a in node.names} <= public, f"{path.name}: not in simulator.__all__"
