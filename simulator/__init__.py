@@ -11,7 +11,8 @@ Beyond one comparison (the ``inmail-sim`` commands of the same names): :func:`ru
 :func:`calibrate` / :func:`calibration_spec` / :func:`observe` (fit the ``calibration:`` block's
 market parameters to published figures) and :func:`run_explain` (Shapley decomposition of a policy
 difference, :func:`waterfall`, :func:`waterfall_figure`).  :func:`calibrate` and
-:func:`run_explain` take an executor: ``with open_executor(workers) as ex: ...``.
+:func:`run_explain` take ``workers=K`` or an executor shared by several calls
+(``with open_executor(workers) as ex: ...``).
 """
 
 from importlib import import_module

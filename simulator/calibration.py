@@ -49,7 +49,7 @@ from simulator.metrics import (
     breakdown_arrays,
     ratio,
 )
-from simulator.runner import Task, TaskKey, failure_report, run_tasks
+from simulator.runner import Task, TaskKey, failure_report, open_executor, run_tasks
 from simulator.scenario import Issue, PathT, Scenario, ScenarioError, load_scenario, scenario_yaml
 
 CONFIDENCE = 0.95
@@ -740,15 +740,19 @@ def run_check(scenario: Scenario, c: Check, overrides: Mapping[str, Any], replic
             "agrees": _agrees(c, lo, hi), "source": c.source}
 
 
-def calibrate(scenario: Scenario, executor: Executor, *, spec: CalibrationSpec | None = None,
-              out: str | Path | None = None, progress: Progress | None = None,
-              validation: bool = True) -> CalibrationResult:
+def calibrate(scenario: Scenario, executor: Executor | None = None, *, workers: int = 1,
+              spec: CalibrationSpec | None = None, out: str | Path | None = None,
+              progress: Progress | None = None, validation: bool = True) -> CalibrationResult:
     """Fit the spec's free parameters, check the fit on fresh replications, and run the validation figures.
 
-    ``out``: a folder for ``calibration_trace.csv``, written one evaluation at a time.  On Ctrl-C the
-    result so far is returned with ``status == "interrupted"`` (best evaluation as the fitted values;
-    no check, no validation).
+    ``executor``: any ``concurrent.futures.Executor``; without one, ``workers`` local processes (1:
+    in this process).  ``out``: a folder for ``calibration_trace.csv``, written one evaluation at a
+    time.  On Ctrl-C the result so far is returned with ``status == "interrupted"`` (best
+    evaluation as the fitted values; no check, no validation).
     """
+    if executor is None:
+        with open_executor(workers) as ex:
+            return calibrate(scenario, ex, spec=spec, out=out, progress=progress, validation=validation)
     spec = spec or calibration_spec(scenario)
     trace = None
     if out is not None:

@@ -51,7 +51,7 @@ import pandas as pd
 from simulator.calibration import SEAT_SHARES, SEGMENT_KEY, Observation, observe_task, t_interval
 from simulator.config import SEAT_TYPES, Market, Phase, Policy
 from simulator.metrics import BREAKDOWN_KEYS, METRIC_NAMES
-from simulator.runner import Task, TaskKey, TaskStore, failure_report, run_tasks
+from simulator.runner import Task, TaskKey, TaskStore, failure_report, open_executor, run_tasks
 from simulator.scenario import Scenario
 
 RULES: tuple[str, ...] = ("refund", "allotments", "accrual", "pooling", "threshold", "switch")
@@ -365,11 +365,19 @@ def check_metrics(metrics: Sequence[str]) -> None:
                                 f"{', '.join(SEAT_SHARES)}, or BY:LABEL:METRIC (e.g. group:bulk_heavy:sent)")
 
 
-def explain(scenario: Scenario, executor: Executor, *, policy: str | None = None,
-            metrics: Sequence[str] = DEFAULT_METRICS, replications: int | None = None,
-            channels: Sequence[str] | None = None, store: TaskStore | None = None,
-            progress: Progress | None = None) -> ExplainResult:
-    """Run the counterfactual worlds and decompose the baseline -> ``policy`` difference of each metric."""
+def explain(scenario: Scenario, executor: Executor | None = None, *, workers: int = 1,
+            policy: str | None = None, metrics: Sequence[str] = DEFAULT_METRICS,
+            replications: int | None = None, channels: Sequence[str] | None = None,
+            store: TaskStore | None = None, progress: Progress | None = None) -> ExplainResult:
+    """Run the counterfactual worlds and decompose the baseline -> ``policy`` difference of each metric.
+
+    ``executor``: any ``concurrent.futures.Executor``; without one, ``workers`` local processes (1:
+    in this process).  Results do not depend on either.
+    """
+    if executor is None:
+        with open_executor(workers) as ex:
+            return explain(scenario, ex, policy=policy, metrics=metrics, replications=replications,
+                           channels=channels, store=store, progress=progress)
     p = plan(scenario, policy, channels)
     check_metrics(metrics)
     indices = tuple(range(replications or scenario.replications))

@@ -264,3 +264,10 @@ def test_explain_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "non-baseline" in capsys.readouterr().err
     assert main(["explain", str(path), "--channels", "luck", "--no-progress"]) == 2
     assert main(["explain", str(path), "--metric", "happiness", "--no-progress"]) == 2
+
+
+def test_without_an_executor_workers_give_the_same_decomposition(small_explanation) -> None:  # type: ignore[no-untyped-def]
+    """``explain(scenario, workers=2)`` opens its own pool; the numbers do not depend on it."""
+    sc = load_scenario(tiny(horizon_days=60))
+    res = explain(sc, workers=2, replications=3, metrics=("response_rate", "net_credit_burn", "sent"))
+    pd.testing.assert_frame_equal(res.contributions, small_explanation.contributions)
