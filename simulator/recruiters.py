@@ -12,6 +12,7 @@ import numpy as np
 from simulator.config import POOLABLE_SEATS, SEAT_TYPES, Adaptation, Market, SendingModel
 from simulator.members import apportion, draw
 from simulator.metrics import PERSONALIZATION_BANDS
+from simulator.sampling import poisson
 
 MAX_DAILY_INMAILS = 1e6
 """Cap on a recruiter's expected InMails a day (keeps absurd volume distributions finite)."""
@@ -100,7 +101,7 @@ def desired_sends(
     both kinds are scaled down by the same factor.
     """
     lam = np.minimum(rec.vol * day_factor, MAX_DAILY_INMAILS)  # Poisson refuses absurd rates
-    both = rng.poisson(np.concatenate([lam * rec.bulk, lam * (1.0 - rec.bulk)]))  # bulk first: one call
+    both = poisson(np.concatenate([lam * rec.bulk, lam * (1.0 - rec.bulk)]), rng)  # bulk first: one call
     n_bulk, n_one = both[:rec.count], both[rec.count:]
     if not bulk_allowed.all():
         n_bulk[~bulk_allowed] = 0
