@@ -50,7 +50,7 @@ from simulator.metrics import (
     ratio,
 )
 from simulator.runner import Task, TaskKey, failure_report, open_executor, run_tasks
-from simulator.scenario import Issue, PathT, Scenario, ScenarioError, load_scenario, scenario_yaml
+from simulator.scenario import Issue, Overrides, PathT, Scenario, ScenarioError, load_scenario, scenario_yaml
 
 CONFIDENCE = 0.95
 BOUND_Z = 1.645
@@ -715,10 +715,34 @@ def _agrees(c: Check, lo: float, hi: float) -> str:
     return "partly"
 
 
+def applicable_overrides(source: str | Path, overrides: Overrides) -> Overrides:
+    """The ``--set``-style overrides that also load on scenario file ``source`` (same kind as given).
+
+    A validation figure runs on its own scenario file; the calibrated scenario's size overrides
+    (member count, horizon, a recruiter group both files have) should shrink it too, while an
+    override naming something that file does not have is left out.
+    """
+    def loads(item: Overrides) -> bool:
+        try:
+            load_scenario(source, item)
+        except ScenarioError:
+            return False
+        return True
+
+    if isinstance(overrides, Mapping):
+        return {k: v for k, v in overrides.items() if loads({k: v})}
+    return [o for o in overrides if loads([o])]
+
+
 def run_check(scenario: Scenario, c: Check, overrides: Mapping[str, Any], replications: int,
-              executor: Executor, at: str) -> dict[str, Any]:
-    """One validation comparison at the given market values: the policy vs its scenario's baseline."""
-    base = scenario if c.scenario is None else load_scenario(c.scenario)
+              executor: Executor, at: str, check_overrides: Overrides = ()) -> dict[str, Any]:
+    """One validation comparison at the given market values: the policy vs its scenario's baseline.
+
+    ``check_overrides``: applied to the check's own scenario file where they apply (see
+    :func:`applicable_overrides`) - the size overrides the calibrated scenario was loaded with.
+    """
+    base = scenario if c.scenario is None else load_scenario(c.scenario, applicable_overrides(c.scenario,
+                                                                                             check_overrides))
     sc = apply_values(base, overrides)
     policy = c.policy or next(p for p in sc.policy_names if p != sc.baseline)
     if policy not in sc.policies:
@@ -742,17 +766,21 @@ def run_check(scenario: Scenario, c: Check, overrides: Mapping[str, Any], replic
 
 def calibrate(scenario: Scenario, executor: Executor | None = None, *, workers: int = 1,
               spec: CalibrationSpec | None = None, out: str | Path | None = None,
-              progress: Progress | None = None, validation: bool = True) -> CalibrationResult:
+              progress: Progress | None = None, validation: bool = True,
+              check_overrides: Overrides = ()) -> CalibrationResult:
     """Fit the spec's free parameters, check the fit on fresh replications, and run the validation figures.
 
     ``executor``: any ``concurrent.futures.Executor``; without one, ``workers`` local processes (1:
     in this process).  ``out``: a folder for ``calibration_trace.csv``, written one evaluation at a
-    time.  On Ctrl-C the result so far is returned with ``status == "interrupted"`` (best
-    evaluation as the fitted values; no check, no validation).
+    time.  ``check_overrides``: the overrides ``scenario`` was loaded with; those that also apply to
+    a validation figure's own scenario file (its size, say) are applied there too.  On Ctrl-C the
+    result so far is returned with ``status == "interrupted"`` (best evaluation as the fitted
+    values; no check, no validation).
     """
     if executor is None:
         with open_executor(workers) as ex:
-            return calibrate(scenario, ex, spec=spec, out=out, progress=progress, validation=validation)
+            return calibrate(scenario, ex, spec=spec, out=out, progress=progress, validation=validation,
+                             check_overrides=check_overrides)
     spec = spec or calibration_spec(scenario)
     trace = None
     if out is not None:
@@ -794,7 +822,7 @@ def calibrate(scenario: Scenario, executor: Executor | None = None, *, workers: 
         total = 2 * len(spec.checks)
         for c in spec.checks:
             for at, over in (("start", start_over), ("fitted", result.overrides)):
-                rows.append(run_check(scenario, c, over, spec.check_replications, executor, at))
+                rows.append(run_check(scenario, c, over, spec.check_replications, executor, at, check_overrides))
                 if progress is not None:
                     progress("validation", len(rows), total)
         result.validation = pd.DataFrame(rows)

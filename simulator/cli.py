@@ -775,7 +775,7 @@ def cmd_calibrate_explain(args: argparse.Namespace, argv: Sequence[str], state: 
         with open_executor(workers, dask) as executor:
             if args.command == "calibrate":
                 res: Any = calibration.calibrate(scenario, executor, spec=spec, out=out, progress=progress,
-                                                 validation=not args.no_validation)
+                                                 validation=not args.no_validation, check_overrides=args.set or ())
                 bar.close()
                 files = calibration.write_calibration(res, out, argv=["inmail-sim", *argv],
                                                       scenario_out=args.scenario_out)

@@ -12,9 +12,11 @@ import pytest
 from simulator.calibration import (
     DEFAULT_TARGETS,
     CalibrationSpec,
+    Check,
     FreeParameter,
     Objective,
     Target,
+    applicable_overrides,
     apply_values,
     calibrate,
     calibrated_mapping,
@@ -22,6 +24,7 @@ from simulator.calibration import (
     config_value,
     observe,
     parameter_overrides,
+    run_check,
     write_calibration,
 )
 from simulator.cli import main
@@ -286,3 +289,27 @@ def test_shipped_calibrated_scenario_starts_from_old_vs_new() -> None:
     assert cal.market.recruiters == base.market.recruiters
     assert cal.policies == base.policies
     assert [c.name for c in spec.checks] == ["updates_2014", "credit_change_2015"]
+
+
+def test_validation_scenarios_get_the_overrides_that_apply_to_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A validation figure on another scenario file is shrunk with the calibrated scenario's size
+    overrides; overrides that file cannot take (a recruiter group it lacks) are left out."""
+    import simulator.calibration as cal
+
+    check_file = SCENARIOS / "threshold_only.yaml"
+    given = ["market.members.count=3000", "horizon_days=40", "market.recruiters.no_such_group.count=3"]
+    assert applicable_overrides(check_file, given) == given[:2]
+    assert applicable_overrides(check_file, {"horizon_days": 40, "market.recruiters.no_such_group.count": 3}) \
+        == {"horizon_days": 40}
+
+    seen: list[tuple[int, int]] = []
+
+    def fake_run_experiment(sc: Any, **_: Any) -> Any:
+        seen.append((sc.market.members.count, sc.run.horizon_days))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(cal, "run_experiment", fake_run_experiment)
+    c = Check(name="v", scenario=check_file, policy="threshold")
+    with pytest.raises(RuntimeError, match="stop here"):
+        run_check(load_scenario(tiny()), c, {}, 2, SerialExecutor(), "start", given)
+    assert seen == [(3000, 40)]
