@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -59,7 +61,7 @@ def effect(assumption: str, value: float, overrides: dict) -> pd.DataFrame:
 def plot(frame: pd.DataFrame, xlabel: str) -> plt.Figure:
     """The difference (new - old) of each metric against the assumption's value, with 95% intervals."""
     fig, axes = plt.subplots(1, len(METRICS), figsize=(12, 4))
-    for ax, metric in zip(axes, METRICS):
+    for ax, metric in zip(axes, METRICS, strict=True):
         d = frame[frame["metric"] == metric].sort_values("value")
         ax.errorbar(d["value"], d["diff"], yerr=[d["diff"] - d["ci_low"], d["ci_high"] - d["diff"]],
                     fmt="o-", capsize=3)

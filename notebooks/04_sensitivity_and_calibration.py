@@ -47,7 +47,6 @@ FIT_REPLICATIONS = 8     # replications per calibration evaluation (the same see
 FIT_EVALUATIONS = 150    # calibration evaluations at most                             [CI: 8]
 
 # %%
-# ruff: noqa: E402, RUF100 (lint: in the .py twin these imports follow the parameters cell)
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
