@@ -72,6 +72,9 @@ SIZES: dict[str, Size] = {
     "medium": Size("medium", 1_000, 100_000, target_rate=5e6),
     "large": Size("large", 10_000, 1_000_000, target_rate=10e6, target_peak_bytes=1.0 * GiB),
 }
+REFERENCE_UNIFORM_RATE = 470e6
+"""Uniform doubles per second of the machine issue 5's targets were set on ("about 470 million")."""
+
 PARALLEL_TARGET = 0.85
 """Parallel efficiency wall(1 worker) / (k * wall(k workers)) required by issue 5 (k = 2)."""
 
@@ -233,6 +236,7 @@ def child_size(size_name: str, policy_name: str, reps: int) -> None:
     run_replication(default_market(20, 500), policy, RunConfig(horizon_days=20), seed=0)  # warm-up: lazy imports
     inmails, walls, cpus = [], [], []
     extra: dict[str, float] = {}
+    speed_before = uniform_rate()
     for i in range(reps):
         t0, c0 = time.perf_counter(), time.process_time()
         res = run_replication(market, policy, run, seed=1 + i)
@@ -243,7 +247,24 @@ def child_size(size_name: str, policy_name: str, reps: int) -> None:
             extra = {k: float(res.metrics[k]) for k in ("response_rate", "sent_bulk", "warnings",
                                                        "improvement_periods", "stockout_recruiter_days")}
     _emit({"inmails": inmails, "walls": walls, "cpu": cpus, "peak_rss": _peak_rss_bytes(), "pinned": pinned,
-           "first": extra})
+           "first": extra, "uniform_rate": max(speed_before, uniform_rate())})
+
+
+def uniform_rate(n: int = 100_000, tries: int = 200) -> float:
+    """Uniform doubles numpy's default generator draws per second here (best of ``tries``): the machine's speed.
+
+    A block that stays in cache, so that the figure is the CPU's, not the memory bus's.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    out = np.empty(n)
+    best = math.inf
+    for _ in range(tries):
+        t0 = time.perf_counter()
+        rng.random(out=out)
+        best = min(best, time.perf_counter() - t0)
+    return n / best
 
 
 def child_naive(size_name: str, reps: int) -> None:
@@ -623,6 +644,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if sizes:
         print(head)
         print("-" * len(head))
+    speeds: list[tuple[str, str, float, float]] = []
     for pol in policies if sizes else []:
         if pol == "old_2014":
             print("(old_2014 has no pooling: every other mechanism is on)")
@@ -645,6 +667,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{peak / MiB:>7.0f} MiB"
                   f"{(peak - base_sim) / MiB:>6.0f} MiB  {t_mem:<16}")
             report["sizes"][f"{pol}/{name}"] = {**r, "rate_best": rate, "rate_median": statistics.median(rates)}
+            speeds.append((pol, name, rate, r["uniform_rate"]))
     if sizes:
         print(f"  InMails, wall s, InMails/s: the fastest of {args.reps} replication(s) (seeds 1..{args.reps};"
               " the least disturbed by other load), then the median rate;\n"
@@ -652,7 +675,15 @@ def main(argv: Sequence[str] | None = None) -> int:
               " cpu%: CPU time / wall\n"
               "  (well under 100%: the child waited for its CPU, other load distorted the figure);\n"
               "  peak RSS: high-water mark of the child process;"
-              " model = peak RSS minus the idle interpreter after `import simulator`\n")
+              " model = peak RSS minus the idle interpreter after `import simulator`")
+        print("  machine speed, measured in each child before and after its replications (numpy uniform doubles/s,\n"
+              "  the faster of the two; the targets were set on a machine drawing"
+              f" {REFERENCE_UNIFORM_RATE / 1e6:.0f} M/s), and the rate scaled to that\n"
+              "  machine's speed (the verdicts above use the raw rate):")
+        for pol, name, rate, urate in speeds:
+            print(f"    {pol:<10}{name:<8} {urate / 1e6:6.0f} M uniforms/s  ->  "
+                  f"{_rate(rate * REFERENCE_UNIFORM_RATE / urate)} at the reference speed")
+        print()
 
     if not args.no_parallel:
         busy = busy_cpus()
