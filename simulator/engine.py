@@ -23,7 +23,7 @@ import numpy as np
 import simpy
 
 from simulator.config import SEAT_TYPES, Market, Phase, Policy, RunConfig
-from simulator.ledger import NEVER, Ledger, accounts_for, allocate, per_account
+from simulator.ledger import NEVER, Ledger, accounts_for, allocate
 from simulator.members import FatigueClock, Members, build_members, daily_decay, response_delay
 from simulator.metrics import METRIC_NAMES, RecruiterTally, ReplicationResult, member_histogram, ratio
 from simulator.recruiters import Recruiters, adapt, build_recruiters, desired_sends, pressure, remember
@@ -183,12 +183,12 @@ class Simulation:
 
     def _grant(self, env: simpy.Environment, t: int, phase: Phase, per_rec: np.ndarray) -> None:
         acc = phase.accrual
-        amounts = per_account(self.ledger.account_of, per_rec, self.ledger.n_accounts)
+        amounts = self.ledger.to_accounts(per_rec)
         cap = None
         expires = NEVER
         if acc.kind == "cap":
             monthly = np.array([phase.allotment(s) for s in SEAT_TYPES], dtype=np.int64)[self.rec.seat]
-            cap = np.floor(acc.cap_months * per_account(self.ledger.account_of, monthly, self.ledger.n_accounts))
+            cap = np.floor(acc.cap_months * self.ledger.to_accounts(monthly))
             cap = cap.astype(np.int64)
         elif acc.kind == "expire":
             expires = t + acc.expire_days
@@ -248,11 +248,7 @@ class Simulation:
         """Adaptive recruiters update their memory of credit costs and move toward their targets."""
         adaptation, rec, lg = self.market.sending.adaptation, self.rec, self.ledger
         remember(rec, adaptation, self.spent_today, self.refunded_today)
-        if lg.identity:
-            per_head = lg.bal.astype(np.float64)
-        else:
-            per_head = lg.bal[lg.account_of] / lg.account_sizes()[lg.account_of]
-        p = pressure(rec, adaptation, per_head, self.to_next_grant[t],
+        p = pressure(rec, adaptation, lg.balance_per_seat(), self.to_next_grant[t],
                      self.book.in_grace(t + 1), self.book.in_improvement(t + 1))
         adapt(rec, adaptation, p)
         self._record_means()
@@ -320,7 +316,8 @@ class Simulation:
         np.exp(z, out=z)
         z += np.float32(1.0)
         if fatigue:
-            p = hot[:, 1] * np.float32(-market.fatigue.sensitivity * self.fatigue.scale)
+            p = self.fatigue.current(hot[:, 1])
+            p *= np.float32(-market.fatigue.sensitivity)
             np.exp(p, out=p)
             p /= z
         else:

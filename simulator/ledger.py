@@ -47,8 +47,9 @@ class Ledger:
     """All accounts' credit lots plus the running totals of every flow.
 
     ``bal`` is the running balance per account (the sum of the lots, kept up to date by every
-    flow so that the daily step reads it without re-adding the lots); ``identity`` is true when
-    every recruiter is its own account, so per-recruiter amounts are already per account.
+    flow so that the daily step reads it without re-adding the lots).  Derived from ``account_of``
+    (set by :meth:`_index`): ``identity``, true when every recruiter is its own account (so
+    per-recruiter amounts are already per account), and ``seat_size``, each recruiter's account size.
     """
 
     account_of: np.ndarray
@@ -60,12 +61,25 @@ class Ledger:
     expired: int = 0
     bal: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     identity: bool = False
+    seat_size: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @classmethod
     def open(cls, account_of: np.ndarray) -> Ledger:
         n = int(account_of.max()) + 1 if account_of.size else 0
-        return cls(account_of=account_of, n_accounts=n, bal=np.zeros(n, dtype=np.int64),
-                   identity=is_identity(account_of))
+        ledger = cls(account_of=account_of, n_accounts=n, bal=np.zeros(n, dtype=np.int64))
+        ledger._index()
+        return ledger
+
+    def _index(self) -> None:
+        """Work out what follows from ``account_of`` (once per account structure, not per day)."""
+        self.identity = is_identity(self.account_of)
+        self.seat_size = self.account_sizes()[self.account_of]
+
+    def balance_per_seat(self) -> np.ndarray:
+        """Each recruiter's share of its account's balance (balance / seats of the account), float64."""
+        if self.identity:
+            return self.bal.astype(np.float64)
+        return self.bal[self.account_of] / self.seat_size
 
     def balance(self) -> np.ndarray:
         """Credits per account (a copy)."""
@@ -118,16 +132,16 @@ class Ledger:
             if (need < 0).any():
                 raise ValueError("cannot spend a negative number of credits")
             raise RuntimeError(f"ledger overdraft of {int(np.maximum(need - self.bal, 0).sum())} credits (engine bug)")
-        total = int(need.sum())
-        self.spent += total
+        left = int(need.sum())
+        self.spent += left
         self.bal -= need
         for lot in self.lots:
             take = np.minimum(lot.amount, need)
             lot.amount -= take
             need -= take
-            if total <= int(take.sum()):
+            left -= int(take.sum())
+            if not left:  # the older lots covered everything: the newer ones are untouched
                 break
-            total -= int(take.sum())
         self._drop_empty()
 
     def refund(self, amounts: np.ndarray, day: int, fallback_expires: int) -> None:
@@ -174,7 +188,7 @@ class Ledger:
         self.account_of = new_account_of
         self.n_accounts = n_new
         self.bal = self.lots_balance()
-        self.identity = is_identity(new_account_of)
+        self._index()
 
     def conserved(self) -> bool:
         """granted == spent - refunded + expired + balance."""

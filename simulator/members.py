@@ -60,22 +60,15 @@ class Members:
     fatigue: np.ndarray          # float32, scaled to the FatigueClock's reference day
     received: np.ndarray         # int32 InMails received
     answered: np.ndarray         # int32 InMails answered (unanswered = received - answered)
+    records: np.ndarray          # complex128 view: one 16-byte row (score, fatigue, inv_log_miss, openness)
     total_fatigue: float = 0.0   # sum of all members' fatigue as of the current day
-    records: np.ndarray | None = None  # 16-byte view of (score, fatigue, inv_log_miss, openness) rows
-
-    def gather(self, idx: np.ndarray) -> np.ndarray:
-        """(score, fatigue, inv_log_miss, openness) of members ``idx`` as an (n, 4) float32 array.
-
-        The four hot fields share one 16-byte row per member, so an InMail costs one random
-        memory access instead of four (see :func:`build_members`).
-        """
-        return self.gather_rows(idx).view(np.float32).reshape(-1, 4)
 
     def gather_rows(self, idx: np.ndarray) -> np.ndarray:
-        """The rows of :meth:`gather` as one complex128 (16-byte) element per member: cheap to copy and swap."""
-        if self.records is None:
-            table = np.column_stack([self.score[idx], self.fatigue[idx], self.inv_log_miss[idx], self.openness[idx]])
-            return np.ascontiguousarray(table, dtype=np.float32).view(np.complex128).reshape(-1)
+        """The (score, fatigue, inv_log_miss, openness) rows of members ``idx``, one 16-byte element each.
+
+        One random memory access per InMail instead of four; the copy is cheap to swap rows in, and
+        ``rows.view(np.float32).reshape(-1, 4)`` reads the fields (see :func:`build_members`).
+        """
         return self.records[idx]
 
     @property
@@ -179,9 +172,11 @@ class FatigueClock:
 
     def now(self, idx: np.ndarray) -> np.ndarray:
         """Fatigue of members ``idx`` as of the clock's day (before today's InMails), float32."""
-        f = self.members.fatigue[idx]
-        f *= np.float32(self.scale)
-        return f
+        return self.current(self.members.fatigue[idx])
+
+    def current(self, stored: np.ndarray) -> np.ndarray:
+        """Fatigue as of the clock's day from stored values (e.g. gathered rows), float32, a new array."""
+        return stored * np.float32(self.scale)
 
     def add(self, idx: np.ndarray, weight: np.ndarray | float, total: float | None = None) -> None:
         """Add today's InMails to the receivers' fatigue (duplicates in ``idx`` accumulate).
