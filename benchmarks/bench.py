@@ -549,7 +549,7 @@ def child_profile(policy_name: str, size_name: str = "medium") -> None:
             print(f"  {p:<54}{s * 1e3:9.1f}{s / days * 1e6:10.1f}{s / inmails * 1e9:11.1f}"
                   f"{s / traced_wall * 100:7.1f}%")
     print("\n== the 20 most expensive lines ==")
-    for s, where, text in sorted(line_t, reverse=True)[:20]:
+    for s, where, text in sorted(line_t, reverse=True)[:int(os.environ.get("BENCH_TOP_LINES", "20"))]:
         print(f"  {s * 1e3:7.1f} ms {s / inmails * 1e9:6.1f} ns/InMail  {where:<34} {text[:90]}")
     _emit({"wall": wall, "traced_wall": traced_wall, "inmails": inmails,
            "phases": {p: s for p, s in phase_t.items()}})

@@ -144,10 +144,13 @@ class Ledger:
                 break
         self._drop_empty()
 
-    def refund(self, amounts: np.ndarray, day: int, fallback_expires: int) -> None:
-        """Credit refunds per account into the newest lot (a new lot if the account holds none)."""
-        amounts = amounts.astype(np.int64)
-        total = int(amounts.sum())
+    def refund(self, amounts: np.ndarray, day: int, fallback_expires: int, *, total: int | None = None) -> None:
+        """Credit refunds per account into the newest lot (a new lot if the account holds none).
+
+        ``total``: the sum of ``amounts``, when the caller has it already.
+        """
+        amounts = np.asarray(amounts, dtype=np.int64)
+        total = int(amounts.sum()) if total is None else total
         if total == 0:
             return
         self.refunded += total
@@ -223,16 +226,13 @@ def allocate(desired: np.ndarray, account_of: np.ndarray, balance: np.ndarray, *
     short_acc = demand > balance
     if not short_acc.any():
         return desired.astype(np.int64)
-    short = short_acc[account_of]
-    bal_r = balance[account_of]
-    dem_r = demand[account_of]
     allowed = desired.astype(np.int64)
-    idx = short.nonzero()[0]  # only seats of short accounts take part in the sharing
-    num = desired[idx] * bal_r[idx]
-    den = dem_r[idx]
+    idx = short_acc[account_of].nonzero()[0]  # only seats of short accounts take part in the sharing
+    acc = account_of[idx]
+    num = allowed[idx] * balance[acc]
+    den = demand[acc]
     share = num // den
     remainder = num % den
-    acc = account_of[idx]
     leftover = balance - np.bincount(acc, weights=share, minlength=n_acc).astype(np.int64)
     # by account, then largest remainder, then lowest id (idx is increasing and the sort is stable);
     # one sort of a combined key where it fits in int64, else the three-key lexsort

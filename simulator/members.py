@@ -69,7 +69,7 @@ class Members:
         One random memory access per InMail instead of four; the copy is cheap to swap rows in, and
         ``rows.view(np.float32).reshape(-1, 4)`` reads the fields (see :func:`build_members`).
         """
-        return self.records[idx]
+        return self.records.take(idx)
 
     @property
     def count(self) -> int:

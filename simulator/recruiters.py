@@ -100,9 +100,14 @@ def desired_sends(
     it is not allowed (Improvement Period); if the InMails need more minutes than the budget,
     both kinds are scaled down by the same factor.
     """
-    lam = np.minimum(rec.vol * day_factor, MAX_DAILY_INMAILS)  # Poisson refuses absurd rates
-    both = poisson(np.concatenate([lam * rec.bulk, lam * (1.0 - rec.bulk)]), rng)  # bulk first: one call
-    n_bulk, n_one = both[:rec.count], both[rec.count:]
+    R = rec.count
+    lam = np.empty(2 * R)  # bulk first, then one-to-one: one call draws both
+    vol = np.multiply(rec.vol, day_factor, out=lam[R:])
+    np.minimum(vol, MAX_DAILY_INMAILS, out=vol)  # Poisson refuses absurd rates
+    np.multiply(vol, rec.bulk, out=lam[:R])
+    vol -= lam[:R]  # lam (1 - b) as lam - lam b: one pass fewer
+    both = poisson(lam, rng)
+    n_bulk, n_one = both[:R], both[R:]
     if not bulk_allowed.all():
         n_bulk[~bulk_allowed] = 0
     minutes = n_one * one_to_one_minutes(rec, sending)
@@ -123,59 +128,75 @@ def pressure(
 
     cost      = clip((c - c_ref) / (1 - c_ref), 0, 1), c = 1 - refunded/spent over the recent past
     scarcity  = clip(1 - balance / (expected net credit need until the next grant), 0, 1)
+
+    Only the bounds that can bind are applied: refunds and balances are never negative, so c <= 1,
+    cost <= 1, scarcity <= 1 and P >= 0 hold without clipping (fewer passes over the recruiters).
+    ``warned`` and ``in_improvement`` may be ``False`` when nobody is in that state.
     """
     ref = adaptation.cost_reference
-    c = rec.ewma_refunded / np.maximum(rec.ewma_spent, 1e-9)
+    spent = rec.ewma_spent
+    c = np.maximum(spent, 1e-9)
+    np.divide(rec.ewma_refunded, c, out=c)
     np.subtract(1.0, c, out=c)
-    c[rec.ewma_spent <= 1e-9] = ref
-    cost = c - ref
-    cost *= 1.0 / max(1.0 - ref, 1e-9)
-    _clip01(cost)
-    _clip01(c)
+    idle = (spent <= 1e-9).nonzero()[0]
+    if idle.size:
+        c[idle] = ref
+    np.maximum(c, 0.0, out=c)
+    p = c - ref
+    np.maximum(p, 0.0, out=p)
+    p *= adaptation.weight_cost / max(1.0 - ref, 1e-9)
     need = rec.vol * c
     need *= max(days_to_grant, 1)
     need += 1.0
     scarcity = np.divide(balance_per_head, need, out=need)
     np.subtract(1.0, scarcity, out=scarcity)
-    _clip01(scarcity)
-    p = cost
-    p *= adaptation.weight_cost
+    np.maximum(scarcity, 0.0, out=scarcity)
     scarcity *= adaptation.weight_scarcity
     p += scarcity
-    if warned.any():
-        p += adaptation.weight_warning * warned
-    if in_improvement.any():
-        p += adaptation.weight_improvement * in_improvement
-    return _clip01(p)
+    if np.any(warned):
+        p += adaptation.weight_warning * np.asarray(warned)
+    if np.any(in_improvement):
+        p += adaptation.weight_improvement * np.asarray(in_improvement)
+    return np.minimum(p, 1.0, out=p)
 
 
-def _clip01(x: np.ndarray) -> np.ndarray:
-    """Clip to [0, 1] in place (two ufunc calls: cheaper than ``np.clip`` on short arrays)."""
-    np.maximum(x, 0.0, out=x)
-    return np.minimum(x, 1.0, out=x)
+@dataclass(frozen=True)
+class AdaptTerms:
+    """What :func:`adapt` needs that does not change from day to day (work it out once per run)."""
+
+    step: np.ndarray      # speed for adaptive recruiters, 0 for fixed ones
+    pers_span: np.ndarray  # (1 - pi0) * max_personalization_shift: personalization target = pi0 + span * P
+    vol_cut: np.ndarray   # V0 * max_volume_cut: volume target = V0 - cut * P
+
+    @classmethod
+    def of(cls, rec: Recruiters, adaptation: Adaptation) -> AdaptTerms:
+        return cls(step=adaptation.speed * rec.adaptive,
+                   pers_span=(1.0 - rec.pers0) * adaptation.max_personalization_shift,
+                   vol_cut=rec.vol0 * adaptation.max_volume_cut)
 
 
-def adapt(rec: Recruiters, adaptation: Adaptation, p: np.ndarray) -> None:
-    """Move adaptive recruiters a share ``speed`` of the way to the targets set by pressure ``p``."""
+def adapt(rec: Recruiters, adaptation: Adaptation, p: np.ndarray, terms: AdaptTerms | None = None) -> None:
+    """Move adaptive recruiters a share ``speed`` of the way to the targets set by pressure ``p``.
+
+    ``terms``: :meth:`AdaptTerms.of` ``(rec, adaptation)``, when the caller keeps it across days.
+    """
     if not adaptation.enabled:
         return
-    step = adaptation.speed * rec.adaptive  # 0 for fixed recruiters: their state is left exactly as is
-    move = (1.0 - rec.pers0) * adaptation.max_personalization_shift  # pers target = pers0 + move * p
-    move *= p
+    k = AdaptTerms.of(rec, adaptation) if terms is None else terms
+    move = k.pers_span * p  # personalization target pi0 + span * P
     move += rec.pers0
     move -= rec.pers
-    move *= step
+    move *= k.step  # 0 for fixed recruiters: their state is left exactly as is
     rec.pers += move
-    move = np.subtract(1.0, p, out=move)  # bulk target = bulk0 * (1 - p)
-    move *= rec.bulk0
+    np.multiply(rec.bulk0, p, out=move)  # bulk target b0 * (1 - P) = b0 - b0 * P
+    np.subtract(rec.bulk0, move, out=move)
     move -= rec.bulk
-    move *= step
+    move *= k.step
     rec.bulk += move
-    move = np.multiply(p, -adaptation.max_volume_cut, out=move)  # volume target = vol0 * (1 - cut * p)
-    move += 1.0
-    move *= rec.vol0
+    np.multiply(k.vol_cut, p, out=move)  # volume target V0 * (1 - cut * P) = V0 - V0 cut * P
+    np.subtract(rec.vol0, move, out=move)
     move -= rec.vol
-    move *= step
+    move *= k.step
     rec.vol += move
 
 

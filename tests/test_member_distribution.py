@@ -199,3 +199,16 @@ def test_a_resumed_run_writes_the_same_histograms(tmp_path: Path, capsys: pytest
     assert main(["run", str(scenario), "--out", str(resumed), "-n", "2", "--resume", *common]) == 0
     capsys.readouterr()
     assert (resumed / MEMBER_FILE).read_bytes() == (straight / MEMBER_FILE).read_bytes()
+
+
+def test_member_histogram_lookup_table_and_binary_search_agree() -> None:
+    """The lookup-table path (last edge up to 65,536) and the binary-search path give the same bins
+    as a direct search, on 100,000 random counts with some past the last edge."""
+    rng = np.random.default_rng(2)
+    counts = rng.geometric(0.02, 100_000) - 1
+    counts[:50] = 10**6
+    active = rng.random(counts.size) < 0.7
+    for edges in (MEMBER_BINS, (0, 7, 90, 65_536), (0, 3, 1 << 17)):
+        e = np.asarray(edges)
+        direct = np.bincount(np.searchsorted(e, counts[active], side="right") - 1, minlength=len(edges))
+        np.testing.assert_array_equal(member_histogram(counts, active, edges=edges), direct)
