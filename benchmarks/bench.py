@@ -2,7 +2,7 @@
 
     python benchmarks/bench.py [--sizes small,medium,large] [--policy new_2015] [--reps 1]
                                [--workers 2] [--parallel-reps 20] [--no-parallel] [--no-naive]
-                               [--profile [--profile-size medium]] [--json out.json]
+                               [--profile [--profile-size medium] [--top-lines 20]] [--json out.json]
 
 Every measurement of one replication runs in a fresh child process (``python bench.py --child
 ...``), pinned to one CPU with OMP/MKL/OPENBLAS threads set to 1, so that its peak resident set
@@ -459,7 +459,7 @@ class LineTimer:
             sys.settrace(None)
 
 
-def child_profile(policy_name: str, size_name: str = "medium") -> None:
+def child_profile(policy_name: str, size_name: str = "medium", top_lines: int = 20) -> None:
     """Profile one replication of ``size_name``: pyinstrument call tree, then phases per line."""
     import linecache
 
@@ -548,8 +548,8 @@ def child_profile(policy_name: str, size_name: str = "medium") -> None:
         for p, s in rows:
             print(f"  {p:<54}{s * 1e3:9.1f}{s / days * 1e6:10.1f}{s / inmails * 1e9:11.1f}"
                   f"{s / traced_wall * 100:7.1f}%")
-    print("\n== the 20 most expensive lines ==")
-    for s, where, text in sorted(line_t, reverse=True)[:int(os.environ.get("BENCH_TOP_LINES", "20"))]:
+    print(f"\n== the {top_lines} most expensive lines ==")
+    for s, where, text in sorted(line_t, reverse=True)[:top_lines]:
         print(f"  {s * 1e3:7.1f} ms {s / inmails * 1e9:6.1f} ns/InMail  {where:<34} {text[:90]}")
     _emit({"wall": wall, "traced_wall": traced_wall, "inmails": inmails,
            "phases": {p: s for p, s in phase_t.items()}})
@@ -583,7 +583,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="small,medium,large", help="comma list of small, medium, large (or none)")
     ap.add_argument("--policy", default="new_2015", help="policy preset (comma list allowed)")
-    ap.add_argument("--reps", type=int, default=1, help="replications per size (median wall is reported)")
+    ap.add_argument("--reps", type=int, default=1, help="replications per size (fastest and median reported)")
     ap.add_argument("--workers", type=int, default=2, help="workers for the parallel-efficiency figure")
     ap.add_argument("--parallel-reps", type=int, default=20, help="replications for the parallel-efficiency figure")
     ap.add_argument("--parallel-size", default="medium", choices=list(SIZES))
@@ -592,6 +592,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--naive-size", default="small", choices=list(SIZES))
     ap.add_argument("--profile", action="store_true", help="profile one size (pyinstrument + phases)")
     ap.add_argument("--profile-size", default="medium", choices=list(SIZES), help="size to profile (default medium)")
+    ap.add_argument("--top-lines", type=int, default=20, help="lines listed by --profile (default 20)")
     ap.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -605,7 +606,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif kind == "naive":
             child_naive(rest[0], int(rest[1]))
         elif kind == "profile":
-            child_profile(rest[0], rest[1])
+            child_profile(rest[0], rest[1], int(rest[2]))
         else:
             raise SystemExit(f"unknown child {kind!r}")
         return 0
@@ -717,7 +718,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  speed ratio engine / naive: {e_rate / n_rate:,.0f}x\n")
 
     if args.profile:
-        report["profile"] = run_child("profile", policies[0], args.profile_size, passthrough=True)
+        report["profile"] = run_child("profile", policies[0], args.profile_size, str(args.top_lines),
+                                      passthrough=True)
 
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
