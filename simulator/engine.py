@@ -279,12 +279,11 @@ class Simulation:
         fatigue = market.fatigue.enabled
         if fatigue:
             self.fatigue.advance(t)
-        n_one, n_bulk = desired_sends(rec, market.sending, self.day_factor[t], self.book.bulk_allowed(t),
+        n_one, n_bulk = desired_sends(rec, market.sending, self.day_factor[t], self.book.bulk_blocked(t),
                                       rng.sending)
         desired = n_one + n_bulk
         allowed = allocate(desired, lg.account_of, lg.bal, identity=lg.identity)
-        short = allowed < desired
-        cut = short.nonzero()[0]
+        cut = (allowed < desired).nonzero()[0]  # seats short of credits today
         if cut.size:  # short seats keep their bulk share of what they can pay for (desired > 0 there)
             n_bulk[cut] = (n_bulk[cut] * allowed[cut]) // desired[cut]
             n_one = allowed - n_bulk
@@ -371,7 +370,7 @@ class Simulation:
         self._acc_count.add(kind.take(acc_idx) >> 1)
         self.t_sent += allowed
         self.t_bulk += n_bulk
-        self.t_stockout += short
+        self.t_stockout[cut] += 1
         d = self.daily
         sent = n
         d["sent"][t] = sent
