@@ -23,7 +23,7 @@ import numpy as np
 import simpy
 
 from simulator.config import SEAT_TYPES, Market, Phase, Policy, RunConfig
-from simulator.ledger import NEVER, Ledger, accounts_for, allocate
+from simulator.ledger import NEVER, Ledger, accounts_for, allocate_with_accounts
 from simulator.members import FatigueClock, Members, build_members, daily_decay, response_delay
 from simulator.metrics import METRIC_NAMES, RecruiterTally, ReplicationResult, member_histogram, ratio
 from simulator.recruiters import AdaptTerms, Recruiters, adapt, build_recruiters, desired_sends, pressure, remember
@@ -282,12 +282,12 @@ class Simulation:
         n_one, n_bulk = desired_sends(rec, market.sending, self.day_factor[t], self.book.bulk_blocked(t),
                                       rng.sending)
         desired = n_one + n_bulk
-        allowed = allocate(desired, lg.account_of, lg.bal, identity=lg.identity)
+        allowed, spend = allocate_with_accounts(desired, lg.account_of, lg.bal, identity=lg.identity)
         cut = (allowed < desired).nonzero()[0]  # seats short of credits today
         if cut.size:  # short seats keep their bulk share of what they can pay for (desired > 0 there)
             n_bulk[cut] = (n_bulk[cut] * allowed[cut]) // desired[cut]
             n_one = allowed - n_bulk
-        lg.spend(lg.to_accounts(allowed))
+        lg.spend(spend)
         self.spent_today = allowed
         n_bulk_total = int(n_bulk.sum())
 

@@ -214,18 +214,23 @@ def allocate(desired: np.ndarray, account_of: np.ndarray, balance: np.ndarray, *
     never more, no seat above its demand; ties go to the lower recruiter id).  ``identity``:
     every seat is its own account (see :func:`is_identity`; worked out when not given).
     """
+    return allocate_with_accounts(desired, account_of, balance, identity=identity)[0]
+
+
+def allocate_with_accounts(desired: np.ndarray, account_of: np.ndarray, balance: np.ndarray, *,
+                           identity: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`allocate`, plus what each account spends: min(demand, balance), known without re-adding the seats."""
     n_acc = balance.size
     if identity is None:
         identity = n_acc == desired.size and is_identity(account_of)
     if identity:
         short = desired > balance  # every seat its own account: no pooling to share out
-        if not short.any():
-            return desired.astype(np.int64)
-        return np.minimum(desired, balance).astype(np.int64)
+        allowed = desired.astype(np.int64) if not short.any() else np.minimum(desired, balance).astype(np.int64)
+        return allowed, allowed
     demand = np.bincount(account_of, weights=desired, minlength=n_acc).astype(np.int64)
     short_acc = demand > balance
     if not short_acc.any():
-        return desired.astype(np.int64)
+        return desired.astype(np.int64), demand
     allowed = desired.astype(np.int64)
     idx = short_acc[account_of].nonzero()[0]  # only seats of short accounts take part in the sharing
     acc = account_of[idx]
@@ -246,4 +251,4 @@ def allocate(desired: np.ndarray, account_of: np.ndarray, balance: np.ndarray, *
     rank = np.arange(idx.size) - starts[acc_sorted]
     share[order[(rank < leftover[acc_sorted]) & (remainder[order] > 0)]] += 1
     allowed[idx] = share
-    return allowed
+    return allowed, np.minimum(demand, balance)  # a short account hands out its whole balance

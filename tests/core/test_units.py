@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from simulator import PRESETS, SEAT_TYPES, Accrual, Dist, Phase, Policy, RefundRule, Threshold, preset
 from simulator.config import POOLABLE_SEATS
-from simulator.ledger import Ledger, accounts_for, allocate
+from simulator.ledger import Ledger, accounts_for, allocate, allocate_with_accounts
 from simulator.members import apportion
 
 # --------------------------------------------------------------------------- members.apportion
@@ -73,6 +73,15 @@ def test_allocate_never_above_balance(data: st.DataObject, n: int) -> None:
     np.testing.assert_array_equal(used, np.minimum(demand, balance))
     rich = demand <= balance
     np.testing.assert_array_equal(allowed[rich[account_of]], desired[rich[account_of]])
+    # the per-account spend the engine debits without re-adding the seats
+    same, spend = allocate_with_accounts(desired, account_of, balance)
+    np.testing.assert_array_equal(same, allowed)
+    np.testing.assert_array_equal(spend, used)
+    if n_acc == n:  # one seat per account, in order: the shortcut path
+        own = np.arange(n)
+        same, spend = allocate_with_accounts(desired, own, balance, identity=True)
+        np.testing.assert_array_equal(same, np.minimum(desired, balance))
+        np.testing.assert_array_equal(spend, same)
 
 
 def test_accounts_for_pools_only_poolable_seats_of_a_team() -> None:
