@@ -279,7 +279,7 @@ class Simulation:
         fatigue = market.fatigue.enabled
         if fatigue:
             self.fatigue.advance(t)
-        n_one, n_bulk = desired_sends(rec, market.sending, self.day_factor[t], self.book.bulk_blocked(t),
+        n_one, n_bulk = desired_sends(rec, market.sending, self.day_factor[t], self.book.bulk_allowed(t),
                                       rng.sending)
         desired = n_one + n_bulk
         allowed, spend = allocate_with_accounts(desired, lg.account_of, lg.bal, identity=lg.identity)

@@ -92,12 +92,12 @@ def one_to_one_minutes(rec: Recruiters, sending: SendingModel) -> np.ndarray:
 
 
 def desired_sends(
-    rec: Recruiters, sending: SendingModel, day_factor: float, no_bulk: np.ndarray, rng: np.random.Generator,
+    rec: Recruiters, sending: SendingModel, day_factor: float, bulk_allowed: np.ndarray, rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Today's wished-for (one-to-one, bulk) InMails per recruiter, within each one's time budget.
 
-    Counts are Poisson around ``vol * day_factor`` split by the bulk share; bulk is dropped for the
-    recruiters ``no_bulk`` (indices: an Improvement Period); if the InMails need more minutes than the budget,
+    Counts are Poisson around ``vol * day_factor`` split by the bulk share; bulk is dropped where
+    it is not allowed (Improvement Period); if the InMails need more minutes than the budget,
     both kinds are scaled down by the same factor.
     """
     R = rec.count
@@ -108,8 +108,8 @@ def desired_sends(
     vol -= lam[:R]  # lam (1 - b) as lam - lam b: one pass fewer
     both = poisson(lam, rng)
     n_bulk, n_one = both[:R], both[R:]
-    if no_bulk.size:
-        n_bulk[no_bulk] = 0
+    if not bulk_allowed.all():
+        n_bulk[~bulk_allowed] = 0
     minutes = n_one * one_to_one_minutes(rec, sending)
     minutes += n_bulk * sending.minutes_bulk
     over = (minutes > rec.budget).nonzero()[0]

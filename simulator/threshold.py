@@ -8,7 +8,7 @@ Nothing is stored per message.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,9 +32,6 @@ class ThresholdBook:
     warnings: np.ndarray      # int64 count per seat
     improvement_periods: np.ndarray  # int64 count per seat (each period of P days, extensions too)
     subject: np.ndarray       # bool: the seat's type is reviewed at all
-    ip_seats: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    """Seats whose ``ip_until`` is set (in, or just out of, an Improvement Period): few, so the daily
-    questions about Improvement Periods look at them only.  ``ip_until`` changes only in :meth:`review`."""
 
     @classmethod
     def open(cls, rule: Threshold, subject: np.ndarray, n_days: int) -> ThresholdBook:
@@ -53,24 +50,19 @@ class ThresholdBook:
         )
 
     def bulk_allowed(self, day: int) -> np.ndarray:
-        """Seats allowed to send bulk InMail today (not in an Improvement Period), a bool per seat."""
+        """Seats allowed to send bulk InMail today (not in an Improvement Period)."""
         return self.ip_until <= day
-
-    def bulk_blocked(self, day: int) -> np.ndarray:
-        """The seats in an Improvement Period on ``day`` (no bulk InMail), as sorted indices."""
-        seats = self.ip_seats
-        return seats[self.ip_until[seats] > day]
 
     def in_improvement(self, day: int) -> np.ndarray:
         return self.ip_until > day
 
     def any_in_improvement(self, day: int) -> bool:
-        """Whether any seat is in an Improvement Period on ``day``."""
-        return bool((self.ip_until[self.ip_seats] > day).any())
+        """Whether any seat is in an Improvement Period on ``day`` (one pass, no array kept)."""
+        return bool((self.ip_until > day).any())
 
     def in_improvement_count(self, day: int) -> int:
         """Seats in an Improvement Period on ``day``."""
-        return int(np.count_nonzero(self.ip_until[self.ip_seats] > day))
+        return int(np.count_nonzero(self.ip_until > day))
 
     def in_grace(self, day: int) -> np.ndarray:
         return self.warned & (self.grace_until > day)
@@ -101,12 +93,6 @@ class ThresholdBook:
         r = self.rule
         return self.subject & (self.win_sends >= r.min_sends) & (self.win_resp < r.min_rate * self.win_sends)
 
-    def breaching_seats(self) -> np.ndarray:
-        """:meth:`breach` as sorted seat indices, worked out on the few seats with ``min_sends`` in the window."""
-        r = self.rule
-        seats = (self.win_sends >= r.min_sends).nonzero()[0]
-        return seats[self.subject[seats] & (self.win_resp[seats] < r.min_rate * self.win_sends[seats])]
-
     def review(self, day: int, check_new_breaches: bool = True) -> tuple[int, int]:
         """End-of-day review.  Returns (warnings issued, Improvement Periods started or extended).
 
@@ -116,20 +102,19 @@ class ThresholdBook:
         if not self.rule.enabled:
             return 0, 0
         r = self.rule
-        breaching = self.breaching_seats()
+        breach = self.breach()
         tomorrow = day + 1
         n_ip = n_warn = 0
-        ending = self.ip_seats[self.ip_until[self.ip_seats] == tomorrow]  # index lists: few seats are involved
+        ending = (self.ip_until == tomorrow).nonzero()[0]  # seats work on index lists: few are involved
         if ending.size:
-            again = np.isin(ending, breaching, assume_unique=True)
+            again = breach[ending]
             self.ip_until[ending[~again]] = NOT_IN_IP
             extend = ending[again]
             self.ip_until[extend] = tomorrow + r.improvement_days
             self.improvement_periods[extend] += 1
             n_ip = extend.size
-        started = 0
         if check_new_breaches:
-            seats = breaching
+            seats = breach.nonzero()[0]
             seats = seats[self.ip_until[seats] <= day]  # breaching and not in (or just extended into) a period
             warned = self.warned[seats]
             warn = seats[~warned]
@@ -141,7 +126,4 @@ class ThresholdBook:
             self.improvement_periods[start] += 1
             n_warn = warn.size
             n_ip += start.size
-            started = start.size
-        if ending.size or started:
-            self.ip_seats = (self.ip_until != NOT_IN_IP).nonzero()[0]
         return n_warn, n_ip

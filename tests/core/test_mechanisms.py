@@ -551,26 +551,3 @@ def test_fatigue_uses_start_of_day_level() -> None:
     assert d["sent"][0] >= 10 and d["sent"][1:].sum() > 0
     assert d["responses"][0] >= d["sent"][0] - 2
     assert d["responses"][1:].sum() == 0
-
-
-@settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), review_every=st.integers(1, 3))
-def test_book_index_lists_agree_with_the_masks(seed: int, review_every: int) -> None:
-    """The index lists the engine uses (seats breaching, seats in an Improvement Period) equal the
-    per-seat masks, every day of a random 60-day history of 12 seats, a third not subject."""
-    rng = np.random.default_rng(seed)
-    n = 12
-    subject = np.arange(n) % 3 != 0
-    book = ThresholdBook.open(RULE, subject, 60)
-    for day in range(60):
-        sends = rng.integers(0, 12, n)
-        rec = np.repeat(np.arange(n), rng.binomial(sends, rng.uniform(0.0, 0.9, n)))
-        book.record(day, sends, rec, rng.integers(0, 4, rec.size))
-        book.advance(day)
-        np.testing.assert_array_equal(book.breaching_seats(), book.breach().nonzero()[0])
-        book.review(day, check_new_breaches=day % review_every == 0)
-        for d in (day + 1, day + 2):
-            np.testing.assert_array_equal(book.bulk_blocked(d), (~book.bulk_allowed(d)).nonzero()[0])
-            assert book.any_in_improvement(d) == bool(book.in_improvement(d).any())
-            assert book.in_improvement_count(d) == int(book.in_improvement(d).sum())
-    assert book.improvement_periods.sum() > 0  # the history does reach the sanctions (rates average below the bar)
