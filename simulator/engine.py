@@ -253,8 +253,7 @@ class Simulation:
         remember(rec, adaptation, self.spent_today, self.refunded_today)
         book = self.book
         warned = book.in_grace(t + 1) if book.warned.any() else False
-        in_ip = book.in_improvement(t + 1) if book.any_in_improvement(t + 1) else False
-        p = pressure(rec, adaptation, lg.balance_per_seat(), self.to_next_grant[t], warned, in_ip)
+        p = pressure(rec, adaptation, lg.balance_per_seat(), self.to_next_grant[t], warned, book.in_improvement(t + 1))
         adapt(rec, adaptation, p, self._adapt_terms)
         self._record_means()
 

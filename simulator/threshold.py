@@ -56,10 +56,6 @@ class ThresholdBook:
     def in_improvement(self, day: int) -> np.ndarray:
         return self.ip_until > day
 
-    def any_in_improvement(self, day: int) -> bool:
-        """Whether any seat is in an Improvement Period on ``day`` (one pass, no array kept)."""
-        return bool((self.ip_until > day).any())
-
     def in_improvement_count(self, day: int) -> int:
         """Seats in an Improvement Period on ``day``."""
         return int(np.count_nonzero(self.ip_until > day))
