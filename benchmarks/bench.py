@@ -2,7 +2,8 @@
 
     python benchmarks/bench.py [--sizes small,medium,large] [--policy new_2015] [--reps 5]
                                [--workers 2] [--parallel-reps 20] [--no-parallel] [--no-naive]
-                               [--profile [--profile-size medium] [--top-lines 20]] [--json out.json]
+                               [--profile [--profile-size medium] [--top-lines 20]]
+                               [--mechanisms [--mechanisms-size large]] [--json out.json]
 
 Every measurement of one replication runs in a fresh child process (``python bench.py --child
 ...``), pinned to one CPU with OMP/MKL/OPENBLAS threads set to 1, so that its peak resident set
@@ -17,6 +18,11 @@ one least disturbed by other load on a shared machine) and the median is printed
 line-level timer of the engine's ``Simulation`` methods that books every line of the daily step to a phase
 (desired sends, allocation, targeting, outcomes, refunds scatter, threshold record, fatigue,
 tallies, ...) and reports microseconds per day and nanoseconds per InMail.
+
+``--mechanisms`` prices the mechanisms the throughput targets include: one child runs the same
+replications (same seeds) of one size with the full model, then with fatigue, adaptation or the
+threshold switched off, and with all three off, in interleaved rounds, and prints each variant's
+rate and the share of the full model's time that the switched-off mechanism costs.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from simulator import Market
+    from simulator import Market, Policy
 
 THREAD_VARS: tuple[str, ...] = (
     "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
@@ -289,6 +295,66 @@ def child_naive(size_name: str, reps: int) -> None:
         "engine": {"inmails": sum(t.sent for t in engine), "wall": sum(t.wall_seconds for t in engine),
                    "response_rate": engine[0].response_rate, "refund_fraction": engine[0].refund_fraction},
     })
+
+
+MECHANISM_VARIANTS: tuple[str, ...] = ("full model", "no fatigue", "no adaptation", "no threshold",
+                                       "none of the three")
+"""The variants of ``--mechanisms``: the full default model, then with mechanisms switched off."""
+
+
+def mechanism_variant(name: str, market: Market, policy: Policy) -> tuple[Market, Policy]:
+    """The (market, policy) of variant ``name`` of :data:`MECHANISM_VARIANTS` (the rest unchanged)."""
+    from dataclasses import replace
+
+    if name not in MECHANISM_VARIANTS:
+        raise ValueError(f"unknown variant {name!r}; allowed: {', '.join(MECHANISM_VARIANTS)}")
+    off = {"no fatigue": {"fatigue"}, "no adaptation": {"adaptation"}, "no threshold": {"threshold"},
+           "none of the three": {"fatigue", "adaptation", "threshold"}}.get(name, set())
+    if "fatigue" in off:
+        market = replace(market, fatigue=replace(market.fatigue, enabled=False))
+    if "adaptation" in off:
+        sending = market.sending
+        market = replace(market, sending=replace(sending, adaptation=replace(sending.adaptation, enabled=False)))
+    if "threshold" in off:
+        policy = replace(policy, threshold=replace(policy.threshold, enabled=False))
+    return market, policy
+
+
+def child_mechanisms(size_name: str, policy_name: str, reps: int) -> None:
+    """Time every variant of :data:`MECHANISM_VARIANTS` on one size: ``reps`` interleaved rounds, seed 1."""
+    from simulator import RunConfig, preset, run_replication
+
+    pinned = _pin_one_cpu()
+    size = SIZES[size_name]
+    base, policy = default_market(size.recruiters, size.members), preset(policy_name)
+    run = RunConfig(horizon_days=HORIZON_DAYS)
+    run_replication(default_market(20, 500), policy, RunConfig(horizon_days=20), seed=0)  # warm-up: lazy imports
+    variants = {name: mechanism_variant(name, base, policy) for name in MECHANISM_VARIANTS}
+    walls: dict[str, list[float]] = {name: [] for name in variants}
+    inmails: dict[str, int] = {}
+    for _ in range(reps):
+        for name, (market, pol) in variants.items():
+            t0 = time.perf_counter()
+            res = run_replication(market, pol, run, seed=1)
+            walls[name].append(time.perf_counter() - t0)
+            inmails[name] = int(res.metrics["sent"])
+    _emit({"pinned": pinned, "walls": walls, "inmails": inmails})
+
+
+def print_mechanisms(r: dict[str, Any], size_name: str, policy_name: str, reps: int) -> None:
+    """The table of ``--mechanisms``: rate of each variant and the time its missing mechanisms cost."""
+    size = SIZES[size_name]
+    full = min(r["walls"]["full model"])
+    print(f"what the mechanisms cost: {size_name} ({size.recruiters:,} recruiters, {size.members:,} members),"
+          f" {policy_name}, seed 1, fastest of {reps} interleaved round(s)")
+    head = f"  {'variant':<20}{'InMails':>13}{'wall s':>8}{'InMails/s':>12}  {'share of the full time saved':<30}"
+    print(head)
+    print("  " + "-" * (len(head) - 2))
+    for name in MECHANISM_VARIANTS:
+        wall, n = min(r["walls"][name]), r["inmails"][name]
+        saved = "-" if name == "full model" else f"{(full - wall) / full * 100:5.1f}%"
+        print(f"  {name:<20}{n:>13,}{wall:>8.2f}{_rate(n / wall):>12}  {saved:<30}")
+    print("  (a variant also sends a different number of InMails: without adaptation nobody cuts volume)\n")
 
 
 # --------------------------------------------------------------------------- parallel efficiency
@@ -595,6 +661,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true", help="profile one size (pyinstrument + phases)")
     ap.add_argument("--profile-size", default="medium", choices=list(SIZES), help="size to profile (default medium)")
     ap.add_argument("--top-lines", type=int, default=20, help="lines listed by --profile (default 20)")
+    ap.add_argument("--mechanisms", action="store_true",
+                    help="time one size with fatigue, adaptation, threshold switched off in turn")
+    ap.add_argument("--mechanisms-size", default="large", choices=list(SIZES),
+                    help="size for --mechanisms (default large)")
     ap.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -609,6 +679,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             child_naive(rest[0], int(rest[1]))
         elif kind == "profile":
             child_profile(rest[0], rest[1], int(rest[2]))
+        elif kind == "mechanisms":
+            child_mechanisms(rest[0], rest[1], int(rest[2]))
         else:
             raise SystemExit(f"unknown child {kind!r}")
         return 0
@@ -718,6 +790,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  engine: {e['inmails']:>11,} InMails {e['wall']:8.2f} s {_rate(e_rate):>11}   "
               f"response rate {e['response_rate']:.4f}, refund fraction {e['refund_fraction']:.4f}")
         print(f"  speed ratio engine / naive: {e_rate / n_rate:,.0f}x\n")
+
+    if args.mechanisms:
+        mech = run_child("mechanisms", args.mechanisms_size, policies[0], str(args.reps))
+        report["mechanisms"] = mech
+        print_mechanisms(mech, args.mechanisms_size, policies[0], args.reps)
 
     if args.profile:
         report["profile"] = run_child("profile", policies[0], args.profile_size, str(args.top_lines),
