@@ -103,7 +103,6 @@ class Simulation:
         self.refunded_today: np.ndarray = np.zeros(R, dtype=np.int32)
         self.spent_today: np.ndarray = np.zeros(R, dtype=np.int64)
         self.daily = {k: np.zeros(self.horizon, dtype=np.float64) for k in DAILY_SERIES}
-        self._record_means()
         self._day_streams = [(g.bit_generator, g.bit_generator.state)
                              for g in (rng.sending, rng.targeting, rng.outcomes)]
 
@@ -405,7 +404,7 @@ class Simulation:
 
     def execute(self) -> ReplicationResult:
         env = self.env
-        self._record_means()  # the recruiters' state may have been edited since __init__ (tests, explain)
+        self._record_means()  # here, not in __init__: tests and explain may edit the recruiters before the run
         self._adapt_terms = AdaptTerms.of(self.rec, self.market.sending.adaptation)
         for proc in (self._grants, self._switch, self._days):
             env.process(proc(env))

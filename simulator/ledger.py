@@ -224,8 +224,7 @@ def allocate_with_accounts(desired: np.ndarray, account_of: np.ndarray, balance:
     if identity is None:
         identity = n_acc == desired.size and is_identity(account_of)
     if identity:
-        short = desired > balance  # every seat its own account: no pooling to share out
-        allowed = desired.astype(np.int64) if not short.any() else np.minimum(desired, balance).astype(np.int64)
+        allowed = np.minimum(desired, balance).astype(np.int64, copy=False)  # every seat its own account
         return allowed, allowed
     demand = np.bincount(account_of, weights=desired, minlength=n_acc).astype(np.int64)
     short_acc = demand > balance
