@@ -532,7 +532,7 @@ def child_profile(policy_name: str, size_name: str = "medium", top_lines: int = 
     import linecache
 
     from simulator import RunConfig, preset, run_replication
-    from simulator.engine import Simulation
+    from simulator.core.engine import Simulation
 
     pinned = _pin_one_cpu()
     size = SIZES[size_name]

@@ -18,7 +18,7 @@ difference, :func:`waterfall`, :func:`waterfall_figure`).  :func:`calibrate` and
 from importlib import import_module
 from typing import Any
 
-from simulator.config import (
+from simulator.core.config import (
     SEAT_TYPES,
     Accrual,
     Adaptation,
@@ -37,35 +37,35 @@ from simulator.config import (
     SendingModel,
     Threshold,
 )
-from simulator.engine import run_replication
-from simulator.metrics import METRIC_NAMES, ReplicationResult
-from simulator.presets import PRESETS, preset
+from simulator.core.engine import run_replication
+from simulator.core.metrics import METRIC_NAMES, ReplicationResult
+from simulator.core.presets import PRESETS, preset
 
 _LAZY = {
-    "BaselineMismatchError": "simulator.baseline",
-    "assert_matches_baseline": "simulator.baseline",
-    "Results": "simulator.experiment",
-    "run_experiment": "simulator.experiment",
-    "run_scenario": "simulator.experiment",
+    "BaselineMismatchError": "simulator.experiments.baseline",
+    "assert_matches_baseline": "simulator.experiments.baseline",
+    "Results": "simulator.api",
+    "run_experiment": "simulator.api",
+    "run_scenario": "simulator.api",
     "ScenarioError": "simulator.scenario",
     "load_scenario": "simulator.scenario",
-    "open_executor": "simulator.runner",
-    "run_sweep": "simulator.sweep",
-    "sweep_spec": "simulator.sweep",
-    "run_sensitivity": "simulator.sensitivity",
-    "sensitivity_spec": "simulator.sensitivity",
-    "calibrate": "simulator.calibration",
-    "calibration_spec": "simulator.calibration",
-    "observe": "simulator.calibration",
-    "run_explain": "simulator.explain:explain",
-    "plot_sobol": "simulator.plotting",
-    "plot_tornado": "simulator.plotting",
-    "waterfall": "simulator.plotting",
-    "waterfall_figure": "simulator.plotting",
+    "open_executor": "simulator.experiments.runner",
+    "run_sweep": "simulator.experiments.sweep",
+    "sweep_spec": "simulator.experiments.sweep",
+    "run_sensitivity": "simulator.experiments.sensitivity",
+    "sensitivity_spec": "simulator.experiments.sensitivity",
+    "calibrate": "simulator.experiments.calibration",
+    "calibration_spec": "simulator.experiments.calibration",
+    "observe": "simulator.experiments.calibration",
+    "run_explain": "simulator.experiments.explain:explain",
+    "plot_sobol": "simulator.io.plotting",
+    "plot_tornado": "simulator.io.plotting",
+    "waterfall": "simulator.io.plotting",
+    "waterfall_figure": "simulator.io.plotting",
 }
 """The experiment edge (pandas, pydantic, scipy.stats) loads on first use, so that the core -
 and every worker process that only runs replications - imports quickly.  ``module:attribute``
-exports under another name: ``simulator.explain.explain`` is ``run_explain``, because a public
+exports under another name: ``simulator.experiments.explain.explain`` is ``run_explain``, because a public
 ``explain`` would shadow the submodule (``from simulator import explain`` must stay the module)."""
 
 

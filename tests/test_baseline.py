@@ -19,9 +19,11 @@ from scenario_helpers import tiny, write_yaml
 from scipy import stats
 
 import simulator
-import simulator.members as members
+import simulator.core.members as members
 from simulator import run_scenario
-from simulator.baseline import (
+from simulator.cli import main
+from simulator.core.metrics import METRIC_NAMES
+from simulator.experiments.baseline import (
     DIFF_SEP,
     BaselineError,
     BaselineMismatchError,
@@ -37,8 +39,6 @@ from simulator.baseline import (
     load_baseline,
     scenario_hash,
 )
-from simulator.cli import main
-from simulator.metrics import METRIC_NAMES
 from simulator.scenario import load_scenario
 
 SEED, N = 5, 6
@@ -267,7 +267,7 @@ def test_assert_matches_baseline_for_pytest_suites(saved: Path, scenario_file: P
 
 def test_check_scenario_refuses_before_running(saved: Path, scenario_file: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    import simulator.baseline as bl
+    import simulator.experiments.baseline as bl
 
     def boom(*args: object, **kwargs: object) -> None:
         raise AssertionError("must not simulate")
@@ -324,8 +324,8 @@ def test_false_alarm_rate_over_many_seeds(tmp_path: Path) -> None:
     """
     path = write_yaml(tmp_path / "tiny.yaml", tiny(horizon_days=30))
     sc = load_scenario(path, ["market.members.count=1200"])
-    from simulator.baseline import baseline_from_results
-    from simulator.experiment import run_experiment
+    from simulator.experiments.baseline import baseline_from_results
+    from simulator.experiments.experiment import run_experiment
 
     runs = [baseline_from_results(run_experiment(sc, replications=10, root_seed=1000 + k)) for k in range(80)]
     checks = [(a, b) for i, a in enumerate(runs) for b in runs[i + 1:]]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from scenario_helpers import ROOT, SCENARIOS
 
-from simulator.baseline import ScenarioChangedError, check_scenario, load_baseline
+from simulator.experiments.baseline import ScenarioChangedError, check_scenario, load_baseline
 
 BASELINES = ROOT / "tests" / "baselines"
 FILES = sorted(SCENARIOS.glob("*.yaml"))

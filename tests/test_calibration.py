@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from simulator.calibration import (
+from simulator.cli import main
+from simulator.experiments.calibration import (
     DEFAULT_TARGETS,
     CalibrationSpec,
     Check,
@@ -27,9 +28,8 @@ from simulator.calibration import (
     run_check,
     write_calibration,
 )
-from simulator.cli import main
-from simulator.experiment import run_single
-from simulator.runner import SerialExecutor
+from simulator.experiments.experiment import run_single
+from simulator.experiments.runner import SerialExecutor
 from simulator.scenario import ScenarioError, load_scenario
 from tests.scenario_helpers import SCENARIOS, tiny, write_yaml
 
@@ -294,7 +294,7 @@ def test_shipped_calibrated_scenario_starts_from_old_vs_new() -> None:
 def test_validation_scenarios_get_the_overrides_that_apply_to_them(monkeypatch: pytest.MonkeyPatch) -> None:
     """A validation figure on another scenario file is shrunk with the calibrated scenario's size
     overrides; overrides that file cannot take (a recruiter group it lacks) are left out."""
-    import simulator.calibration as cal
+    import simulator.experiments.calibration as cal
 
     check_file = SCENARIOS / "threshold_only.yaml"
     given = ["market.members.count=3000", "horizon_days=40", "market.recruiters.no_such_group.count=3"]

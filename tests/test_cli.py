@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from scenario_helpers import ROOT, tiny, write_yaml
 
-import simulator.experiment as experiment
+import simulator.experiments.experiment as experiment
 from simulator.cli import main
-from simulator.metrics import MEMBER_BINS, MEMBER_QUANTITIES, METRIC_NAMES
-from simulator.outputs import CHECKPOINT_FILES, RUN_FILES, load_results
-from simulator.plotting import FIGURES
+from simulator.core.metrics import MEMBER_BINS, MEMBER_QUANTITIES, METRIC_NAMES
+from simulator.io.outputs import CHECKPOINT_FILES, RUN_FILES, load_results
+from simulator.io.plotting import FIGURES
 
 
 @pytest.fixture()

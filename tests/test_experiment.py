@@ -13,11 +13,12 @@ import pytest
 from scenario_helpers import tiny
 from scipy import stats
 
-import simulator.engine as engine
-from simulator.experiment import Results, compare, run_experiment, run_scenario, run_single, summarize
-from simulator.metrics import METRIC_NAMES
+import simulator.core.engine as engine
+from simulator.api import Results, run_experiment, run_scenario
+from simulator.core.metrics import METRIC_NAMES
+from simulator.core.seeding import replication_seed, streams
+from simulator.experiments.experiment import compare, run_single, summarize
 from simulator.scenario import Scenario, load_scenario
-from simulator.seeding import replication_seed, streams
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator.cli import main
-from simulator.config import SEAT_TYPES
-from simulator.explain import (
+from simulator.core.config import SEAT_TYPES
+from simulator.core.presets import preset
+from simulator.experiments.explain import (
     UNLIMITED_CREDITS,
     available_channels,
     decompose,
@@ -28,8 +29,7 @@ from simulator.explain import (
     shapley,
     switch_off,
 )
-from simulator.presets import preset
-from simulator.runner import SerialExecutor
+from simulator.experiments.runner import SerialExecutor
 from simulator.scenario import load_scenario
 from tests.scenario_helpers import tiny, write_yaml
 
@@ -207,7 +207,7 @@ def test_table_rows_and_cis(small_explanation) -> None:  # type: ignore[no-untyp
 
 def test_decompose_on_synthetic_observations() -> None:
     """A world's outcome built from known effects is decomposed back into them."""
-    from simulator.calibration import Observation
+    from simulator.experiments.calibration import Observation
 
     sc = load_scenario(tiny())
     p = plan(sc, channels=["adaptation", "fatigue"])
@@ -225,7 +225,7 @@ def test_decompose_on_synthetic_observations() -> None:
 
 
 def test_worlds_share_seeds_and_reuse_the_store(tmp_path: Path) -> None:
-    from simulator.explain import world_store
+    from simulator.experiments.explain import world_store
 
     sc = load_scenario(tiny(horizon_days=30))
     p = plan(sc, channels=[])

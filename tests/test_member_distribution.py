@@ -15,12 +15,13 @@ import pandas as pd
 import pytest
 from scenario_helpers import tiny, write_yaml
 
+from simulator.api import Results, run_scenario
 from simulator.cli import main
-from simulator.experiment import MEMBER_COLUMNS, RECORD_FORMAT, Record, Results, _run_task, run_scenario, run_single
-from simulator.metrics import MEMBER_BINS, MEMBER_QUANTITIES, member_histogram
-from simulator.outputs import MEMBER_FILE, RUN_FILES, load_results
-from simulator.report import NotARunFolderError, load_run
-from simulator.runner import TaskKey
+from simulator.core.metrics import MEMBER_BINS, MEMBER_QUANTITIES, member_histogram
+from simulator.experiments.experiment import MEMBER_COLUMNS, RECORD_FORMAT, Record, _run_task, run_single
+from simulator.experiments.runner import TaskKey
+from simulator.io.outputs import MEMBER_FILE, RUN_FILES, load_results
+from simulator.io.report import NotARunFolderError, load_run
 from simulator.scenario import load_scenario
 
 PER_ACTIVE_MEMBER = {"received": "inmails_per_active_member", "unanswered": "unanswered_per_active_member"}
@@ -138,7 +139,7 @@ def test_histograms_add_little_to_the_pickled_record(record: Record) -> None:
 
 
 def test_a_file_of_the_previous_layout_is_computed_again(record: Record, tmp_path: Path) -> None:
-    from simulator.experiment import record_store
+    from simulator.experiments.experiment import record_store
 
     arrays = record.to_arrays()
     meta = json.loads(str(arrays["meta"][()]))

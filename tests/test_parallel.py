@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from scenario_helpers import tiny
 
-from simulator.experiment import ReplicationError, Results, record_store, run_experiment
-from simulator.runner import (
+from simulator.experiments.experiment import ReplicationError, Results, record_store, run_experiment
+from simulator.experiments.runner import (
     FAULT_ENV,
     DaskUnavailableError,
     SerialExecutor,

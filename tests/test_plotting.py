@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 from scenario_helpers import ROOT, tiny
 
-from simulator import plotting
-from simulator.experiment import Results, empty_member_frame, run_scenario
-from simulator.metrics import MEMBER_BINS
+from simulator.api import Results, run_scenario
+from simulator.core.metrics import MEMBER_BINS
+from simulator.experiments.experiment import empty_member_frame
+from simulator.io import plotting
 
 pytest.importorskip("matplotlib")
 
@@ -211,8 +212,8 @@ def test_bin_labels() -> None:
 
 
 def test_only_plotting_imports_matplotlib() -> None:
-    code = ("import sys, simulator, simulator.experiment, simulator.outputs, simulator.cli, simulator.tables, "
-            "simulator.report; assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
+    code = ("import sys, simulator, simulator.experiments.experiment, simulator.io.outputs, simulator.cli, "
+            "simulator.io.tables, simulator.io.report; assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
     assert proc.returncode == 0, proc.stderr
 

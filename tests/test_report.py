@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from scenario_helpers import tiny, write_yaml
 
+from simulator.api import Results, run_scenario
 from simulator.cli import main
-from simulator.experiment import Results, run_scenario
-from simulator.report import REPORT_FILE, NotARunFolderError, build_report, load_run
+from simulator.io.report import REPORT_FILE, NotARunFolderError, build_report, load_run
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +92,8 @@ def _embedded_png(text: str, figure: str) -> bytes:
 
 
 def test_report_shows_the_member_histogram_of_the_run(report_html: Path, res: Results) -> None:
-    from simulator import plotting
-    from simulator.experiment import empty_member_frame
+    from simulator.experiments.experiment import empty_member_frame
+    from simulator.io import plotting
 
     folder = report_html.parent
     loaded = load_run(folder)
@@ -112,8 +112,7 @@ def test_report_of_an_old_folder_falls_back_to_the_mean(res: Results, tmp_path: 
     (folder / "member_distribution.csv").unlink()
     report = build_report(folder, dpi=40)
     assert report.errors == {} and _embedded_png(report.path.read_text(encoding="utf-8"), "members")[:4] == b"\x89PNG"
-    from simulator import plotting
-
+    from simulator.io import plotting
     ax = plotting.members(load_run(folder)).axes[0]
     assert "not recorded" in ax.get_xlabel() and not [p for p in ax.patches if (p.get_gid() or "").startswith("hist:")]
 
@@ -141,7 +140,7 @@ def test_cli_run_writes_figures_and_report_rebuilds(tmp_path: Path, capsys: pyte
     assert main(["report", str(out)]) == 0
     assert (out / REPORT_FILE).is_file() and str(out / REPORT_FILE) in capsys.readouterr().out
 
-    import simulator.plotting as plotting
+    import simulator.io.plotting as plotting
 
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("no plots today")

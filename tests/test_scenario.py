@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from scenario_helpers import SCENARIOS, tiny, write_yaml
 
-from simulator import config as c
-from simulator import scenario as s
-from simulator.presets import preset
+from simulator.core import config as c
+from simulator.core.presets import preset
 from simulator.scenario import ScenarioError, load_scenario, shrink_overrides
+from simulator.scenario import loading as s
 
 
 def issues_of(source: object, overrides: object = ()) -> list[s.Issue]:

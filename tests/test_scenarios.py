@@ -48,7 +48,7 @@ def test_scenario_runs_small(path: Path, tmp_path: Path, capsys: pytest.CaptureF
 
 def test_main_scenario_old_policy_response_rate_is_in_the_observed_range() -> None:
     """POLICY_FACTS 5: lowest segments 16-19%, 'optimal' 20-30%: the 2014 rate should land in 16-30%."""
-    from simulator.experiment import run_experiment
+    from simulator.experiments.experiment import run_experiment
 
     sc = load_scenario(SCENARIOS / "old_vs_new.yaml", ["policies.new=null", "horizon_days=120",
                                                       "market.members.count=50000", "replications=1"])

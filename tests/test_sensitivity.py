@@ -15,8 +15,7 @@ import pytest
 from scenario_helpers import SCENARIOS, tiny, write_yaml
 
 from simulator.cli import main
-from simulator.scenario import load_scenario, shrink_overrides
-from simulator.sensitivity import (
+from simulator.experiments.sensitivity import (
     check_sensitivity,
     run_sensitivity,
     sensitivity_spec,
@@ -24,7 +23,8 @@ from simulator.sensitivity import (
     sobol_table,
     tornado_analyse,
 )
-from simulator.sweep import Parameter
+from simulator.experiments.sweep import Parameter
+from simulator.scenario import load_scenario, shrink_overrides
 
 # --------------------------------------------------------------------------- Ishigami
 

@@ -14,10 +14,9 @@ import pytest
 from scenario_helpers import SCENARIOS, tiny, write_yaml
 
 from simulator.cli import main
-from simulator.metrics import METRIC_NAMES
-from simulator.runner import SerialExecutor
-from simulator.scenario import ScenarioError, load_scenario, shrink_overrides
-from simulator.sweep import (
+from simulator.core.metrics import METRIC_NAMES
+from simulator.experiments.runner import SerialExecutor
+from simulator.experiments.sweep import (
     TABLE_COLUMNS,
     Parameter,
     design,
@@ -27,6 +26,7 @@ from simulator.sweep import (
     task_store,
     unit_sample,
 )
+from simulator.scenario import ScenarioError, load_scenario, shrink_overrides
 
 WINDOW = "policies.new.refund.window_days"
 FATIGUE = "market.fatigue.sensitivity"

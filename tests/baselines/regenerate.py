@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from simulator.baseline import save_baseline
-from simulator.experiment import run_experiment
+from simulator.experiments.baseline import save_baseline
+from simulator.experiments.experiment import run_experiment
 from simulator.scenario import load_scenario, shrink_overrides
 
 ROOT = Path(__file__).resolve().parents[2]

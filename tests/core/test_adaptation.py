@@ -10,8 +10,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.config import Adaptation
-from simulator.recruiters import AdaptTerms, Recruiters, adapt, pressure
+from simulator.core.config import Adaptation
+from simulator.core.recruiters import AdaptTerms, Recruiters, adapt, pressure
 
 
 def _recruiters(rng: np.random.Generator, n: int) -> Recruiters:

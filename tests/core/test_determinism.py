@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from simulator import Market, MemberPopulation, RecruiterGroup, RunConfig, preset, run_replication
-from simulator.engine import Simulation
-from simulator.metrics import ReplicationResult
-from simulator.seeding import replication_seed, streams
+from simulator.core.engine import Simulation
+from simulator.core.metrics import ReplicationResult
+from simulator.core.seeding import replication_seed, streams
 
 MARKET = Market(
     members=MemberPopulation(count=3000),

@@ -3,7 +3,7 @@
 Every replication must conserve credits, never overdraw an account, keep its counts and rates
 consistent, never let bulk InMail out during an Improvement Period and never refund an answer
 that came after the refund window.  The last two are checked day by day by a
-:class:`~simulator.engine.Simulation` subclass that watches the state around each daily step.
+:class:`~simulator.core.engine.Simulation` subclass that watches the state around each daily step.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from simulator import (
     SendingModel,
     Threshold,
 )
-from simulator.engine import Simulation
-from simulator.metrics import BREAKDOWN_KEYS
-from simulator.seeding import streams
+from simulator.core.engine import Simulation
+from simulator.core.metrics import BREAKDOWN_KEYS
+from simulator.core.seeding import streams
 
 RATE_METRICS = ("response_rate", "acceptance_rate")
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -27,10 +27,10 @@ from simulator import (
     preset,
     run_replication,
 )
-from simulator.engine import Simulation
-from simulator.ledger import NEVER, Ledger, accounts_for, allocate, per_account
-from simulator.seeding import streams
-from simulator.threshold import NOT_IN_IP, ThresholdBook
+from simulator.core.engine import Simulation
+from simulator.core.ledger import NEVER, Ledger, accounts_for, allocate, per_account
+from simulator.core.seeding import streams
+from simulator.core.threshold import NOT_IN_IP, ThresholdBook
 
 from .helpers import BIG, allotments, constant_market, fixed, fixed_group, phase, policy, run_config
 
@@ -495,8 +495,8 @@ def test_seat_types_constant_is_what_allotments_index() -> None:
 
 def test_fatigue_clock_matches_naive_recursion() -> None:
     """Lazy decay equals F(t+1) = decay (F(t) + added(t)) for every member, across a rescale of the clock."""
-    from simulator.config import MemberPopulation as Pop
-    from simulator.members import FatigueClock, build_members
+    from simulator.core.config import MemberPopulation as Pop
+    from simulator.core.members import FatigueClock, build_members
 
     rng = np.random.default_rng(0)
     members = build_members(Pop(50), ResponseModel(), rng)

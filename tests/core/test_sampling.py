@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from simulator.sampling import GRID_STEP, MIN_TABLE_DRAWS, TABLE_MAX, _tables, poisson
+from simulator.core.sampling import GRID_STEP, MIN_TABLE_DRAWS, TABLE_MAX, _tables, poisson
 
 
 def test_tabulated_cdf_is_the_poisson_cdf() -> None:

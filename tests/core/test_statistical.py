@@ -22,10 +22,10 @@ import pytest
 from scipy.special import expit, logit
 
 from simulator import RefundRule, ResponseModel, run_replication
-from simulator.config import Dist
-from simulator.engine import Simulation
-from simulator.members import draw
-from simulator.seeding import streams
+from simulator.core.config import Dist
+from simulator.core.engine import Simulation
+from simulator.core.members import draw
+from simulator.core.seeding import streams
 
 from .helpers import constant_market, fixed, fixed_group, phase, policy, run_config
 

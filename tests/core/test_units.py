@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator import PRESETS, SEAT_TYPES, Accrual, Dist, Phase, Policy, RefundRule, Threshold, preset
-from simulator.config import POOLABLE_SEATS
-from simulator.ledger import Ledger, accounts_for, allocate, allocate_with_accounts
-from simulator.members import apportion
+from simulator.core.config import POOLABLE_SEATS
+from simulator.core.ledger import Ledger, accounts_for, allocate, allocate_with_accounts
+from simulator.core.members import apportion
 
 # --------------------------------------------------------------------------- members.apportion
 

@@ -15,7 +15,7 @@ import pytest
 from scenario_helpers import ROOT, tiny, write_yaml
 
 from simulator.cli import main
-from simulator.runner import FAULT_ENV
+from simulator.experiments.runner import FAULT_ENV
 
 __all__ = ["FAULT_ENV", "ROOT", "children", "cli", "spawn", "tiny", "tiny_file", "wait_for_files", "write_yaml"]
 

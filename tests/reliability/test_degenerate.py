@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.experiment import Results, run_experiment
-from simulator.outputs import write_run
+from simulator.experiments.experiment import Results, run_experiment
+from simulator.io.outputs import write_run
 from simulator.scenario import load_scenario
 
 from .helpers import tiny

@@ -20,8 +20,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulator.memory import estimate
 from simulator.scenario import MAX_FILE_BYTES, Scenario, ScenarioError, load_scenario
+from simulator.scenario.memory import estimate
 
 from .helpers import cli, tiny, write_yaml
 
@@ -232,7 +232,7 @@ def test_a_fuzzed_valid_scenario_runs_one_short_replication() -> None:
     data = tiny(horizon_days=3, start_date=dt.date(2015, 1, 30))
     data["market"]["members"]["count"] = 1
     data["policies"]["new"]["threshold"] = {"min_sends": 1, "window_days": 1}
-    from simulator.experiment import run_experiment
+    from simulator.experiments.experiment import run_experiment
 
     res = run_experiment(load_scenario(data), replications=1)
     assert not res.summary.isna().any().any()

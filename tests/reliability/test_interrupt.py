@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.outputs import TASKS_DIR
+from simulator.io.outputs import TASKS_DIR
 
 from .helpers import alive, children, kill_group, spawn, tiny_file, wait_for_files
 

@@ -7,8 +7,9 @@ import tracemalloc
 
 import pytest
 
-from simulator.experiment import _run_task
-from simulator.memory import (
+from simulator.experiments.experiment import _run_task
+from simulator.scenario import Scenario, load_scenario
+from simulator.scenario.memory import (
     BYTES_PER_MEMBER,
     BYTES_PER_SERIES_VALUE,
     DAILY_SERIES_COUNT,
@@ -22,7 +23,6 @@ from simulator.memory import (
     parse_size,
     replication_bytes,
 )
-from simulator.scenario import Scenario, load_scenario
 
 from .helpers import tiny
 

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.experiment import Record, _run_task, record_store
-from simulator.outputs import CHECKPOINT, TASKS_DIR, resume_command
-from simulator.runner import TaskKey
+from simulator.experiments.experiment import Record, _run_task, record_store
+from simulator.experiments.runner import TaskKey
+from simulator.io.outputs import CHECKPOINT, TASKS_DIR, resume_command
 from simulator.scenario import load_scenario
 
 from .helpers import FAULT_ENV, cli, tiny, tiny_file

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.config import Threshold
+from simulator.core.config import Threshold
 
 NOT_IN_IP = -1
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.config import Dist, Fatigue, MemberPopulation, ResponseModel
+from simulator.core.config import Dist, Fatigue, MemberPopulation, ResponseModel
 
 
 def draw(dist: Dist, n: int, rng: np.random.Generator) -> np.ndarray:

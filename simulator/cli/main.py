@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from simulator.config import SEAT_TYPES, Phase, Policy
+from simulator.core.config import Policy
+from simulator.io.policy_rules import policy_rules, rules_side_by_side
 from simulator.scenario import Scenario, ScenarioError, load_scenario
 
 EXIT_OK, EXIT_FAILURE, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -143,7 +144,7 @@ def add_resume_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _memory_size(text: str) -> int:
-    from simulator.memory import parse_size
+    from simulator.scenario.memory import parse_size
 
     try:
         return parse_size(text)
@@ -171,9 +172,9 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
 
 def cmd_run(args: argparse.Namespace, argv: Sequence[str], state: dict[str, Path]) -> int:
     """``inmail-sim run``: every finished replication is kept in OUT/replications as it finishes."""
-    from simulator.memory import check_memory
-    from simulator.runner import DaskUnavailableError, open_executor
+    from simulator.experiments.runner import DaskUnavailableError, open_executor
     from simulator.scenario import with_changes
+    from simulator.scenario.memory import check_memory
 
     if args.replication is not None and args.precision is not None:
         raise InputError("--replication re-runs one replication; it cannot be combined with --precision")
@@ -216,10 +217,10 @@ def _run_in_folder(args: argparse.Namespace, argv: Sequence[str], state: dict[st
                    out: Path, executor: Any, workers: int, dask: str | None, started: dt.datetime) -> int:
     from tqdm import tqdm
 
-    from simulator.experiment import ReplicationError, run_experiment
-    from simulator.outputs import RunFolderError, prepare_run_folder, resume_command, run_fingerprint, write_run
-    from simulator.runner import describe_executor, failure_details
-    from simulator.tables import format_results
+    from simulator.experiments.experiment import ReplicationError, run_experiment
+    from simulator.experiments.runner import describe_executor, failure_details
+    from simulator.io.outputs import RunFolderError, prepare_run_folder, resume_command, run_fingerprint, write_run
+    from simulator.io.tables import format_results
 
     try:
         folder = prepare_run_folder(out, run_fingerprint(scenario), resume=args.resume, force=args.force)
@@ -264,7 +265,7 @@ def _run_in_folder(args: argparse.Namespace, argv: Sequence[str], state: dict[st
         return EXIT_FAILURE
     if not args.no_figures:
         try:  # figures come after the results are written: a plotting failure never loses them
-            from simulator.plotting import write_figures
+            from simulator.io.plotting import write_figures
 
             write_figures(results, out)
         except Exception as exc:
@@ -278,8 +279,8 @@ def _run_in_folder(args: argparse.Namespace, argv: Sequence[str], state: dict[st
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """``inmail-sim report DIR``: figures and report.html from a finished run folder (see ``simulator.report``)."""
-    from simulator.report import NotARunFolderError, build_report
+    """``inmail-sim report DIR``: figures and report.html from a finished run folder (see ``simulator.io.report``)."""
+    from simulator.io.report import NotARunFolderError, build_report
 
     try:
         report = build_report(args.folder)
@@ -295,7 +296,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     sc = load_scenario(args.scenario, args.set)
     explore = validate_explore_blocks(sc)
     if sc.resolved.get("calibration") is not None:  # checked before anything is printed
-        from simulator.calibration import describe_spec
+        from simulator.experiments.calibration import describe_spec
 
         explore.append(describe_spec(sc))
     m = sc.market
@@ -316,7 +317,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _memory_note(sc: Scenario) -> str:
     """``0.15 GiB per replication (available: 22.10 GiB)`` for ``validate``."""
-    from simulator.memory import estimate, gib, memory_limit
+    from simulator.scenario.memory import estimate, gib, memory_limit
 
     est = estimate(sc)
     cap, source = memory_limit()
@@ -326,7 +327,7 @@ def _memory_note(sc: Scenario) -> str:
 
 def resolve_policy(name: str) -> Policy:
     """A preset name, or ``FILE.yaml:POLICY`` for a policy of a scenario file."""
-    from simulator.presets import PRESETS, preset
+    from simulator.core.presets import PRESETS, preset
 
     file, sep, pname = name.rpartition(":")
     if sep and file.endswith((".yaml", ".yml")):
@@ -340,51 +341,8 @@ def resolve_policy(name: str) -> Policy:
     return preset(name)
 
 
-def _value(v: object) -> str:
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, tuple):
-        return ", ".join(str(x) for x in v) or "none"
-    return str(v)
-
-
-def _fields(prefix: str, obj: object) -> dict[str, str]:
-    return {f"{prefix}{f.name}": _value(getattr(obj, f.name)) for f in dataclasses.fields(obj)}  # type: ignore[arg-type]
-
-
-def _phase_rules(prefix: str, ph: Phase) -> dict[str, str]:
-    rules = _fields(f"{prefix}refund.", ph.refund)
-    rules |= {f"{prefix}allotments.{s}": str(ph.allotment(s)) for s in SEAT_TYPES}
-    rules |= _fields(f"{prefix}accrual.", ph.accrual)
-    rules[f"{prefix}pooling"] = _value(ph.pooling)
-    return rules
-
-
-def policy_rules(p: Policy) -> dict[str, str]:
-    """Every rule of a policy as ``{rule path: value}`` (the rows of ``policies show`` and ``diff``)."""
-    rules = _phase_rules("", p.phase)
-    rules |= _fields("threshold.", p.threshold)
-    rules["grants"] = "; ".join(f"+{g.amount} on {g.date.isoformat()} for {', '.join(g.seat_types)}"
-                                for g in p.grants) or "none"
-    rules["switch_date"] = p.switch_date.isoformat() if p.switch_date else "none"
-    if p.before is not None:
-        rules |= _phase_rules("before.", p.before)
-    return rules
-
-
-def _source_for(p: Policy, rule: str) -> str:
-    """The most specific source note of a rule (``refund.window_days`` falls back to ``refund``)."""
-    notes = dict(p.sources)
-    parts = rule.removeprefix("before.").split(".")
-    for n in range(len(parts), 0, -1):
-        key = ".".join(parts[:n])
-        if key in notes:
-            return notes[key]
-    return ""
-
-
 def cmd_policies_list(out: TextIO) -> int:
-    from simulator.presets import PRESETS
+    from simulator.core.presets import PRESETS
 
     print("built-in policy presets (use in a scenario as `preset: NAME`):", file=out)
     for name, make in PRESETS.items():
@@ -432,23 +390,6 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def rules_side_by_side(policies: Sequence[Policy]) -> tuple[list[str], list[dict[str, str]], list[str]]:
-    """Every rule of several policies, aligned: (rule keys in order, ``{rule: value}`` per policy, keys that differ).
-
-    A policy without a switch date has the same rules before any date as after it, so when
-    another policy has a ``before`` phase its rules are repeated under ``before.``.  A rule a
-    policy lacks reads ``-``.  (``policies diff`` and the HTML report use it.)
-    """
-    rules = [policy_rules(p) for p in policies]
-    if any(p.before is not None for p in policies):
-        for p, r in zip(policies, rules, strict=True):
-            if p.before is None:
-                r |= _phase_rules("before.", p.phase)
-    keys = list(dict.fromkeys(k for r in rules for k in r))
-    differ = [k for k in keys if len({r.get(k, "-") for r in rules}) > 1]
-    return keys, rules, differ
-
-
 def cmd_policies_diff(a: str, b: str, show_all: bool, out: TextIO) -> int:
     pa, pb = resolve_policy(a), resolve_policy(b)
     keys, (ra, rb), differ = rules_side_by_side([pa, pb])
@@ -470,7 +411,7 @@ def cmd_policies_diff(a: str, b: str, show_all: bool, out: TextIO) -> int:
 
 
 def _add_baseline_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """``inmail-sim baseline save|check`` (the mechanism is in ``simulator.baseline``)."""
+    """``inmail-sim baseline save|check`` (the mechanism is in ``simulator.experiments.baseline``)."""
     base = sub.add_parser("baseline", help="store a run's summary statistics, or check a new run against them",
                           description="Regression tests on summary statistics. `check` exits 1 when a number "
                                       "moved, 0 when none did, 2 on bad input or a changed scenario.")
@@ -506,8 +447,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     """``baseline save`` / ``baseline check``; exit 1 when a check finds a regression."""
     from tqdm import tqdm
 
-    from simulator import baseline as bl
-    from simulator.experiment import run_experiment
+    from simulator.experiments import baseline as bl
+    from simulator.experiments.experiment import run_experiment
 
     bar = tqdm(total=0, unit="replication", desc="baseline", file=sys.stderr,
                disable=True if args.no_progress else None, dynamic_ncols=True)
@@ -551,7 +492,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def _add_explore_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """``inmail-sim sweep`` and ``inmail-sim sensitivity`` (the mechanisms: simulator.sweep, .sensitivity)."""
+    """``inmail-sim sweep`` and ``inmail-sim sensitivity`` (simulator.experiments.sweep, .sensitivity)."""
     sw = sub.add_parser("sweep", help="run the scenario over the parameter values of its sweep: block",
                         description="Run every point of SCENARIO's sweep: block x every policy x replications "
                                     "(common random numbers) and write sweep.csv and figures.")
@@ -586,9 +527,9 @@ def note_ignored_blocks(scenario: Scenario) -> None:
 
 def cmd_explore(args: argparse.Namespace, argv: Sequence[str], state: dict[str, Path]) -> int:
     """``sweep`` / ``sensitivity``: check the block, run every point into the folder, print a summary."""
-    from simulator.runner import DaskUnavailableError, open_executor
-    from simulator.sensitivity import plan_sensitivity
-    from simulator.sweep import plan_sweep
+    from simulator.experiments.runner import DaskUnavailableError, open_executor
+    from simulator.experiments.sensitivity import plan_sensitivity
+    from simulator.experiments.sweep import plan_sweep
 
     if args.resume and not args.out:
         raise InputError(f"--resume needs --out DIR: the folder of the {args.command} to continue")
@@ -616,10 +557,10 @@ def _explore_in_folder(args: argparse.Namespace, argv: Sequence[str], state: dic
                        started: dt.datetime) -> int:
     from tqdm import tqdm
 
-    from simulator.outputs import RunFolderError, prepare_run_folder, resume_command, run_fingerprint
-    from simulator.runner import describe_executor, failure_details
-    from simulator.sensitivity import run_sensitivity
-    from simulator.sweep import SweepError, run_sweep, task_store
+    from simulator.experiments.runner import describe_executor, failure_details
+    from simulator.experiments.sensitivity import run_sensitivity
+    from simulator.experiments.sweep import SweepError, run_sweep, task_store
+    from simulator.io.outputs import RunFolderError, prepare_run_folder, resume_command, run_fingerprint
 
     try:
         folder = prepare_run_folder(out, run_fingerprint(scenario), resume=args.resume, force=args.force)
@@ -675,13 +616,13 @@ def validate_explore_blocks(sc: Scenario) -> list[str]:
     """Check the sweep: / sensitivity: blocks as the commands would (raises ScenarioError); describe them."""
     lines = []
     if sc.resolved.get("sweep") is not None:
-        from simulator.sweep import check_sweep, sweep_spec
+        from simulator.experiments.sweep import check_sweep, sweep_spec
 
         spec, points = sweep_spec(sc), check_sweep(sc)
         lines.append(f"  sweep: {spec.method}, {len(points)} points x {len(sc.policies)} policies x "
                      f"{spec.replications} replications over " + ", ".join(spec.paths))
     if sc.resolved.get("sensitivity") is not None:
-        from simulator.sensitivity import check_sensitivity
+        from simulator.experiments.sensitivity import check_sensitivity
 
         sp = check_sensitivity(sc)
         lines.append(f"  sensitivity: {len(sp.parameters)} inputs, {sp.evaluations} evaluations x "
@@ -693,7 +634,7 @@ def validate_explore_blocks(sc: Scenario) -> list[str]:
 
 
 def _add_explain_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """``inmail-sim calibrate`` and ``inmail-sim explain`` (the mechanisms: simulator.calibration, .explain)."""
+    """``inmail-sim calibrate`` and ``inmail-sim explain`` (simulator.experiments.calibration, .explain)."""
     cal = sub.add_parser("calibrate", help="fit the calibration: block's market parameters to published figures",
                          description="Fit the free parameters of SCENARIO's calibration: block so that its "
                                      "baseline world reproduces the targets (common random numbers), check the "
@@ -737,8 +678,8 @@ def cmd_calibrate_explain(args: argparse.Namespace, argv: Sequence[str], state: 
     """``calibrate`` / ``explain``: check the input, run into the folder, print the summary."""
     from tqdm import tqdm
 
-    from simulator import calibration, explain
-    from simulator.runner import DaskUnavailableError, open_executor
+    from simulator.experiments import calibration, explain
+    from simulator.experiments.runner import DaskUnavailableError, open_executor
 
     workers, dask = executor_settings(args)
     started = dt.datetime.now().astimezone()
@@ -815,7 +756,7 @@ def _error_log(state: dict[str, Path], text: str) -> Path:
         fd, name = tempfile.mkstemp(prefix="inmail-sim-error-", suffix=".log")
         os.close(fd)
         path = Path(name)
-    from simulator.runner import atomic_write
+    from simulator.experiments.runner import atomic_write
 
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return path

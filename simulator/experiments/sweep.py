@@ -33,10 +33,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import qmc
 
-from simulator.config import Market, Policy, RunConfig
-from simulator.experiment import compare, run_single, summarize
-from simulator.metrics import METRIC_NAMES
-from simulator.runner import (
+from simulator.core.config import Market, Policy, RunConfig
+from simulator.core.metrics import METRIC_NAMES
+from simulator.experiments.experiment import compare, run_single, summarize
+from simulator.experiments.runner import (
     Task,
     TaskFailure,
     TaskKey,
@@ -349,7 +349,7 @@ class PointRecord:
     metrics: dict[str, float]
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """Plain arrays for the task file (:class:`~simulator.runner.TaskStore`); no pickle."""
+        """Plain arrays for the task file (:class:`~simulator.experiments.runner.TaskStore`); no pickle."""
         meta = {"format": 1, "point": self.point, "policy": self.policy, "replication": self.replication,
                 "fingerprint": self.fingerprint}
         return {"meta": np.array(json.dumps(meta)), "metric_names": np.array(list(self.metrics), dtype=str),
@@ -409,7 +409,7 @@ Records = dict[tuple[int, str, int], dict[str, float]]
 def run_points(points: Sequence[Point], replications: int, executor: Executor, *,
                progress: Progress | None = None, store: TaskStore | None = None,
                policies: Sequence[str] | None = None) -> Records:
-    """Run every point x policy x replication on ``executor`` (:func:`simulator.runner.run_tasks`).
+    """Run every point x policy x replication on ``executor`` (:func:`simulator.experiments.runner.run_tasks`).
 
     Results are keyed by (point, policy, index), never ordered by completion, so they do not
     depend on the executor or the number of workers.  Each finished task is written to ``store``
@@ -453,7 +453,7 @@ def _describe(values: Mapping[str, Any]) -> str:
 def check_points_memory(points: Sequence[Point], executor: Executor | None, workers: int | None,
                         limit: int | None = None) -> None:
     """Refuse (``MemoryLimitError``, exit 2) a sweep whose largest point would not fit in memory."""
-    from simulator.memory import check_memory, estimate
+    from simulator.scenario.memory import check_memory, estimate
 
     if not points:
         return
@@ -471,9 +471,9 @@ def run_sweep(scenario: Scenario, *, replications: int | None = None, executor: 
 
     ``replications`` overrides the block's (or the scenario's) replications per point and policy.
     ``executor``: any ``concurrent.futures.Executor`` (left open); else ``workers`` processes or
-    ``dask`` (an address or ``"local"``), see :func:`simulator.runner.open_executor`.  ``store``
+    ``dask`` (an address or ``"local"``), see :func:`simulator.experiments.runner.open_executor`.  ``store``
     (:func:`task_store`): write each finished task there at once and reuse the ones it holds.
-    Raises :class:`SweepError` when tasks fail and :class:`~simulator.runner.RunInterrupted` on
+    Raises :class:`SweepError` when tasks fail and :class:`~simulator.experiments.runner.RunInterrupted` on
     Ctrl-C (finished tasks stay in the store).  ``plan``: :func:`plan_sweep`'s result, if already made.
     """
     spec, points = plan if plan is not None else plan_sweep(scenario, replications)
@@ -548,7 +548,7 @@ class SweepResults:
 
     def write(self, out: str | Path, **manifest_kw: Any) -> Path:
         """Write ``sweep.csv``, ``sweep_points.csv``, ``sweep_replications.csv``, figures and a manifest."""
-        from simulator.outputs import atomic_write
+        from simulator.io.outputs import atomic_write
 
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
@@ -569,8 +569,7 @@ class SweepResults:
 
     def write_figures(self, folder: Path) -> list[str]:
         """Metric and difference vs each swept parameter; a heatmap for two-parameter grids (``figures/``)."""
-        from simulator import plotting
-
+        from simulator.io import plotting
         makers: dict[str, Callable[[], Any]] = {}
         metrics = [m for m in MAIN_PLOT_METRICS if m in self.spec.metrics] or list(self.spec.metrics[:1])
         scattered = self.spec.method != "grid"
@@ -610,8 +609,7 @@ def _fmt(v: float) -> str:
 
 def write_figure_files(makers: Mapping[str, Callable[[], Any]], folder: Path, extra: dict[str, Any]) -> list[str]:
     """Draw each figure into ``folder/figures/NAME.png``; one that fails is noted in ``extra`` and skipped."""
-    from simulator import plotting
-
+    from simulator.io import plotting
     pngs: dict[str, bytes] = {}
     for name, make in makers.items():
         try:
@@ -626,7 +624,7 @@ def sweep_manifest(res: SweepResults, files: Iterable[str], *, argv: Sequence[st
                    started: Any = None, finished: Any = None, workers: int | None = None,
                    executor: str | None = None) -> dict[str, Any]:
     """What is needed to reproduce the sweep."""
-    from simulator.outputs import git_revision, package_version, run_fingerprint
+    from simulator.io.outputs import git_revision, package_version, run_fingerprint
 
     sc, spec = res.scenario, res.spec
     git = git_revision()

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from simulator.config import Dist, Market, Policy, RunConfig
-from simulator.scenario import _NO_VALUE, Issue, ScenarioError
+from simulator.core.config import Dist, Market, Policy, RunConfig
+from simulator.scenario.loading import NO_VALUE, Issue, ScenarioError
 
 if TYPE_CHECKING:
-    from simulator.scenario import Scenario
+    from simulator.scenario.loading import Scenario
 
 LIMIT_ENV = "INMAIL_SIM_MEMORY_LIMIT"
 """Overrides the available memory: bytes, or a number with a K/M/G/T suffix (``512M``, ``2G``)."""
@@ -152,5 +152,5 @@ def check_memory(scenario: Scenario, concurrent: int = 1, limit: int | None = No
            f"{m.recruiter_count:,} recruiters x {scenario.run.horizon_days:,} days){at_once}, "
            f"results ~{gib(est.results)}. Use fewer members, recruiters or days, fewer --workers, "
            f"--no-timeseries, or raise the limit with --memory-limit / {LIMIT_ENV}")
-    raise MemoryLimitError([Issue(scenario.source, None, "", _NO_VALUE, msg)])
+    raise MemoryLimitError([Issue(scenario.source, None, "", NO_VALUE, msg)])
 

@@ -38,8 +38,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from simulator.experiment import Results, run_experiment
-from simulator.metrics import METRIC_NAMES
+from simulator.core.metrics import METRIC_NAMES
+from simulator.experiments.experiment import Results, run_experiment
 from simulator.scenario import Scenario, load_scenario
 
 FORMAT = "inmail-sim-baseline/1"
@@ -246,7 +246,7 @@ def statistics_of(results: Results, metrics: Sequence[str] = METRIC_NAMES) -> di
 def baseline_from_results(results: Results, metrics: Sequence[str] = METRIC_NAMES,
                           scenario_file: str | None = None) -> Baseline:
     """The :class:`Baseline` of an experiment's results."""
-    from simulator.outputs import git_revision
+    from simulator.io.outputs import git_revision
 
     sc = results.scenario
     unknown = [m for m in metrics if m not in results.replications.columns]
@@ -264,7 +264,7 @@ def baseline_from_results(results: Results, metrics: Sequence[str] = METRIC_NAME
 def save_baseline(results: Results, path: str | Path, metrics: Sequence[str] = METRIC_NAMES,
                   scenario_file: str | None = None) -> Baseline:
     """Write the baseline of ``results`` to ``path`` (JSON, written atomically); needs >= 2 replications."""
-    from simulator.outputs import atomic_write
+    from simulator.io.outputs import atomic_write
 
     if results.n_replications < 2:
         raise BaselineError(f"a baseline needs a standard error, so at least 2 replications (10+ recommended); "

@@ -3,9 +3,9 @@
 Replication ``i`` of every policy is run with ``replication_seed(root_seed, i)``, so the policies
 face the same members, recruiters and random streams; differences are taken replication by
 replication (paired) and summarized with Student-t intervals.  Replications can run on any
-:class:`concurrent.futures.Executor` (serial, a process pool, Dask: :mod:`simulator.runner`);
+:class:`concurrent.futures.Executor` (serial, a process pool, Dask: :mod:`simulator.experiments.runner`);
 results are collected by (policy, index), never by completion order, so the numbers do not
-depend on the executor or the number of workers.  With a :class:`~simulator.runner.TaskStore`
+depend on the executor or the number of workers.  With a :class:`~simulator.experiments.runner.TaskStore`
 each finished replication is written to its own file at once, and a resumed run computes only
 the missing ones.
 """
@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from simulator.config import Market, Policy, RunConfig
-from simulator.metrics import (
+from simulator.core.config import Market, Policy, RunConfig
+from simulator.core.metrics import (
     BREAKDOWN_KEYS,
     BREAKDOWN_METRICS,
     MEMBER_BINS,
@@ -37,7 +37,8 @@ from simulator.metrics import (
     ReplicationResult,
     breakdown_arrays,
 )
-from simulator.runner import (
+from simulator.core.seeding import replication_seed
+from simulator.experiments.runner import (
     SerialExecutor,
     Task,
     TaskFailure,
@@ -49,7 +50,6 @@ from simulator.runner import (
     run_tasks,
 )
 from simulator.scenario import Overrides, Scenario, load_scenario, with_changes
-from simulator.seeding import replication_seed
 
 __all__ = [
     "CONFIDENCE", "MAIN_METRICS", "MEMBER_COLUMNS", "PrecisionReport", "Record", "ReplicationError", "Results",
@@ -75,7 +75,7 @@ the replication is computed again.
 
 MEMBER_COLUMNS: tuple[str, ...] = ("policy", "replication", "quantity", "bin", "members")
 """Columns of :attr:`Results.member_distribution` (``member_distribution.csv``); ``bin`` is a lower edge of
-:data:`~simulator.metrics.MEMBER_BINS`."""
+:data:`~simulator.core.metrics.MEMBER_BINS`."""
 
 
 # --------------------------------------------------------------------------- running
@@ -87,7 +87,7 @@ class Record:
 
     ``daily`` is empty when the time series was not asked for (``RunConfig.record_daily``).
     ``member_histograms``: quantity (``received``, ``unanswered``) -> active members per
-    :data:`~simulator.metrics.MEMBER_BINS` bin (int64, one entry per bin).
+    :data:`~simulator.core.metrics.MEMBER_BINS` bin (int64, one entry per bin).
     """
 
     policy: str
@@ -152,13 +152,13 @@ class Record:
 
 
 def record_store(folder: str | Path) -> TaskStore:
-    """A :class:`~simulator.runner.TaskStore` of :class:`Record` files (one per policy and replication)."""
+    """A :class:`~simulator.experiments.runner.TaskStore` of :class:`Record` files (one per policy and replication)."""
     return TaskStore(folder, Record.from_arrays)
 
 
 def run_single(market: Market, policy: Policy, run: RunConfig, root_seed: int, index: int) -> ReplicationResult:
     """Re-run replication ``index`` of one policy alone: everything comes from (root seed, index)."""
-    from simulator.engine import run_replication
+    from simulator.core.engine import run_replication
 
     return run_replication(market, policy, run, seed=replication_seed(root_seed, index))
 
@@ -257,12 +257,12 @@ def run_experiment(
     ``indices``: run only these replication indices (e.g. ``[7]`` to re-run replication 7 alone).
     ``store``: write each finished replication there and reuse the ones it already holds (resume).
     ``timeseries=False``: workers do not return the daily series (no ``timeseries``).
-    The scenario's memory need is checked first (:func:`simulator.memory.check_memory`;
+    The scenario's memory need is checked first (:func:`simulator.scenario.memory.check_memory`;
     ``memory_limit`` in bytes overrides the available memory; ``memory_check=False`` skips it).
-    Raises :class:`ReplicationError` when replications fail, :class:`~simulator.runner.RunInterrupted`
+    Raises :class:`ReplicationError` when replications fail, :class:`~simulator.experiments.runner.RunInterrupted`
     on Ctrl-C.
     """
-    from simulator.memory import check_memory
+    from simulator.scenario.memory import check_memory
 
     scenario = with_changes(scenario, replications=replications, root_seed=root_seed,
                             max_replications=max_replications)
@@ -563,7 +563,7 @@ class Results:
     series (policy, replication, day, metric, value).  ``breakdown_replications``: per recruiter
     subgroup (by, label), policy and replication.  ``member_distribution``: active members per
     count bin (policy, replication, quantity, bin, members; ``bin`` is the lower edge of a
-    :data:`~simulator.metrics.MEMBER_BINS` bin); empty when not recorded (an old run folder).
+    :data:`~simulator.core.metrics.MEMBER_BINS` bin); empty when not recorded (an old run folder).
     The statistics are derived from these.
     """
 
@@ -609,25 +609,6 @@ class Results:
             raise ValueError(f"breakdown key must be one of {', '.join(BREAKDOWN_KEYS)}, got {by!r}")
         bc = self.breakdown_comparison
         return bc[bc["by"] == by].drop(columns="by").reset_index(drop=True)
-
-    def table(self, width: int = 100) -> str:
-        """The comparison as printed by ``inmail-sim run``."""
-        from simulator.tables import format_results
-
-        return format_results(self, width)
-
-    @property
-    def plot(self) -> Any:
-        """Figures of these results (``results.plot.response_rate()``, ...; see :mod:`simulator.plotting`)."""
-        from simulator.plotting import ResultsPlots  # matplotlib is imported only when plotting
-
-        return ResultsPlots(self)
-
-    def write(self, out: str | Path) -> Path:
-        """Write the run folder (the same files as ``inmail-sim run --out``)."""
-        from simulator.outputs import write_run
-
-        return write_run(self, out)
 
     def pairing(self, metrics: Sequence[str] = ("response_rate", "net_credit_burn")) -> pd.DataFrame:
         """How much the pairing (common random numbers) shrank each comparison's CI."""

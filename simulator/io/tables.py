@@ -12,12 +12,12 @@ import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from simulator.metrics import METRIC_NAMES
+from simulator.core.metrics import METRIC_NAMES
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from simulator.experiment import Results
+    from simulator.experiments.experiment import Results
 
 BREAKDOWN_TABLE_KEYS: tuple[str, ...] = ("seat_type", "personalization_band", "behaviour")
 """Subgroup tables printed under the main comparison."""

@@ -34,7 +34,8 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from simulator.experiment import (
+from simulator.core.metrics import METRIC_NAMES
+from simulator.experiments.experiment import (
     COMPARISON_COLUMNS,
     MEMBER_COLUMNS,
     PrecisionReport,
@@ -42,15 +43,15 @@ from simulator.experiment import (
     empty_member_frame,
     record_store,
 )
-from simulator.metrics import METRIC_NAMES
-from simulator.runner import TaskStore, atomic_write
+from simulator.experiments.runner import TaskStore, atomic_write
+from simulator.io.view import ResultsView
 from simulator.scenario import Scenario, load_scenario
 
 SUMMARY_COLUMNS: tuple[str, ...] = ("policy", "metric", "mean", "std", "ci_low", "ci_high", "n")
 TIMESERIES_COLUMNS: tuple[str, ...] = ("policy", "replication", "day", "metric", "value")
 
 MEMBER_FILE = "member_distribution.csv"
-"""Per-replication histogram of active members (:attr:`~simulator.experiment.Results.member_distribution`)."""
+"""Per-replication histogram of active members (``Results.member_distribution``)."""
 
 RUN_FILES: tuple[str, ...] = (
     "summary.csv", "comparison.csv", "replications.csv", "timeseries.csv", "breakdowns.csv",
@@ -124,37 +125,52 @@ def scenario_hash(scenario: Scenario) -> str:
     return hashlib.sha256(_canonical(data).encode()).hexdigest()
 
 
-MODEL_ROOTS: tuple[str, ...] = ("engine", "scenario", "experiment")
+MODEL_ROOTS: tuple[str, ...] = ("core.engine", "scenario", "experiments.experiment")
 """Modules whose source (with every ``simulator`` module they import, recursively) is the model's code."""
 
-NOT_MODEL: frozenset[str] = frozenset({"cli", "outputs", "tables", "plotting", "report", "runner", "memory",
-                                       "__main__"})
-"""Presentation and plumbing: they never change a replication's numbers, so editing them keeps --resume working."""
+NOT_MODEL: frozenset[str] = frozenset({"cli", "io", "experiments.runner", "scenario.memory", "__main__"})
+"""Presentation and plumbing (with their submodules): they never change a replication's numbers, so editing
+them keeps --resume working."""
 
 
-_IMPORT = re.compile(r"^\s*(?:from|import)\s+simulator\.(\w+)", re.MULTILINE)
+_IMPORT = re.compile(r"^\s*(?:from|import)\s+simulator\.([\w.]+)", re.MULTILINE)
+
+
+def _module_file(pkg: Path, name: str) -> Path | None:
+    """The source file of module ``simulator.<name>`` (a package's ``__init__.py``), or None."""
+    base = pkg.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _excluded(name: str) -> bool:
+    return any(name == n or name.startswith(n + ".") for n in NOT_MODEL)
 
 
 def model_modules() -> list[Path]:
     """The source files that decide a replication's numbers: :data:`MODEL_ROOTS` and what they import."""
-    pkg = Path(__file__).resolve().parent
-    seen: set[str] = set()
+    pkg = Path(__file__).resolve().parents[1]
+    seen: dict[str, Path] = {}
     todo = list(MODEL_ROOTS)
     while todo:
         name = todo.pop()
-        path = pkg / f"{name}.py"
-        if name in seen or name in NOT_MODEL or not path.is_file():
+        path = _module_file(pkg, name)
+        if name in seen or _excluded(name) or path is None:
             continue
-        seen.add(name)
+        seen[name] = path
         todo += _IMPORT.findall(path.read_text(encoding="utf-8"))
-    return sorted(pkg / f"{n}.py" for n in seen)
+        if path.name == "__init__.py":  # a package's modules are the package's code
+            todo += [f"{name}.{q.stem}" for q in path.parent.glob("*.py") if q.stem != "__init__"]
+    return sorted(seen.values())
 
 
 @functools.cache
 def _model_hash() -> str:
     h = hashlib.sha256()
     for path in model_modules():
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        h.update(path.relative_to(path.parents[1]).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
 
@@ -450,8 +466,8 @@ def _resolved_header(results: Results) -> str:
     return "\n".join(lines) + "\n"
 
 
-def load_results(folder: str | Path) -> Results:
-    """Rebuild :class:`Results` from a run folder (statistics are recomputed from the replications)."""
+def load_results(folder: str | Path) -> ResultsView:
+    """Rebuild the results (:class:`ResultsView`) of a run folder (statistics recomputed from the replications)."""
     folder = Path(folder)
     scenario = load_scenario(folder / "scenario.resolved.yaml")
     reps = pd.read_csv(folder / "replications.csv")
@@ -463,14 +479,15 @@ def load_results(folder: str | Path) -> Results:
     prec = man.get("precision")
     report = None if prec is None else PrecisionReport(prec["target"], prec["reached"], prec["replications"],
                                                       prec["cap"], prec["half_widths"])
-    return Results(scenario=scenario, replications=reps, timeseries=ts, breakdown_replications=bd,
-                   precision=report, extra={"manifest": man}, member_distribution=read_member_distribution(folder))
+    return ResultsView(scenario=scenario, replications=reps, timeseries=ts, breakdown_replications=bd,
+                       precision=report, extra={"manifest": man},
+                       member_distribution=read_member_distribution(folder))
 
 
 def read_member_distribution(folder: str | Path) -> pd.DataFrame:
     """``member_distribution.csv`` of a run folder; empty if the folder has none (written before it existed).
 
-    Raises ``ValueError`` naming the file when its columns are not :data:`~simulator.experiment.MEMBER_COLUMNS`.
+    Raises ``ValueError`` naming the file when its columns are not ``MEMBER_COLUMNS``.
     """
     path = Path(folder) / MEMBER_FILE
     if not path.is_file():

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from simulator.tables import METRIC_LABELS, METRIC_UNITS, RATE_METRICS, RowFormat, pct, pval, scale_of
+from simulator.io.tables import METRIC_LABELS, METRIC_UNITS, RATE_METRICS, RowFormat, pct, pval, scale_of
 
 if TYPE_CHECKING:
-    from simulator.experiment import Results
+    from simulator.experiments.experiment import Results
 
 REPORT_FILE = "report.html"
 
@@ -82,8 +82,8 @@ def check_run_folder(folder: str | Path) -> Path:
 
 
 def load_run(folder: str | Path) -> Results:
-    """:func:`simulator.outputs.load_results` of a checked folder; unreadable files: :class:`NotARunFolderError`."""
-    from simulator.outputs import load_results
+    """:func:`simulator.io.outputs.load_results` of a checked folder; unreadable files: :class:`NotARunFolderError`."""
+    from simulator.io.outputs import load_results
     from simulator.scenario import ScenarioError
 
     path = check_run_folder(folder)
@@ -101,8 +101,8 @@ def load_run(folder: str | Path) -> Results:
 
 def build_report(folder: str | Path, dpi: int = 110) -> Report:
     """Redraw the figures of a finished run folder and write ``report.html`` beside them."""
-    from simulator.outputs import atomic_write
-    from simulator.plotting import render_figures, write_pngs
+    from simulator.io.outputs import atomic_write
+    from simulator.io.plotting import render_figures, write_pngs
 
     path = check_run_folder(folder)
     results = load_run(path)
@@ -293,7 +293,7 @@ def _single_policy_table(results: Results) -> str:
 
 
 def _policies_section(results: Results) -> str:
-    from simulator.cli import _source_for, rules_side_by_side
+    from simulator.io.policy_rules import rules_side_by_side, source_for
 
     sc = results.scenario
     names = sc.policy_names
@@ -302,7 +302,7 @@ def _policies_section(results: Results) -> str:
     header = "<tr><th>rule</th>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr>"
 
     def row(k: str, cls: str) -> str:
-        cells = "".join(f"<td title=\"{_e(_source_for(p, k))}\">{_e(r.get(k, '-'))}</td>"
+        cells = "".join(f"<td title=\"{_e(source_for(p, k))}\">{_e(r.get(k, '-'))}</td>"
                         for p, r in zip(pols, rules, strict=True))
         return f"<tr class=\"{cls}\"><td class=\"rule\">{_e(k)}</td>{cells}</tr>"
 
@@ -323,7 +323,7 @@ def _policies_section(results: Results) -> str:
 
 
 def _figures_section(pngs: dict[str, bytes], errors: dict[str, str]) -> str:
-    from simulator.plotting import FIGURES
+    from simulator.io.plotting import FIGURES
 
     out = ["<section><h2>Figures</h2>"]
     for spec in FIGURES:

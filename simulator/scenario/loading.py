@@ -15,7 +15,7 @@ A scenario is one YAML mapping (see ``scenarios/old_vs_new.yaml`` for a commente
 
 Pipeline: read YAML (recording the line of every value, rejecting duplicate keys) ->
 resolve ``extends`` (mappings merge, lists replace) -> apply ``--set path=value`` overrides ->
-validate with pydantic (unknown keys are errors) -> build :mod:`simulator.config` objects.
+validate with pydantic (unknown keys are errors) -> build :mod:`simulator.core.config` objects.
 Every problem found on the way becomes an :class:`Issue`; they are raised together as one
 :class:`ScenarioError`.  ``null`` always means "not given" (the preset's or default value): in a
 file that ``extends`` another, or in ``--set``, it removes what was set before (so
@@ -37,7 +37,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from simulator.config import (
+from simulator.core.config import (
     SEAT_TYPES,
     Adaptation,
     Dist,
@@ -53,8 +53,8 @@ from simulator.config import (
     Segment,
     SendingModel,
 )
-from simulator.metrics import METRIC_NAMES
-from simulator.presets import PRESETS, preset
+from simulator.core.metrics import METRIC_NAMES
+from simulator.core.presets import PRESETS, preset
 
 PathT = tuple[str | int, ...]
 """A location inside the scenario mapping, e.g. ``("market", "recruiters", 2, "count")``."""
@@ -81,7 +81,7 @@ class Issue:
         if self.line is not None:
             where += f":{self.line}"
         head = self.path or "(top level)"
-        if self.value is not _NO_VALUE:
+        if self.value is not NO_VALUE:
             head += f" = {_show(self.value)}"
         return f"{where}: {head}: {self.message}"
 
@@ -106,7 +106,7 @@ class _NoValue:
         return "<no value>"
 
 
-_NO_VALUE: Any = _NoValue()
+NO_VALUE: Any = _NoValue()
 
 
 def _show(value: Any, limit: int = 60) -> str:
@@ -200,7 +200,7 @@ def _walk_nodes(node: yaml.Node, path: PathT, file: str, marks: dict[PathT, Loc]
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
             line = key_node.start_mark.line + 1
             if key in seen:
-                issues.append(Issue(file, line, _fmt_path((*path, key)), _NO_VALUE,
+                issues.append(Issue(file, line, _fmt_path((*path, key)), NO_VALUE,
                                     f"duplicate key {key!r} (first given on line {seen[key]}); give each key once"))
             else:
                 seen[key] = line
@@ -236,22 +236,22 @@ def _read_text(path: Path) -> str:
         with path.open("rb") as fh:
             raw = fh.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
-        raise ScenarioError([Issue(file, None, "", _NO_VALUE, "file not found")]) from None
+        raise ScenarioError([Issue(file, None, "", NO_VALUE, "file not found")]) from None
     except IsADirectoryError:
-        raise ScenarioError([Issue(file, None, "", _NO_VALUE, "is a directory, not a YAML file")]) from None
+        raise ScenarioError([Issue(file, None, "", NO_VALUE, "is a directory, not a YAML file")]) from None
     except OSError as exc:
-        raise ScenarioError([Issue(file, None, "", _NO_VALUE, f"cannot read file: {exc}")]) from None
+        raise ScenarioError([Issue(file, None, "", NO_VALUE, f"cannot read file: {exc}")]) from None
     if len(raw) > MAX_FILE_BYTES:
-        raise ScenarioError([Issue(file, None, "", _NO_VALUE,
+        raise ScenarioError([Issue(file, None, "", NO_VALUE,
                                    f"file is larger than {MAX_FILE_BYTES // 2**20} MiB: not a scenario file "
                                    "(they are a few kilobytes); check the path")])
     if b"\0" in raw:
-        raise ScenarioError([Issue(file, None, "", _NO_VALUE, "not a text file (it contains NUL bytes): "
+        raise ScenarioError([Issue(file, None, "", NO_VALUE, "not a text file (it contains NUL bytes): "
                                    "a scenario is a YAML text file")])
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ScenarioError([Issue(file, None, "", _NO_VALUE, f"not UTF-8 text (byte {exc.start}: "
+        raise ScenarioError([Issue(file, None, "", NO_VALUE, f"not UTF-8 text (byte {exc.start}: "
                                    f"{exc.reason}); save the file as UTF-8")]) from None
 
 
@@ -287,17 +287,17 @@ def _parse_yaml(text: str, file: str, issues: list[Issue] | None = None) -> tupl
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        raise ScenarioError([Issue(file, line, "", _NO_VALUE, f"malformed YAML: {what}")]) from None
+        raise ScenarioError([Issue(file, line, "", NO_VALUE, f"malformed YAML: {what}")]) from None
     except yaml.YAMLError as exc:
-        raise ScenarioError([Issue(file, None, "", _NO_VALUE, f"malformed YAML: {exc}")]) from None
+        raise ScenarioError([Issue(file, None, "", NO_VALUE, f"malformed YAML: {exc}")]) from None
     except RecursionError:
-        raise ScenarioError([Issue(file, None, "", _NO_VALUE,
+        raise ScenarioError([Issue(file, None, "", NO_VALUE,
                                    f"nested too deeply (more than {MAX_DEPTH} levels); a scenario needs about 8")]) \
             from None
     except _TooBigError as exc:
-        raise ScenarioError([Issue(file, None, "", _NO_VALUE, f"refused: {exc}")]) from None
+        raise ScenarioError([Issue(file, None, "", NO_VALUE, f"refused: {exc}")]) from None
     except (ValueError, OverflowError) as exc:  # e.g. an integer with thousands of digits
-        raise ScenarioError([Issue(file, None, "", _NO_VALUE, f"unreadable value: {exc}")]) from None
+        raise ScenarioError([Issue(file, None, "", NO_VALUE, f"unreadable value: {exc}")]) from None
     finally:
         if loader is not None:
             loader.dispose()
@@ -370,12 +370,12 @@ def _list_index(items: list[Any], seg: str) -> int | None:
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split ``path=value`` into path segments and the YAML-parsed value."""
     if "=" not in text:
-        raise ScenarioError([Issue(SET_SOURCE, None, text, _NO_VALUE,
+        raise ScenarioError([Issue(SET_SOURCE, None, text, NO_VALUE,
                                    "expected path=value, e.g. market.members.count=200000")])
     path_s, value_s = text.split("=", 1)
     segs = path_s.strip().split(".")
     if not path_s.strip() or any(not s.strip() for s in segs):
-        raise ScenarioError([Issue(SET_SOURCE, None, path_s, _NO_VALUE,
+        raise ScenarioError([Issue(SET_SOURCE, None, path_s, NO_VALUE,
                                    "bad path: use dotted field names, e.g. policies.new.refund.window_days")])
     try:
         value = _parse_yaml(value_s, SET_SOURCE)[0] if value_s.strip() else None
@@ -385,9 +385,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return [s.strip() for s in segs], value
 
 
-def apply_override(data: dict[str, Any], marks: dict[PathT, Loc], text: str, value: Any = _NO_VALUE) -> None:
+def apply_override(data: dict[str, Any], marks: dict[PathT, Loc], text: str, value: Any = NO_VALUE) -> None:
     """Apply one ``path=value`` override in place (``value`` given: ``text`` is just the path)."""
-    if value is _NO_VALUE:
+    if value is NO_VALUE:
         segs, value = parse_override(text)
         label = f"{SET_SOURCE} {text}"
     else:
@@ -409,11 +409,11 @@ def apply_override(data: dict[str, Any], marks: dict[PathT, Loc], text: str, val
                 allowed = f"an index 0..{len(cur) - 1}" if cur else "nothing (the list is empty)"
                 if names:
                     allowed += " or a name: " + ", ".join(names)
-                raise ScenarioError([Issue(label, None, _fmt_path(segs[: depth + 1]), _NO_VALUE,
+                raise ScenarioError([Issue(label, None, _fmt_path(segs[: depth + 1]), NO_VALUE,
                                            f"bad --set path: no item {seg!r} in this list; allowed: {allowed}")])
             key = idx % len(cur)
         else:
-            raise ScenarioError([Issue(label, None, _fmt_path(segs[: depth + 1]), _NO_VALUE,
+            raise ScenarioError([Issue(label, None, _fmt_path(segs[: depth + 1]), NO_VALUE,
                                        f"bad --set path: {_fmt_path(segs[:depth]) or '(top level)'} is {_show(cur)}, "
                                        "not a mapping or list, so it has no field " + repr(seg))])
         path.append(key)
@@ -873,12 +873,12 @@ def _model_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[BaseMode
 
 
 def _child(cur: Any, seg: str | int) -> Any:
-    """``cur[seg]`` for a mapping key or an in-range list index, else ``_NO_VALUE``."""
+    """``cur[seg]`` for a mapping key or an in-range list index, else ``NO_VALUE``."""
     if isinstance(cur, dict) and seg in cur:
         return cur[seg]
     if isinstance(cur, list) and isinstance(seg, int) and 0 <= seg < len(cur):
         return cur[seg]
-    return _NO_VALUE
+    return NO_VALUE
 
 
 def _clean_loc(data: Any, loc: Sequence[str | int]) -> tuple[PathT, Any]:
@@ -887,12 +887,12 @@ def _clean_loc(data: Any, loc: Sequence[str | int]) -> tuple[PathT, Any]:
     cur = data
     for i, seg in enumerate(loc):
         last = i == len(loc) - 1
-        if _child(cur, seg) is not _NO_VALUE:
+        if _child(cur, seg) is not NO_VALUE:
             path.append(seg)
             cur = _child(cur, seg)
         elif last and isinstance(seg, str) and not seg.startswith(("[", "function")) and "[" not in seg:
             path.append(seg)
-            cur = _NO_VALUE
+            cur = NO_VALUE
     return tuple(path), cur
 
 
@@ -963,7 +963,7 @@ def _pydantic_issues(exc: ValidationError, data: Any, marks: Mapping[PathT, Loc]
         else:
             msg = _TYPE_MESSAGES.get(etype, err["msg"])
             if etype == "missing":
-                value = _NO_VALUE
+                value = NO_VALUE
         raw.append((path, value, msg, etype))
     # A union (e.g. a dict-or-list field) reports one error per branch: keep the informative ones.
     deeper = {p[:n] for p, *_ in raw for n in range(len(p))}
@@ -1005,8 +1005,8 @@ class _Builder:
             if not sep or " " in fld:
                 fld, msg = "", text
             sub = self._resolve_field(path, fld)
-            value = self._value_at(sub) if fld else _NO_VALUE
-            if value is _NO_VALUE and fld in given:
+            value = self._value_at(sub) if fld else NO_VALUE
+            if value is NO_VALUE and fld in given:
                 value = given[fld]
             self.fail(sub, value, msg)
             raise _BuildError from None
@@ -1033,8 +1033,8 @@ class _Builder:
         cur: Any = self.data
         for seg in path:
             cur = _child(cur, seg)
-            if cur is _NO_VALUE:
-                return _NO_VALUE
+            if cur is NO_VALUE:
+                return NO_VALUE
         return cur
 
     # ----------------------------------------------------------------- generic models
@@ -1232,7 +1232,7 @@ class Scenario:
     locations: Mapping[PathT, Loc] = field(default_factory=dict, repr=False, compare=False)
     """Where each value of ``resolved`` came from (file and line, or ``--set``)."""
 
-    def issue(self, path: PathT, message: str, value: Any = _NO_VALUE) -> Issue:
+    def issue(self, path: PathT, message: str, value: Any = NO_VALUE) -> Issue:
         """An :class:`Issue` at ``path`` of ``resolved``, located at its file and line (for sweep.py)."""
         return _issue(self.resolved, self.locations, self.source, path, value, message)
 
@@ -1274,7 +1274,7 @@ def load_scenario(source: str | Path | Mapping[str, Any], overrides: Overrides =
         file = str(path)
         data, marks = _resolve_file(path, (), dup_issues)
     set_issues: list[Issue] = []
-    items = overrides.items() if isinstance(overrides, Mapping) else ((o, _NO_VALUE) for o in overrides)
+    items = overrides.items() if isinstance(overrides, Mapping) else ((o, NO_VALUE) for o in overrides)
     for text, value in items:
         try:
             apply_override(data, marks, text, value)

@@ -39,10 +39,9 @@ import pandas as pd
 from scipy import stats
 from scipy.stats import qmc
 
-from simulator.metrics import METRIC_NAMES
-from simulator.runner import TaskStore, open_executor
-from simulator.scenario import Issue, PathT, Scenario, ScenarioError, with_changes
-from simulator.sweep import (
+from simulator.core.metrics import METRIC_NAMES
+from simulator.experiments.runner import TaskStore, open_executor
+from simulator.experiments.sweep import (
     PURPOSE_BOOTSTRAP,
     PURPOSE_SENSITIVITY,
     Parameter,
@@ -57,6 +56,7 @@ from simulator.sweep import (
     run_points,
     write_figure_files,
 )
+from simulator.scenario import Issue, PathT, Scenario, ScenarioError, with_changes
 
 DEFAULT_OUTPUTS: tuple[str, ...] = ("diff.response_rate", "net_credit_burn")
 
@@ -446,8 +446,8 @@ class SensitivityResults:
         """``sensitivity.csv`` (indices), ``tornado.csv``, ``sensitivity_samples.csv``, figures, manifest."""
         import json
 
-        from simulator import plotting
-        from simulator.outputs import atomic_write
+        from simulator.io import plotting
+        from simulator.io.outputs import atomic_write
 
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
@@ -470,7 +470,7 @@ class SensitivityResults:
 
 
 def _manifest(res: SensitivityResults, files: Sequence[str], kw: Mapping[str, Any]) -> dict[str, Any]:
-    from simulator.outputs import git_revision, package_version, run_fingerprint
+    from simulator.io.outputs import git_revision, package_version, run_fingerprint
 
     sc, sp = res.scenario, res.spec
     git = git_revision()
@@ -577,7 +577,7 @@ def run_sensitivity(scenario: Scenario, *, n: int | None = None, replications: i
     """Sobol indices and the tornado of the scenario's outputs over its parameter ranges.
 
     Every evaluation (Sobol rows and tornado points) runs in one batch on the executor, with the
-    same options as :func:`simulator.sweep.run_sweep` (``store``: one file per finished task,
+    same options as :func:`simulator.experiments.sweep.run_sweep` (``store``: one file per finished task,
     reused when present).  ``plan``: :func:`plan_sensitivity`'s result, if already made.
     """
     if plan is None:

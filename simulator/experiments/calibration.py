@@ -37,10 +37,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from simulator.config import SEAT_TYPES, Dist, Market, Policy, RunConfig
-from simulator.experiment import compare, run_experiment, run_single
-from simulator.members import apportion
-from simulator.metrics import (
+from simulator.core.config import SEAT_TYPES, Dist, Market, Policy, RunConfig
+from simulator.core.members import apportion
+from simulator.core.metrics import (
     BREAKDOWN_KEYS,
     BREAKDOWN_METRICS,
     METRIC_NAMES,
@@ -49,7 +48,8 @@ from simulator.metrics import (
     breakdown_arrays,
     ratio,
 )
-from simulator.runner import Task, TaskKey, failure_report, open_executor, run_tasks
+from simulator.experiments.experiment import compare, run_experiment, run_single
+from simulator.experiments.runner import Task, TaskKey, failure_report, open_executor, run_tasks
 from simulator.scenario import Issue, Overrides, PathT, Scenario, ScenarioError, load_scenario, scenario_yaml
 
 CONFIDENCE = 0.95

@@ -48,10 +48,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simulator.calibration import SEAT_SHARES, SEGMENT_KEY, Observation, observe_task, t_interval
-from simulator.config import SEAT_TYPES, Market, Phase, Policy
-from simulator.metrics import BREAKDOWN_KEYS, METRIC_NAMES
-from simulator.runner import Task, TaskKey, TaskStore, failure_report, open_executor, run_tasks
+from simulator.core.config import SEAT_TYPES, Market, Phase, Policy
+from simulator.core.metrics import BREAKDOWN_KEYS, METRIC_NAMES
+from simulator.experiments.calibration import SEAT_SHARES, SEGMENT_KEY, Observation, observe_task, t_interval
+from simulator.experiments.runner import Task, TaskKey, TaskStore, failure_report, open_executor, run_tasks
 from simulator.scenario import Scenario
 
 RULES: tuple[str, ...] = ("refund", "allotments", "accrual", "pooling", "threshold", "switch")
@@ -465,7 +465,7 @@ def write_explain(result: ExplainResult, out: str | Path, *, argv: Sequence[str]
         _atomic_csv(out / name, frame)
         written.append(out / name)
     if figure:
-        from simulator.plotting import render_png, waterfall_figure
+        from simulator.io.plotting import render_png, waterfall_figure
 
         png = render_png(waterfall_figure(result.table, result.metrics))
         tmp = out / f".explain.png.tmp-{os.getpid()}"

@@ -1,6 +1,6 @@
 """Figures of experiment results - the only module that imports matplotlib.
 
-Every plot function takes a :class:`~simulator.experiment.Results`, draws on ``ax`` if given
+Every plot function takes a :class:`~simulator.experiments.experiment.Results`, draws on ``ax`` if given
 (else on a new figure), and returns the figure.  Figures are made with
 :class:`matplotlib.figure.Figure`, not pyplot: nothing global is touched, nothing stays open,
 no display is needed (rendering uses Agg), and a notebook shows the returned figure.  A policy
@@ -29,10 +29,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 from scipy import stats
 
-from simulator.tables import METRIC_LABELS, METRIC_UNITS, RATE_METRICS
+from simulator.io.tables import METRIC_LABELS, METRIC_UNITS, RATE_METRICS
 
 if TYPE_CHECKING:
-    from simulator.experiment import Results
+    from simulator.experiments.experiment import Results
 
 PALETTE: tuple[str, ...] = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 """Okabe-Ito colours (readable by colour-blind readers); the baseline takes the first."""
@@ -443,7 +443,7 @@ def _metric_label(metric: str) -> str:
 
 
 def _abs_diff_text(metric: str, row: Any) -> str:
-    from simulator.tables import RowFormat, scale_of
+    from simulator.io.tables import RowFormat, scale_of
 
     k = scale_of(metric)
     f = RowFormat([row.diff * k, row.ci_low * k, row.ci_high * k], 0.5 * (row.ci_high - row.ci_low) * k)
@@ -691,7 +691,7 @@ FIGURES_DIR = "figures"
 
 def write_pngs(pngs: dict[str, bytes], folder: str | Path) -> dict[str, Path]:
     """Write PNG bytes as ``folder/figures/NAME.png`` (atomically); return the paths."""
-    from simulator.outputs import atomic_write
+    from simulator.io.outputs import atomic_write
 
     target = Path(folder) / FIGURES_DIR
     target.mkdir(parents=True, exist_ok=True)
@@ -795,7 +795,7 @@ del _name, _fn, _method
 
 
 # --------------------------------------------------------------------------- sweeps and sensitivity (issue 8)
-# Figures of simulator.sweep and simulator.sensitivity: they take those modules' tidy tables
+# Figures of simulator.experiments.sweep and simulator.experiments.sensitivity: they take those modules' tidy tables
 # (sweep.csv, sensitivity.csv, tornado.csv as DataFrames) and return a Figure.
 
 SWEEP_MAX_LINES = 6

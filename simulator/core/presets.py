@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 
-from simulator.config import Accrual, Grant, Phase, Policy, RefundRule, Threshold
+from simulator.core.config import Accrual, Grant, Phase, Policy, RefundRule, Threshold
 
 OLD_ALLOTMENTS: tuple[tuple[str, int], ...] = (
     ("recruiter", 50),

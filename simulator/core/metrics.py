@@ -130,7 +130,7 @@ class ReplicationResult:
 
 def _label_order(by: str, present: set[str]) -> list[str]:
     """Labels in their natural order (seat types as in SEAT_TYPES, bands low -> high), else sorted."""
-    from simulator.config import SEAT_TYPES
+    from simulator.core.config import SEAT_TYPES
 
     natural = {"seat_type": SEAT_TYPES, "personalization_band": PERSONALIZATION_BANDS,
                "behaviour": ("fixed", "adaptive")}.get(by)

@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 import simpy
 
-from simulator.config import SEAT_TYPES, Market, Phase, Policy, RunConfig
-from simulator.ledger import NEVER, Ledger, accounts_for, allocate_with_accounts
-from simulator.members import FatigueClock, Members, build_members, daily_decay, response_delay
-from simulator.metrics import METRIC_NAMES, RecruiterTally, ReplicationResult, member_histogram, ratio
-from simulator.recruiters import AdaptTerms, Recruiters, adapt, build_recruiters, desired_sends, pressure, remember
-from simulator.seeding import Streams, streams
-from simulator.threshold import ThresholdBook
+from simulator.core.config import SEAT_TYPES, Market, Phase, Policy, RunConfig
+from simulator.core.ledger import NEVER, Ledger, accounts_for, allocate_with_accounts
+from simulator.core.members import FatigueClock, Members, build_members, daily_decay, response_delay
+from simulator.core.metrics import METRIC_NAMES, RecruiterTally, ReplicationResult, member_histogram, ratio
+from simulator.core.recruiters import AdaptTerms, Recruiters, adapt, build_recruiters, desired_sends, pressure, remember
+from simulator.core.seeding import Streams, streams
+from simulator.core.threshold import ThresholdBook
 
 DAILY_SERIES: tuple[str, ...] = (
     "sent", "sent_bulk", "sent_personalized", "responses", "accepted", "response_rate", "acceptance_rate",
@@ -490,7 +490,7 @@ def run_replication(
 ) -> ReplicationResult:
     """Simulate one replication of ``policy`` on ``market``.
 
-    ``seed`` is an integer or a replication's ``SeedSequence`` (see :mod:`simulator.seeding`);
+    ``seed`` is an integer or a replication's ``SeedSequence`` (see :mod:`simulator.core.seeding`);
     two policies run with the same seed face the same members, recruiters and random streams.
     """
     sim = Simulation(market, policy, run or RunConfig(), streams(seed))

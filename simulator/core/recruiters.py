@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.config import POOLABLE_SEATS, SEAT_TYPES, Adaptation, Market, SendingModel
-from simulator.members import apportion, draw
-from simulator.metrics import PERSONALIZATION_BANDS
-from simulator.sampling import poisson
+from simulator.core.config import POOLABLE_SEATS, SEAT_TYPES, Adaptation, Market, SendingModel
+from simulator.core.members import apportion, draw
+from simulator.core.metrics import PERSONALIZATION_BANDS
+from simulator.core.sampling import poisson
 
 MAX_DAILY_INMAILS = 1e6
 """Cap on a recruiter's expected InMails a day (keeps absurd volume distributions finite)."""

@@ -1,0 +1,35 @@
+"""The public entry points that return presentable results (``from simulator import run_scenario``).
+
+The experiments layer computes; this module, above io, wraps what it returns in
+:class:`~simulator.io.view.ResultsView` so that a notebook can print, plot and write it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from simulator.experiments import experiment
+from simulator.io.view import ResultsView
+from simulator.scenario import Overrides, Scenario
+
+Results = ResultsView
+"""The results type of the public API."""
+
+
+def run_experiment(scenario: Scenario, **options: Any) -> ResultsView:
+    """:func:`simulator.experiments.experiment.run_experiment`, returning :class:`ResultsView`."""
+    return ResultsView.of(experiment.run_experiment(scenario, **options))
+
+
+def run_scenario(source: str | Path | Mapping[str, Any], overrides: Overrides = (), **options: Any) -> ResultsView:
+    """Load a scenario (file path or mapping, with ``--set``-style overrides) and run it.
+
+    ``options`` go to :func:`run_experiment` (``replications``, ``root_seed``, ``workers``,
+    ``precision``, ...).  The notebook one-liner::
+
+        res = run_scenario("scenarios/old_vs_new.yaml", ["market.members.count=20000"], replications=5)
+        res.comparison, res.summary, res.replications, res.timeseries
+    """
+    return ResultsView.of(experiment.run_scenario(source, overrides, **options))
