@@ -154,7 +154,7 @@ class Storable(Protocol):
     def to_arrays(self) -> dict[str, np.ndarray]: ...
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` on a temporary file next to ``path``, then move it into place (``os.replace``).
 
     A crash or Ctrl-C at any moment leaves either the old file or the new one, never half of one.

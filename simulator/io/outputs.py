@@ -76,11 +76,11 @@ __all__ = [
 ]
 
 
-def _csv(frame: pd.DataFrame) -> Callable[[Path], None]:
+def _csv(frame: pd.DataFrame) -> Callable[[Path], object]:
     return lambda p: frame.to_csv(p, index=False)
 
 
-def _text(text: str) -> Callable[[Path], None]:
+def _text(text: str) -> Callable[[Path], object]:
     return lambda p: p.write_text(text, encoding="utf-8")
 
 
