@@ -1,6 +1,6 @@
 """Frozen configuration objects: the only inputs the simulation core accepts.
 
-YAML, pydantic and the command line live at the edge (``scenario.py``, ``cli.py``);
+YAML, pydantic and the command line live at the edge (``simulator.scenario``, ``simulator.cli``);
 they build these plain, immutable dataclasses.  Every field has a default and the
 reason for it is given in ``docs/model.md`` (ODD description).
 """
@@ -30,13 +30,27 @@ MAX_DAYS = 36_500
 """Upper bound of every day count (a century): calendars are arrays over days."""
 
 
-def _check(cond: bool, path: str, msg: str) -> None:
+class ConfigError(ValueError):
+    """An invalid field of a config object: ``field`` (a dotted path inside the object) and the reason.
+
+    A ``ValueError`` whose text is ``"field: message"``, so callers that catch ``ValueError`` keep
+    working; the scenario layer reads ``field`` to point at the YAML line that set it.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+def _check(cond: bool, field: str, message: str) -> None:
+    """Raise :class:`ConfigError` for ``field`` unless ``cond`` holds."""
     if not cond:
-        raise ValueError(f"{path}: {msg}")
+        raise ConfigError(field, message)
 
 
-def _prob(value: float, path: str) -> None:
-    _check(0.0 <= value <= 1.0, path, f"must be a probability in [0, 1], got {value!r}")
+def _prob(value: float, field: str) -> None:
+    _check(0.0 <= value <= 1.0, field, f"must be a probability in [0, 1], got {value!r}")
 
 
 # --------------------------------------------------------------------------- distributions
@@ -248,8 +262,8 @@ class RecruiterGroup:
         _check(self.behaviour in ("fixed", "adaptive"), "behaviour",
                f"must be fixed or adaptive, got {self.behaviour!r}")
         for name in ("personalization", "targeting_skill", "bulk_share"):
-            d: Dist = getattr(self, name)
-            _check(d.low >= 0.0 and d.high <= 1.0, name,
+            dist: Dist = getattr(self, name)
+            _check(dist.low >= 0.0 and dist.high <= 1.0, name,
                    "must stay within [0, 1] (use beta, or fixed/uniform inside [0, 1])")
         _check(self.daily_volume.low >= 0.0, "daily_volume", "must be non-negative")
         _check(self.time_budget_minutes.low >= 0.0, "time_budget_minutes", "must be non-negative")
@@ -406,10 +420,6 @@ class Threshold:
         _check(self.review_every_days >= 1, "review_every_days", "must be >= 1")
         for s in self.seat_types:
             _check(s in SEAT_TYPES, "seat_types", f"must be among {', '.join(SEAT_TYPES)}, got {s!r}")
-
-
-def _default_allotments() -> dict[str, int]:
-    return {s: 0 for s in SEAT_TYPES}
 
 
 @dataclass(frozen=True, slots=True)
