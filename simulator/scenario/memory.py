@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from simulator.core.config import Dist, Market, Policy, RunConfig
-from simulator.scenario.loading import NO_VALUE, Issue, ScenarioError
+from simulator.scenario.errors import NO_VALUE, Issue, ScenarioError
 
 if TYPE_CHECKING:
     from simulator.scenario.loading import Scenario
@@ -26,7 +26,6 @@ LIMIT_ENV = "INMAIL_SIM_MEMORY_LIMIT"
 """Overrides the available memory: bytes, or a number with a K/M/G/T suffix (``512M``, ``2G``)."""
 
 BYTES_PER_MEMBER = 90
-BYTES_PER_RECRUITER_DAY = 4 * 3   # int32 refund calendar + the threshold's two int32 calendars
 BYTES_PER_DAILY_SEND = 160        # the day's per-InMail temporaries (indices, draws, masks)
 BYTES_PER_SERIES_VALUE = 8 * 6    # a daily value in the worker's result and the parent's tidy frame
 PROCESS_OVERHEAD = 100 * 2**20    # interpreter, numpy, pandas, scipy per worker process
