@@ -8,6 +8,7 @@ reason for it is given in ``docs/model.md`` (ODD description).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -94,8 +95,6 @@ class Dist:
             return 0.5 * (self.a + self.b)
         if self.kind == "beta":
             return self.a
-        import math
-
         return self.a * math.exp(0.5 * self.b**2)
 
     @property
@@ -479,10 +478,6 @@ class Policy:
     @property
     def max_refund_delay(self) -> int:
         return max(p.refund.max_delay for p in self.phases)
-
-    def with_changes(self, **changes: object) -> Policy:
-        """A copy with top-level fields replaced (phase fields: use ``with_phase``)."""
-        return replace(self, **changes)  # type: ignore[arg-type]
 
     def with_phase(self, **changes: object) -> Policy:
         """A copy whose current phase has the given fields replaced."""

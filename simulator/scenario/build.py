@@ -138,7 +138,7 @@ class ConfigBuilder:
                 except BuildError:
                     failed = True
         if schema.recruiters is not None:
-            segment_names = [s.name for s in kwargs["members"].segments] if "members" in kwargs else None
+            segment_names = [segment.name for segment in kwargs["members"].segments] if "members" in kwargs else None
             groups = []
             for index, group in enumerate(schema.recruiters):
                 group_path = (*path, "recruiters", index)
@@ -160,7 +160,10 @@ class ConfigBuilder:
 
     def _weights_by_name(self, weights: dict[str, float], segment_names: list[str] | None,
                          group_path: PathT) -> tuple[float, ...]:
-        names = segment_names if segment_names is not None else [s.name for s in MemberPopulation().segments]
+        """One weight per segment, in segment order, from ``{segment name: weight}`` (absent: 0)."""
+        names = segment_names
+        if names is None:  # no members: section, so the default population's segments
+            names = [segment.name for segment in MemberPopulation().segments]
         unknown = [name for name in weights if name not in names]
         for name in unknown:
             self.fail((*group_path, "segment_weights", name), name, "unknown segment; allowed: " + ", ".join(names))
