@@ -246,6 +246,14 @@ policies:
     assert issue.path == "market.recruiters.bulk.segment_weights" and "one weight per segment" in issue.message
 
 
+def test_config_error_names_its_field() -> None:
+    """Config objects say which field is wrong (the scenario layer maps it to a YAML line)."""
+    with pytest.raises(c.ConfigError) as info:
+        c.Dist("uniform", 5.0, 1.0)
+    assert (info.value.field, info.value.message) == ("b", "uniform needs a <= b, got a=5.0, b=1.0")
+    assert isinstance(info.value, ValueError) and str(info.value) == "b: uniform needs a <= b, got a=5.0, b=1.0"
+
+
 def test_missing_field_and_baseline_and_empty_policies(tmp_path: Path) -> None:
     f = write_yaml(tmp_path / "t.yaml", "name: t\nmarket:\n  recruiters:\n    - {name: g}\npolicies: {}\n")
     got = {i.path: i.message for i in issues_of(f)}

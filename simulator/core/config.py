@@ -195,7 +195,7 @@ class MemberPopulation:
     def __post_init__(self) -> None:
         _check(self.count >= 1, "count", f"must be >= 1, got {self.count}")
         _check(len(self.segments) >= 1, "segments", "needs at least one segment")
-        names = [s.name for s in self.segments]
+        names = [segment.name for segment in self.segments]
         _check(len(set(names)) == len(names), "segments", f"segment names must be unique, got {names}")
 
 
@@ -298,17 +298,17 @@ class Market:
     sending: SendingModel = field(default_factory=SendingModel)
 
     def __post_init__(self) -> None:
-        names = [g.name for g in self.recruiters]
+        names = [group.name for group in self.recruiters]
         _check(len(set(names)) == len(names), "recruiters", f"group names must be unique, got {names}")
-        nseg = len(self.members.segments)
-        for g in self.recruiters:
-            if g.segment_weights is not None:
-                _check(len(g.segment_weights) == nseg, f"recruiters.{g.name}.segment_weights",
-                       f"needs one weight per segment ({nseg}), got {len(g.segment_weights)}")
+        segment_count = len(self.members.segments)
+        for group in self.recruiters:
+            if group.segment_weights is not None:
+                _check(len(group.segment_weights) == segment_count, f"recruiters.{group.name}.segment_weights",
+                       f"needs one weight per segment ({segment_count}), got {len(group.segment_weights)}")
 
     @property
     def recruiter_count(self) -> int:
-        return sum(g.count for g in self.recruiters)
+        return sum(group.count for group in self.recruiters)
 
 
 # --------------------------------------------------------------------------- policy
@@ -378,8 +378,8 @@ class Grant:
 
     def __post_init__(self) -> None:
         _check(self.amount >= 0, "amount", f"must be >= 0, got {self.amount}")
-        for s in self.seat_types:
-            _check(s in SEAT_TYPES, "seat_types", f"must be among {', '.join(SEAT_TYPES)}, got {s!r}")
+        for seat in self.seat_types:
+            _check(seat in SEAT_TYPES, "seat_types", f"must be among {', '.join(SEAT_TYPES)}, got {seat!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,8 +417,8 @@ class Threshold:
         _check(self.improvement_days >= 1, "improvement_days", "must be >= 1")
         _check(self.maturity_days >= 0, "maturity_days", "must be >= 0")
         _check(self.review_every_days >= 1, "review_every_days", "must be >= 1")
-        for s in self.seat_types:
-            _check(s in SEAT_TYPES, "seat_types", f"must be among {', '.join(SEAT_TYPES)}, got {s!r}")
+        for seat in self.seat_types:
+            _check(seat in SEAT_TYPES, "seat_types", f"must be among {', '.join(SEAT_TYPES)}, got {seat!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,11 +431,11 @@ class Phase:
     pooling: bool = False
 
     def __post_init__(self) -> None:
-        seen = [s for s, _ in self.allotments]
-        _check(len(set(seen)) == len(seen), "allotments", "a seat type is listed twice")
-        for s, n in self.allotments:
-            _check(s in SEAT_TYPES, f"allotments.{s}", f"unknown seat type; allowed: {', '.join(SEAT_TYPES)}")
-            _check(n >= 0, f"allotments.{s}", f"must be >= 0, got {n}")
+        seats = [seat for seat, _ in self.allotments]
+        _check(len(set(seats)) == len(seats), "allotments", "a seat type is listed twice")
+        for seat, credits in self.allotments:
+            _check(seat in SEAT_TYPES, f"allotments.{seat}", f"unknown seat type; allowed: {', '.join(SEAT_TYPES)}")
+            _check(credits >= 0, f"allotments.{seat}", f"must be >= 0, got {credits}")
 
     def allotment(self, seat: str) -> int:
         """Monthly credits for one seat of this type (0 when not listed)."""
