@@ -11,11 +11,10 @@ from scenario_helpers import SCENARIOS, tiny, write_yaml
 
 from simulator.core import config as c
 from simulator.core.presets import preset
-from simulator.scenario import ScenarioError, load_scenario, shrink_overrides
-from simulator.scenario import loading as s
+from simulator.scenario import Issue, ScenarioError, load_scenario, schema, shrink_overrides
 
 
-def issues_of(source: object, overrides: object = ()) -> list[s.Issue]:
+def issues_of(source: object, overrides: object = ()) -> list[Issue]:
     with pytest.raises(ScenarioError) as info:
         load_scenario(source, overrides)  # type: ignore[arg-type]
     return info.value.issues
@@ -155,17 +154,20 @@ def test_resolved_yaml_round_trips(tmp_path: Path) -> None:
     assert again.replications == 4 and again.root_seed == sc.root_seed
 
 
-def test_models_mirror_config_dataclasses() -> None:
-    """A field added to a config dataclass must be added to its scenario model too."""
-    for model in (s.DistModel, s.SegmentModel, s.MembersModel, s.RecruiterGroupModel, s.ResponseModelModel,
-                  s.FatigueModel, s.AdaptationModel, s.SendingModelModel, s.MarketModel):
+def test_schemas_mirror_config_dataclasses() -> None:
+    """A field added to a config dataclass must be added to its scenario schema too."""
+    mirrored = (schema.DistSchema, schema.SegmentSchema, schema.MembersSchema, schema.RecruiterGroupSchema,
+                schema.ResponseModelSchema, schema.FatigueSchema, schema.AdaptationSchema, schema.SendingModelSchema,
+                schema.MarketSchema)
+    for model in mirrored:
         assert model.target is not None
         assert {f.name for f in dataclasses.fields(model.target)} == set(model.model_fields), model.__name__
-    for model, target in ((s.RefundModel, c.RefundRule), (s.AccrualModel, c.Accrual),
-                          (s.ThresholdModel, c.Threshold), (s.GrantModel, c.Grant), (s.PhaseModel, c.Phase)):
+    by_hand = ((schema.RefundSchema, c.RefundRule), (schema.AccrualSchema, c.Accrual),
+               (schema.ThresholdSchema, c.Threshold), (schema.GrantSchema, c.Grant), (schema.PhaseSchema, c.Phase))
+    for model, target in by_hand:
         assert {f.name for f in dataclasses.fields(target)} == set(model.model_fields), model.__name__
     policy_fields = {f.name for f in dataclasses.fields(c.Policy)} - {"name", "phase", "sources"}
-    assert policy_fields <= set(s.PolicyModel.model_fields)
+    assert policy_fields <= set(schema.PolicySchema.model_fields)
 
 
 def test_shrink_overrides_keep_every_group() -> None:
@@ -244,6 +246,14 @@ policies:
     assert issue.path == "market.recruiters.bulk.segment_weights" and "one weight per segment" in issue.message
 
 
+def test_config_error_names_its_field() -> None:
+    """Config objects say which field is wrong (the scenario layer maps it to a YAML line)."""
+    with pytest.raises(c.ConfigError) as info:
+        c.Dist("uniform", 5.0, 1.0)
+    assert (info.value.field, info.value.message) == ("b", "uniform needs a <= b, got a=5.0, b=1.0")
+    assert isinstance(info.value, ValueError) and str(info.value) == "b: uniform needs a <= b, got a=5.0, b=1.0"
+
+
 def test_missing_field_and_baseline_and_empty_policies(tmp_path: Path) -> None:
     f = write_yaml(tmp_path / "t.yaml", "name: t\nmarket:\n  recruiters:\n    - {name: g}\npolicies: {}\n")
     got = {i.path: i.message for i in issues_of(f)}
@@ -299,7 +309,7 @@ def test_bad_set_paths(override: str, fragment: str) -> None:
 
 
 def test_issue_rendering() -> None:
-    issue = s.Issue("x.yaml", 3, "market.members.count", "lots", "must be a whole number")
+    issue = Issue("x.yaml", 3, "market.members.count", "lots", "must be a whole number")
     assert issue.render() == "x.yaml:3: market.members.count = 'lots': must be a whole number"
     err = ScenarioError([issue, issue])
     assert str(err).splitlines()[0] == "invalid scenario: 2 problems"

@@ -1,6 +1,6 @@
 """Frozen configuration objects: the only inputs the simulation core accepts.
 
-YAML, pydantic and the command line live at the edge (``scenario.py``, ``cli.py``);
+YAML, pydantic and the command line live at the edge (``simulator.scenario``, ``simulator.cli``);
 they build these plain, immutable dataclasses.  Every field has a default and the
 reason for it is given in ``docs/model.md`` (ODD description).
 """
@@ -8,6 +8,7 @@ reason for it is given in ``docs/model.md`` (ODD description).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -30,13 +31,27 @@ MAX_DAYS = 36_500
 """Upper bound of every day count (a century): calendars are arrays over days."""
 
 
-def _check(cond: bool, path: str, msg: str) -> None:
+class ConfigError(ValueError):
+    """An invalid field of a config object: ``field`` (a dotted path inside the object) and the reason.
+
+    A ``ValueError`` whose text is ``"field: message"``, so callers that catch ``ValueError`` keep
+    working; the scenario layer reads ``field`` to point at the YAML line that set it.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+def _check(cond: bool, field: str, message: str) -> None:
+    """Raise :class:`ConfigError` for ``field`` unless ``cond`` holds."""
     if not cond:
-        raise ValueError(f"{path}: {msg}")
+        raise ConfigError(field, message)
 
 
-def _prob(value: float, path: str) -> None:
-    _check(0.0 <= value <= 1.0, path, f"must be a probability in [0, 1], got {value!r}")
+def _prob(value: float, field: str) -> None:
+    _check(0.0 <= value <= 1.0, field, f"must be a probability in [0, 1], got {value!r}")
 
 
 # --------------------------------------------------------------------------- distributions
@@ -80,8 +95,6 @@ class Dist:
             return 0.5 * (self.a + self.b)
         if self.kind == "beta":
             return self.a
-        import math
-
         return self.a * math.exp(0.5 * self.b**2)
 
     @property
@@ -182,7 +195,7 @@ class MemberPopulation:
     def __post_init__(self) -> None:
         _check(self.count >= 1, "count", f"must be >= 1, got {self.count}")
         _check(len(self.segments) >= 1, "segments", "needs at least one segment")
-        names = [s.name for s in self.segments]
+        names = [segment.name for segment in self.segments]
         _check(len(set(names)) == len(names), "segments", f"segment names must be unique, got {names}")
 
 
@@ -248,8 +261,8 @@ class RecruiterGroup:
         _check(self.behaviour in ("fixed", "adaptive"), "behaviour",
                f"must be fixed or adaptive, got {self.behaviour!r}")
         for name in ("personalization", "targeting_skill", "bulk_share"):
-            d: Dist = getattr(self, name)
-            _check(d.low >= 0.0 and d.high <= 1.0, name,
+            dist: Dist = getattr(self, name)
+            _check(dist.low >= 0.0 and dist.high <= 1.0, name,
                    "must stay within [0, 1] (use beta, or fixed/uniform inside [0, 1])")
         _check(self.daily_volume.low >= 0.0, "daily_volume", "must be non-negative")
         _check(self.time_budget_minutes.low >= 0.0, "time_budget_minutes", "must be non-negative")
@@ -285,17 +298,17 @@ class Market:
     sending: SendingModel = field(default_factory=SendingModel)
 
     def __post_init__(self) -> None:
-        names = [g.name for g in self.recruiters]
+        names = [group.name for group in self.recruiters]
         _check(len(set(names)) == len(names), "recruiters", f"group names must be unique, got {names}")
-        nseg = len(self.members.segments)
-        for g in self.recruiters:
-            if g.segment_weights is not None:
-                _check(len(g.segment_weights) == nseg, f"recruiters.{g.name}.segment_weights",
-                       f"needs one weight per segment ({nseg}), got {len(g.segment_weights)}")
+        segment_count = len(self.members.segments)
+        for group in self.recruiters:
+            if group.segment_weights is not None:
+                _check(len(group.segment_weights) == segment_count, f"recruiters.{group.name}.segment_weights",
+                       f"needs one weight per segment ({segment_count}), got {len(group.segment_weights)}")
 
     @property
     def recruiter_count(self) -> int:
-        return sum(g.count for g in self.recruiters)
+        return sum(group.count for group in self.recruiters)
 
 
 # --------------------------------------------------------------------------- policy
@@ -365,8 +378,8 @@ class Grant:
 
     def __post_init__(self) -> None:
         _check(self.amount >= 0, "amount", f"must be >= 0, got {self.amount}")
-        for s in self.seat_types:
-            _check(s in SEAT_TYPES, "seat_types", f"must be among {', '.join(SEAT_TYPES)}, got {s!r}")
+        for seat in self.seat_types:
+            _check(seat in SEAT_TYPES, "seat_types", f"must be among {', '.join(SEAT_TYPES)}, got {seat!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,12 +417,8 @@ class Threshold:
         _check(self.improvement_days >= 1, "improvement_days", "must be >= 1")
         _check(self.maturity_days >= 0, "maturity_days", "must be >= 0")
         _check(self.review_every_days >= 1, "review_every_days", "must be >= 1")
-        for s in self.seat_types:
-            _check(s in SEAT_TYPES, "seat_types", f"must be among {', '.join(SEAT_TYPES)}, got {s!r}")
-
-
-def _default_allotments() -> dict[str, int]:
-    return {s: 0 for s in SEAT_TYPES}
+        for seat in self.seat_types:
+            _check(seat in SEAT_TYPES, "seat_types", f"must be among {', '.join(SEAT_TYPES)}, got {seat!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,11 +431,11 @@ class Phase:
     pooling: bool = False
 
     def __post_init__(self) -> None:
-        seen = [s for s, _ in self.allotments]
-        _check(len(set(seen)) == len(seen), "allotments", "a seat type is listed twice")
-        for s, n in self.allotments:
-            _check(s in SEAT_TYPES, f"allotments.{s}", f"unknown seat type; allowed: {', '.join(SEAT_TYPES)}")
-            _check(n >= 0, f"allotments.{s}", f"must be >= 0, got {n}")
+        seats = [seat for seat, _ in self.allotments]
+        _check(len(set(seats)) == len(seats), "allotments", "a seat type is listed twice")
+        for seat, credits in self.allotments:
+            _check(seat in SEAT_TYPES, f"allotments.{seat}", f"unknown seat type; allowed: {', '.join(SEAT_TYPES)}")
+            _check(credits >= 0, f"allotments.{seat}", f"must be >= 0, got {credits}")
 
     def allotment(self, seat: str) -> int:
         """Monthly credits for one seat of this type (0 when not listed)."""
@@ -469,10 +478,6 @@ class Policy:
     @property
     def max_refund_delay(self) -> int:
         return max(p.refund.max_delay for p in self.phases)
-
-    def with_changes(self, **changes: object) -> Policy:
-        """A copy with top-level fields replaced (phase fields: use ``with_phase``)."""
-        return replace(self, **changes)  # type: ignore[arg-type]
 
     def with_phase(self, **changes: object) -> Policy:
         """A copy whose current phase has the given fields replaced."""

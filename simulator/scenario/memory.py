@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from simulator.core.config import Dist, Market, Policy, RunConfig
-from simulator.scenario.loading import NO_VALUE, Issue, ScenarioError
+from simulator.scenario.errors import NO_VALUE, Issue, ScenarioError
 
 if TYPE_CHECKING:
     from simulator.scenario.loading import Scenario
@@ -26,7 +26,6 @@ LIMIT_ENV = "INMAIL_SIM_MEMORY_LIMIT"
 """Overrides the available memory: bytes, or a number with a K/M/G/T suffix (``512M``, ``2G``)."""
 
 BYTES_PER_MEMBER = 90
-BYTES_PER_RECRUITER_DAY = 4 * 3   # int32 refund calendar + the threshold's two int32 calendars
 BYTES_PER_DAILY_SEND = 160        # the day's per-InMail temporaries (indices, draws, masks)
 BYTES_PER_SERIES_VALUE = 8 * 6    # a daily value in the worker's result and the parent's tidy frame
 PROCESS_OVERHEAD = 100 * 2**20    # interpreter, numpy, pandas, scipy per worker process
@@ -46,25 +45,22 @@ class MemoryEstimate:
         return self.concurrent * (self.per_replication + PROCESS_OVERHEAD) + self.results
 
 
-def _dist_mean(d: Dist) -> float:
-    if d.kind == "fixed":
-        return d.a
-    if d.kind == "uniform":
-        return 0.5 * (d.a + d.b)
-    if d.kind == "beta":
-        return d.a
-    return d.a * math.exp(0.5 * min(d.b, 20.0) ** 2)  # lognormal: median a, log-sd b
+def _capped_mean(dist: Dist) -> float:
+    """The distribution's mean; a lognormal's log-sd is capped at 20 so an absurd spread cannot overflow."""
+    if dist.kind == "lognormal":
+        return dist.a * math.exp(0.5 * min(dist.b, 20.0) ** 2)
+    return dist.mean
 
 
 def daily_sends(market: Market) -> float:
     """Expected InMails wished for on a weekday, each recruiter capped by its time budget."""
     fastest = min(market.sending.minutes_personalized, market.sending.minutes_bulk)
     total = 0.0
-    for g in market.recruiters:
-        volume = _dist_mean(g.daily_volume)
+    for group in market.recruiters:
+        volume = _capped_mean(group.daily_volume)
         if fastest > 0:
-            volume = min(volume, _dist_mean(g.time_budget_minutes) / fastest + 1.0)
-        total += g.count * volume
+            volume = min(volume, _capped_mean(group.time_budget_minutes) / fastest + 1.0)
+        total += group.count * volume
     return total
 
 
@@ -72,9 +68,10 @@ def replication_bytes(market: Market, policy: Policy, run: RunConfig) -> int:
     """Estimated peak bytes of one replication of ``policy`` on ``market``."""
     recruiters = market.recruiter_count
     days = run.horizon_days + policy.max_refund_delay + 2
-    th = policy.threshold
-    th_days = run.horizon_days + th.maturity_days + th.window_days + 2 if th.enabled else 0
-    calendars = 4 * recruiters * (days + 2 * th_days)
+    threshold = policy.threshold
+    threshold_days = (run.horizon_days + threshold.maturity_days + threshold.window_days + 2
+                      if threshold.enabled else 0)
+    calendars = 4 * recruiters * (days + 2 * threshold_days)  # int32: refunds, the threshold's sends and responses
     sends = daily_sends(market)
     return int(BYTES_PER_MEMBER * market.members.count + calendars + BYTES_PER_DAILY_SEND * sends
                + 2 * 2**20)
@@ -82,21 +79,22 @@ def replication_bytes(market: Market, policy: Policy, run: RunConfig) -> int:
 
 def estimate(scenario: Scenario, concurrent: int = 1, replications: int | None = None) -> MemoryEstimate:
     """The memory a run of ``scenario`` needs with ``concurrent`` replications at once."""
-    per = max(replication_bytes(scenario.market, p, scenario.run) for p in scenario.policies.values())
-    n = scenario.replications if replications is None else replications
+    per_replication = max(replication_bytes(scenario.market, policy, scenario.run)
+                          for policy in scenario.policies.values())
+    count = scenario.replications if replications is None else replications
     series = DAILY_SERIES_COUNT * scenario.run.horizon_days if scenario.run.record_daily else 0
-    results = n * len(scenario.policies) * (series * BYTES_PER_SERIES_VALUE + 16_384)
-    return MemoryEstimate(per, max(1, concurrent), results)
+    results = count * len(scenario.policies) * (series * BYTES_PER_SERIES_VALUE + 16_384)
+    return MemoryEstimate(per_replication, max(1, concurrent), results)
 
 
 def parse_size(text: str) -> int:
     """``"2G"`` -> 2 * 2**30; plain numbers are bytes.  Raises ``ValueError`` for anything else."""
-    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    number = text.strip().upper().removesuffix("B").removesuffix("I")
     scale = 1
-    if t and t[-1] in "KMGT":
-        scale = 1024 ** ("KMGT".index(t[-1]) + 1)
-        t = t[:-1]
-    value = float(t)
+    if number and number[-1] in "KMGT":
+        scale = 1024 ** ("KMGT".index(number[-1]) + 1)
+        number = number[:-1]
+    value = float(number)
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"a memory size must be a positive number, got {text!r}")
     return int(value * scale)
@@ -127,8 +125,9 @@ def memory_limit(limit: int | None = None) -> tuple[int | None, str]:
     return available_memory(), "MemAvailable in /proc/meminfo"
 
 
-def gib(n: float) -> str:
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+def gib(size: float) -> str:
+    """A byte count for people: GiB from 1 GiB up, else MiB."""
+    return f"{size / 2**30:.2f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
 
 
 class MemoryLimitError(ScenarioError):
@@ -141,16 +140,16 @@ class MemoryLimitError(ScenarioError):
 def check_memory(scenario: Scenario, concurrent: int = 1, limit: int | None = None,
                  replications: int | None = None) -> MemoryEstimate:
     """Raise :class:`MemoryLimitError` if the run's estimate exceeds the limit; return the estimate."""
-    est = estimate(scenario, concurrent, replications)
+    needed = estimate(scenario, concurrent, replications)
     cap, source = memory_limit(limit)
-    if cap is None or est.total <= cap:
-        return est
-    m = scenario.market
-    at_once = f" x {est.concurrent} at once" if est.concurrent > 1 else ""
-    msg = (f"needs about {gib(est.total)} of memory but the limit is {gib(cap)} ({source}): "
-           f"one replication ~{gib(est.per_replication)} ({m.members.count:,} members, "
-           f"{m.recruiter_count:,} recruiters x {scenario.run.horizon_days:,} days){at_once}, "
-           f"results ~{gib(est.results)}. Use fewer members, recruiters or days, fewer --workers, "
-           f"--no-timeseries, or raise the limit with --memory-limit / {LIMIT_ENV}")
-    raise MemoryLimitError([Issue(scenario.source, None, "", NO_VALUE, msg)])
+    if cap is None or needed.total <= cap:
+        return needed
+    market = scenario.market
+    at_once = f" x {needed.concurrent} at once" if needed.concurrent > 1 else ""
+    message = (f"needs about {gib(needed.total)} of memory but the limit is {gib(cap)} ({source}): "
+               f"one replication ~{gib(needed.per_replication)} ({market.members.count:,} members, "
+               f"{market.recruiter_count:,} recruiters x {scenario.run.horizon_days:,} days){at_once}, "
+               f"results ~{gib(needed.results)}. Use fewer members, recruiters or days, fewer --workers, "
+               f"--no-timeseries, or raise the limit with --memory-limit / {LIMIT_ENV}")
+    raise MemoryLimitError([Issue(scenario.source, None, "", NO_VALUE, message)])
 

@@ -1,0 +1,153 @@
+"""Schema of the ``sweep:``, ``sensitivity:`` and ``calibration:`` blocks of a scenario.
+
+``inmail-sim sweep`` / ``sensitivity`` / ``calibrate`` read them (simulator.experiments) and ``run``
+ignores them.  Here only their shape is checked; whether each dotted path, metric and label fits
+the scenario is checked by the experiment that applies them (as ``--set`` overrides).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from simulator.scenario.schema_fields import (
+    MetricName,
+    Name,
+    NonNeg,
+    NonNegInt,
+    PosInt,
+    Positive,
+    StrictSchema,
+    in_range,
+)
+
+# --------------------------------------------------------------------------- sweep and sensitivity blocks
+
+
+class ParameterRangeSchema(StrictSchema):
+    """A numeric range of one parameter: ``{low, high}``; ``num`` evenly spaced points for a grid."""
+
+    low: float
+    high: float
+    num: Annotated[int, in_range(2)] | None = None
+    integer: bool | None = None
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ParameterRangeSchema:
+        if not self.low < self.high:
+            raise ValueError(f"needs low < high, got low={self.low:g}, high={self.high:g}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log: true needs low > 0, got low={self.low:g}")
+        return self
+
+
+SweepValues = Annotated[list[Any], Field(min_length=1)] | ParameterRangeSchema
+
+
+class SweepSchema(StrictSchema):
+    """``sweep:``: a grid (lists of values / ``{low, high, num}``) or ``n`` QMC points over ranges."""
+
+    method: Literal["grid", "lhs", "sobol", "halton"] = "grid"
+    n: PosInt | None = None
+    seed: NonNegInt | None = None
+    seeds: Literal["common", "per_point"] = "common"
+    replications: Annotated[int, in_range(1, 100_000)] | None = None
+    metrics: Annotated[list[MetricName], Field(min_length=1)] | None = None
+    parameters: Annotated[dict[str, SweepValues], Field(min_length=1)]
+
+
+class SensitivitySchema(StrictSchema):
+    """``sensitivity:``: Sobol indices and a tornado chart of chosen outputs over parameter ranges."""
+
+    parameters: Annotated[dict[str, ParameterRangeSchema], Field(min_length=1)] | None = None
+    outputs: Annotated[list[Name], Field(min_length=1)] | None = None
+    policy: Name | None = None
+    n: PosInt = 32
+    replications: Annotated[int, in_range(1, 100_000)] = 2
+    bootstrap: Annotated[int, in_range(0, 100_000)] = 999
+    confidence: Annotated[float, in_range(0, 1, lo_open=True, hi_open=True)] = 0.95
+    seed: NonNegInt | None = None
+    sobol: bool = True
+    tornado: bool = True
+
+
+# --------------------------------------------------------------------------- calibration block
+
+
+class CalibrationParameterSchema(StrictSchema):
+    """A free parameter: one market path (or several tied ones, ``{path: factor}``) and its range."""
+
+    name: Name | None = None
+    path: Name | None = None
+    paths: Annotated[list[Name], Field(min_length=1)] | Annotated[dict[str, float], Field(min_length=1)] | None = None
+    low: float
+    high: float
+    start: float | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CalibrationParameterSchema:
+        if (self.path is None) == (self.paths is None):
+            raise ValueError("give either path (one field) or paths (several fields tied to one value)")
+        if not self.low < self.high:
+            raise ValueError(f"needs low < high, got low={self.low:g}, high={self.high:g}")
+        if self.start is not None and not self.low <= self.start <= self.high:
+            raise ValueError(f"start={self.start:g} must lie in [low, high] = [{self.low:g}, {self.high:g}]")
+        return self
+
+
+class CalibrationTargetSchema(StrictSchema):
+    """A figure to reproduce: a point ``value``, a band ``low``..``high``, or a one-sided bound."""
+
+    name: Name | None = None
+    metric: Name
+    by: Name | None = None
+    label: Name | None = None
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+    scale: Positive | None = None
+    weight: NonNeg = 1.0
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CalibrationTargetSchema:
+        if (self.by is None) != (self.label is None):
+            raise ValueError("by and label go together (e.g. by: personalization_band, label: high)")
+        if self.value is not None and (self.low is not None or self.high is not None):
+            raise ValueError("give either value (a point) or low/high (a band or a bound), not both")
+        if self.value is None and self.low is None and self.high is None:
+            raise ValueError("needs value, or low and/or high")
+        if self.low is not None and self.high is not None and not self.low < self.high:
+            raise ValueError(f"needs low < high, got low={self.low:g}, high={self.high:g}")
+        return self
+
+
+class CalibrationCheckSchema(StrictSchema):
+    """A validation figure NOT used in fitting: a policy comparison predicted by the fitted market."""
+
+    name: Name
+    scenario: Name | None = None
+    policy: Name | None = None
+    metric: Name = "response_rate"
+    relative: bool = True
+    low: float | None = None
+    high: float | None = None
+    source: str = ""
+
+
+class CalibrationSchema(StrictSchema):
+    """``calibration:``: free market parameters, the figures to reproduce, and validation figures."""
+
+    policy: Name | None = None
+    replications: Annotated[int, in_range(1, 10_000)] = 4
+    check_replications: Annotated[int, in_range(2, 10_000)] = 10
+    method: Literal["nelder-mead", "powell"] = "nelder-mead"
+    max_evaluations: Annotated[int, in_range(1, 100_000)] = 80
+    tolerance: Positive = 0.002
+    regularization: NonNeg = 0.01
+    parameters: Annotated[list[CalibrationParameterSchema], Field(min_length=1)]
+    targets: Annotated[list[CalibrationTargetSchema], Field(min_length=1)] | None = None
+    validation: list[CalibrationCheckSchema] | None = None
+

@@ -1,0 +1,243 @@
+"""Reading scenario files: safe YAML with the line of every value, and ``extends:``.
+
+A file is read as text (bounded size, UTF-8), parsed with safe tags only, refused if it is deeper,
+larger or more self-referential than any scenario could be, and every value's path is mapped to
+its line.  Duplicate keys are issues, not silently "last one wins".  ``extends: base.yaml`` merges
+the file over its base (mappings key by key, anything else replaces; ``null`` drops a key).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simulator.scenario.errors import NO_VALUE, Issue, PathT, ScenarioError, format_path
+from simulator.scenario.locations import Loc
+
+
+class _KeyPreservingLoader(yaml.SafeLoader):
+    """SafeLoader whose mapping keys stay the strings written (``off:`` is the key 'off')."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):  # [a, b]: or {a: 1}: - never a field name
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a plain name, not a list or mapping", key_node.start_mark)
+            out[key_node.value] = self.construct_object(value_node, deep=deep)
+        return out
+
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        """An impossible date (2015-13-01) stays text, so validation can say where it is."""
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+
+_KeyPreservingLoader.add_constructor("tag:yaml.org,2002:timestamp", _KeyPreservingLoader.construct_yaml_timestamp)
+_KeyPreservingLoader.add_implicit_resolver(  # YAML 1.1 reads 1e6 (no dot) as text; analysts mean the number
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+MAX_FILE_BYTES = 1 << 20
+"""Largest scenario file read (scenario files are a few kilobytes; this stops a wrong file early)."""
+MAX_DEPTH = 40
+"""Deepest nesting accepted (a scenario needs about 8 levels)."""
+MAX_VALUES = 100_000
+"""Most values a file may hold once YAML aliases are expanded (stops 'billion laughs' alias bombs)."""
+
+
+class _TooBigError(Exception):
+    """The YAML structure is deeper, larger or more self-referential than any scenario."""
+
+
+def _walk_nodes(node: yaml.Node, path: PathT, file: str, marks: dict[PathT, Loc], issues: list[Issue],
+                depth: int = 0, ancestors: frozenset[int] = frozenset(), count: list[int] | None = None) -> None:
+    """Record the line of every value and report duplicate keys (before construction).
+
+    Raises :class:`_TooBigError` for nesting deeper than :data:`MAX_DEPTH`, more than :data:`MAX_VALUES`
+    values after alias expansion, or an alias that contains itself.
+    """
+    count = [0] if count is None else count
+    count[0] += 1
+    if count[0] > MAX_VALUES:
+        raise _TooBigError(f"more than {MAX_VALUES:,} values once YAML aliases (*name) are expanded; "
+                      "a scenario holds a few hundred")
+    if depth > MAX_DEPTH:
+        raise _TooBigError(f"nested more than {MAX_DEPTH} levels deep at {format_path(path[:6])}...; "
+                      "a scenario needs about 8")
+    if id(node) in ancestors:
+        raise _TooBigError(f"a YAML alias refers to a value that contains it ({format_path(path) or 'top level'})")
+    marks[path] = Loc(file, node.start_mark.line + 1)
+    inner = ancestors | {id(node)}
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                issues.append(Issue(file, line, format_path((*path, key)), NO_VALUE,
+                                    f"duplicate key {key!r} (first given on line {seen[key]}); give each key once"))
+            else:
+                seen[key] = line
+            _walk_nodes(value_node, (*path, key), file, marks, issues, depth + 1, inner, count)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk_nodes(item, (*path, index), file, marks, issues, depth + 1, inner, count)
+
+
+def _check_depth(text: str) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH` from the event stream, before the (recursive) composer."""
+    loader = _KeyPreservingLoader(text)
+    depth = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    where = f" (line {mark.line + 1})" if mark is not None else ""
+                    raise _TooBigError(f"nested more than {MAX_DEPTH} levels deep{where}; "
+                                       "a scenario needs about 8")
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    finally:
+        loader.dispose()
+
+
+def _read_text(path: Path) -> str:
+    """The file's text: at most :data:`MAX_FILE_BYTES`, UTF-8, no NUL bytes (else a ScenarioError)."""
+    file = str(path)
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise ScenarioError([Issue(file, None, "", NO_VALUE, "file not found")]) from None
+    except IsADirectoryError:
+        raise ScenarioError([Issue(file, None, "", NO_VALUE, "is a directory, not a YAML file")]) from None
+    except OSError as exc:
+        raise ScenarioError([Issue(file, None, "", NO_VALUE, f"cannot read file: {exc}")]) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ScenarioError([Issue(file, None, "", NO_VALUE,
+                                   f"file is larger than {MAX_FILE_BYTES // 2**20} MiB: not a scenario file "
+                                   "(they are a few kilobytes); check the path")])
+    if b"\0" in raw:
+        raise ScenarioError([Issue(file, None, "", NO_VALUE, "not a text file (it contains NUL bytes): "
+                                   "a scenario is a YAML text file")])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError([Issue(file, None, "", NO_VALUE, f"not UTF-8 text (byte {exc.start}: "
+                                   f"{exc.reason}); save the file as UTF-8")]) from None
+
+
+def load_yaml(path: Path, issues: list[Issue] | None = None) -> tuple[Any, dict[PathT, Loc]]:
+    """Parse one YAML file; return the data and the location of every value in it.
+
+    Duplicate keys are appended to ``issues`` (the last value wins meanwhile, so validation can
+    still report everything else); without ``issues`` they raise at once.
+    """
+    return parse_yaml(_read_text(path), str(path), issues)
+
+
+def parse_yaml(text: str, file: str, issues: list[Issue] | None = None) -> tuple[Any, dict[PathT, Loc]]:
+    """:func:`load_yaml` on text (also a ``--set`` value).
+
+    Safe tags only, bounded depth and size; every failure is a ScenarioError.
+    """
+    loader: _KeyPreservingLoader | None = None
+    try:
+        _check_depth(text)
+        loader = _KeyPreservingLoader(text)
+        node = loader.get_single_node()
+        if node is None:
+            return {}, {(): Loc(file, 1)}
+        marks: dict[PathT, Loc] = {}
+        duplicates: list[Issue] = []
+        _walk_nodes(node, (), file, marks, duplicates)
+        if duplicates and issues is None:
+            raise ScenarioError(duplicates)
+        if issues is not None:
+            issues += duplicates
+        return loader.construct_document(node), marks
+    except ScenarioError:
+        raise
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        raise ScenarioError([Issue(file, line, "", NO_VALUE, f"malformed YAML: {what}")]) from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError([Issue(file, None, "", NO_VALUE, f"malformed YAML: {exc}")]) from None
+    except RecursionError:
+        raise ScenarioError([Issue(file, None, "", NO_VALUE,
+                                   f"nested too deeply (more than {MAX_DEPTH} levels); a scenario needs about 8")]) \
+            from None
+    except _TooBigError as exc:
+        raise ScenarioError([Issue(file, None, "", NO_VALUE, f"refused: {exc}")]) from None
+    except (ValueError, OverflowError) as exc:  # e.g. an integer with thousands of digits
+        raise ScenarioError([Issue(file, None, "", NO_VALUE, f"unreadable value: {exc}")]) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _deep_merge(base: Any, child: Any, path: PathT, replaced: list[PathT]) -> Any:
+    """Child over base: mappings merge key by key, anything else (lists too) replaces."""
+    if isinstance(base, dict) and isinstance(child, dict):
+        out = dict(base)
+        for key, value in child.items():
+            if value is None:  # null: "not given" - drops what the base file set (e.g. one of its policies)
+                out.pop(key, None)
+                replaced.append((*path, key))
+            else:
+                out[key] = _deep_merge(base[key], value, (*path, key), replaced) if key in base else value
+        return out
+    replaced.append(path)
+    return child
+
+
+def is_under(path: PathT, prefix: PathT) -> bool:
+    """Whether ``path`` is ``prefix`` or inside it."""
+    return path[: len(prefix)] == prefix
+
+
+def resolve_file(path: Path, issues: list[Issue],
+                 chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any], dict[PathT, Loc]]:
+    """A scenario file with its ``extends`` chain merged in, and the location of every value.
+
+    ``chain`` holds the files that extend this one (to report circular extends); duplicate keys
+    are appended to ``issues``.
+    """
+    data, marks = load_yaml(path, issues)
+    if not isinstance(data, dict):
+        raise ScenarioError([Issue(str(path), 1, "", data, "a scenario must be a mapping (key: value lines)")])
+    if "extends" not in data:
+        return data, marks
+    extends = data.pop("extends")
+    extends_loc = marks.get(("extends",), Loc(str(path), None))
+    marks = {where: loc for where, loc in marks.items() if not is_under(where, ("extends",))}
+    if not isinstance(extends, str) or not extends:
+        raise ScenarioError([Issue(extends_loc.file, extends_loc.line, "extends", extends,
+                                   "must be the path of another scenario file, relative to this one")])
+    base_path = (path.parent / extends).resolve()
+    if base_path in chain or base_path == path.resolve():
+        raise ScenarioError([Issue(extends_loc.file, extends_loc.line, "extends", extends,
+                                   "circular extends: " + " -> ".join(map(str, (*chain, path, base_path))))])
+    if not base_path.is_file():
+        raise ScenarioError([Issue(extends_loc.file, extends_loc.line, "extends", extends,
+                                   f"file not found: {base_path}")])
+    base, base_marks = resolve_file(base_path, issues, (*chain, path.resolve()))
+    replaced: list[PathT] = []
+    merged = _deep_merge(base, data, (), replaced)
+    kept = {where: loc for where, loc in base_marks.items() if not any(is_under(where, gone) for gone in replaced)}
+    kept.update(marks)
+    return merged, kept

@@ -1,0 +1,108 @@
+"""``--set PATH=VALUE`` overrides: parsing them and applying them to a scenario mapping.
+
+A path is dotted field names; a list item is named by its index or by its ``name``
+(``market.recruiters.bulk.count=5``).  The value is read as YAML (``off``, ``[1, 2]``, ``{a: 1}``);
+``null`` (or nothing after ``=``) removes what was set, back to the preset's or default value.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from simulator.scenario.errors import NO_VALUE, SET_SOURCE, Issue, PathT, ScenarioError, format_path, show_value
+from simulator.scenario.files import is_under, parse_yaml
+from simulator.scenario.locations import Loc, list_index
+
+Overrides = Sequence[str] | Mapping[str, Any]
+"""``"path=value"`` strings (values parsed as YAML) or a ``{path: value}`` mapping."""
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``path=value`` into path segments and the YAML-parsed value."""
+    if "=" not in text:
+        raise ScenarioError([Issue(SET_SOURCE, None, text, NO_VALUE,
+                                   "expected path=value, e.g. market.members.count=200000")])
+    path_text, value_text = text.split("=", 1)
+    segments = path_text.strip().split(".")
+    if not path_text.strip() or any(not segment.strip() for segment in segments):
+        raise ScenarioError([Issue(SET_SOURCE, None, path_text, NO_VALUE,
+                                   "bad path: use dotted field names, e.g. policies.new.refund.window_days")])
+    try:
+        value = parse_yaml(value_text, SET_SOURCE)[0] if value_text.strip() else None
+    except ScenarioError as exc:
+        why = exc.issues[0].message if exc.issues else "unreadable"
+        raise ScenarioError([Issue(SET_SOURCE, None, path_text, value_text,
+                                   f"value is not valid YAML: {why}")]) from None
+    return [segment.strip() for segment in segments], value
+
+
+def _bad_list_item(items: list[Any], segment: str, label: str, shown_path: str) -> ScenarioError:
+    """The error for a list item that is neither an index nor the ``name`` of an item."""
+    names = [str(item.get("name")) for item in items if isinstance(item, dict) and "name" in item]
+    allowed = f"an index 0..{len(items) - 1}" if items else "nothing (the list is empty)"
+    if names:
+        allowed += " or a name: " + ", ".join(names)
+    return ScenarioError([Issue(label, None, shown_path, NO_VALUE,
+                                f"bad --set path: no item {segment!r} in this list; allowed: {allowed}")])
+
+
+def apply_override(data: dict[str, Any], marks: dict[PathT, Loc], text: str, value: Any = NO_VALUE) -> None:
+    """Apply one ``path=value`` override in place (``value`` given: ``text`` is just the path)."""
+    if value is NO_VALUE:
+        segments, value = parse_override(text)
+        label = f"{SET_SOURCE} {text}"
+    else:
+        segments = text.split(".")
+        label = f"{SET_SOURCE} {text}={show_value(value)}"
+    current: Any = data
+    path: list[str | int] = []
+    for depth, segment in enumerate(segments):
+        last = depth == len(segments) - 1
+        key: str | int
+        if isinstance(current, dict):
+            key = segment
+            if not last and (segment not in current or current[segment] is None):
+                current[segment] = {}
+                marks[(*path, segment)] = Loc(label, None)
+        elif isinstance(current, list):
+            index = list_index(current, segment)
+            if index is None:
+                raise _bad_list_item(current, segment, label, format_path(segments[: depth + 1]))
+            key = index % len(current)
+        else:
+            parent = format_path(segments[:depth]) or "(top level)"
+            raise ScenarioError([Issue(label, None, format_path(segments[: depth + 1]), NO_VALUE,
+                                       f"bad --set path: {parent} is {show_value(current)}, "
+                                       "not a mapping or list, so it has no field " + repr(segment))])
+        path.append(key)
+        if last and value is None and isinstance(current, dict):
+            current.pop(key, None)  # null: back to "not given"
+        elif last:
+            current[key] = copy.deepcopy(value)
+        else:
+            current = current[key]
+    target = tuple(path)
+    for located in [where for where in marks if is_under(where, target)]:
+        del marks[located]
+    marks[target] = Loc(label, None)
+
+
+def apply_overrides(data: dict[str, Any], marks: dict[PathT, Loc], overrides: Overrides) -> list[Issue]:
+    """Apply every override in place; return the problems of those that could not be applied."""
+    issues: list[Issue] = []
+    items = overrides.items() if isinstance(overrides, Mapping) else ((text, NO_VALUE) for text in overrides)
+    for text, value in items:
+        try:
+            apply_override(data, marks, text, value)
+        except ScenarioError as exc:
+            issues += exc.issues
+    return issues
+
+
+def override_texts(overrides: Overrides) -> list[str]:
+    """The overrides as ``path=value`` strings (what ``Scenario.overrides`` records)."""
+    if isinstance(overrides, Mapping):
+        return [f"{path}={show_value(value, 1000)}" for path, value in overrides.items()]
+    return list(overrides)

@@ -1,0 +1,246 @@
+"""The scenario schema (pydantic): the shape of a scenario file, checked before anything is built.
+
+Unknown keys are errors and nothing is coerced silently ("3" is not 3).  A schema whose ``target``
+is a config class (:mod:`simulator.core.config`) mirrors that class field by field; ``None``
+means "not given" (the preset's or the config class's default).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from simulator.core.config import (
+    Adaptation,
+    Dist,
+    Fatigue,
+    Market,
+    MemberPopulation,
+    RecruiterGroup,
+    ResponseModel,
+    Segment,
+    SendingModel,
+)
+from simulator.scenario.experiment_schema import CalibrationSchema, SensitivitySchema, SweepSchema
+from simulator.scenario.schema_fields import (
+    MAX_DAYS,
+    MAX_LOG_SD,
+    Count,
+    Credits,
+    Days,
+    LaxDate,
+    Name,
+    NonNeg,
+    PosCount,
+    PosDays,
+    PosInt,
+    Positive,
+    PresetName,
+    Prob,
+    SeatType,
+    StrictSchema,
+    in_range,
+)
+
+# --------------------------------------------------------------------------- market
+
+
+class DistSchema(StrictSchema):
+    """A distribution; a bare number means ``fixed``."""
+
+    target: ClassVar[type | None] = Dist
+    kind: Literal["fixed", "uniform", "beta", "lognormal"] = "fixed"
+    a: Annotated[float, in_range(-1e6, 1e6)] = 0.0
+    b: Annotated[float, in_range(-1e6, 1e6)] = 0.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _number_is_fixed(cls, given: Any) -> Any:
+        if isinstance(given, (int, float)) and not isinstance(given, bool):
+            return {"kind": "fixed", "a": float(given)}
+        if isinstance(given, dict) and "kind" not in given:
+            # a partial mapping (e.g. --set ...check_interval_days.a=2 over a default) would silently
+            # become fixed(a): ask for the whole distribution instead
+            raise ValueError("a distribution needs its kind (fixed, uniform, beta or lognormal): write it whole, "
+                             "e.g. {kind: lognormal, a: 4, b: 0.8}, or a bare number for fixed")
+        return given
+
+    @model_validator(mode="after")
+    def _sane_spread(self) -> DistSchema:
+        if self.kind == "lognormal" and self.b > MAX_LOG_SD:  # e^(3 x 3 sd) is already a factor of 8,000
+            raise ValueError(f"a lognormal's log-sd b must be <= {MAX_LOG_SD:g}, got {self.b:g}")
+        return self
+
+
+class SegmentSchema(StrictSchema):
+    target: ClassVar[type | None] = Segment
+    name: Name
+    share: Positive | None = None
+    base_response: Annotated[float, in_range(0, 1, lo_open=True, hi_open=True)] | None = None
+    active_share: Prob | None = None
+    check_interval_days: DistSchema | None = None
+    openness: DistSchema | None = None
+
+
+class MembersSchema(StrictSchema):
+    target: ClassVar[type | None] = MemberPopulation
+    count: PosCount | None = None
+    segments: Annotated[list[SegmentSchema], Field(min_length=1)] | None = None
+
+
+class RecruiterGroupSchema(StrictSchema):
+    target: ClassVar[type | None] = RecruiterGroup
+    name: Name
+    count: Count
+    seat_type: SeatType | None = None
+    behaviour: Literal["fixed", "adaptive"] | None = None
+    personalization: DistSchema | None = None
+    targeting_skill: DistSchema | None = None
+    daily_volume: DistSchema | None = None
+    bulk_share: DistSchema | None = None
+    time_budget_minutes: DistSchema | None = None
+    team_size: PosCount | None = None
+    segment_weights: dict[str, NonNeg] | list[NonNeg] | None = None
+
+
+class ResponseModelSchema(StrictSchema):
+    target: ClassVar[type | None] = ResponseModel
+    personalization_effect: NonNeg | None = None
+    reference_personalization: Prob | None = None
+    bulk_personalization_factor: Prob | None = None
+    member_heterogeneity_sd: NonNeg | None = None
+    observation_days: PosDays | None = None
+
+
+class FatigueSchema(StrictSchema):
+    target: ClassVar[type | None] = Fatigue
+    enabled: bool | None = None
+    weight_bulk: NonNeg | None = None
+    weight_personalized: NonNeg | None = None
+    half_life_days: Positive | None = None
+    sensitivity: NonNeg | None = None
+
+
+class AdaptationSchema(StrictSchema):
+    target: ClassVar[type | None] = Adaptation
+    enabled: bool | None = None
+    weight_cost: NonNeg | None = None
+    weight_scarcity: NonNeg | None = None
+    weight_warning: NonNeg | None = None
+    weight_improvement: NonNeg | None = None
+    max_personalization_shift: Prob | None = None
+    max_volume_cut: Prob | None = None
+    speed: Prob | None = None
+    memory_days: Annotated[float, in_range(1, MAX_DAYS)] | None = None
+    cost_reference: Annotated[float, in_range(0, 1, hi_open=True)] | None = None
+
+
+class SendingModelSchema(StrictSchema):
+    target: ClassVar[type | None] = SendingModel
+    minutes_personalized: NonNeg | None = None
+    minutes_bulk: NonNeg | None = None
+    weekend_factor: Annotated[float, in_range(0, 10)] | None = None
+    adaptation: AdaptationSchema | None = None
+
+
+class MarketSchema(StrictSchema):
+    target: ClassVar[type | None] = Market
+    members: MembersSchema | None = None
+    recruiters: list[RecruiterGroupSchema] | None = None
+    response: ResponseModelSchema | None = None
+    fatigue: FatigueSchema | None = None
+    sending: SendingModelSchema | None = None
+
+
+# --------------------------------------------------------------------------- policies
+
+
+class RefundSchema(StrictSchema):
+    kind: Literal["on_silence", "on_response", "never"] | None = None
+    window_days: Days | None = None
+    latency_days: Days | None = None
+
+
+class AccrualSchema(StrictSchema):
+    kind: Literal["unlimited", "cap", "expire"] | None = None
+    cap_months: Annotated[float, in_range(0, 1200)] | None = None
+    expire_days: PosDays | None = None
+
+
+class ThresholdSchema(StrictSchema):
+    """``on`` / ``off`` or a mapping of threshold fields (a mapping switches it on unless it says otherwise)."""
+
+    enabled: bool | None = None
+    min_sends: PosInt | None = None
+    window_days: PosDays | None = None
+    min_rate: Prob | None = None
+    warning_days: Days | None = None
+    ack_delay_days: Days | None = None
+    improvement_days: PosDays | None = None
+    maturity_days: Days | None = None
+    review_every_days: PosDays | None = None
+    seat_types: list[SeatType] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bool_is_switch(cls, given: Any) -> Any:
+        return {"enabled": given} if isinstance(given, bool) else given
+
+
+class GrantSchema(StrictSchema):
+    date: LaxDate
+    amount: Credits
+    seat_types: list[SeatType] | None = None
+    name: Name | None = None
+
+
+class PhaseSchema(StrictSchema):
+    """Overrides of the credit rules of one phase."""
+
+    refund: RefundSchema | None = None
+    allotments: dict[SeatType, Credits] | None = None
+    accrual: AccrualSchema | None = None
+    pooling: bool | None = None
+
+
+class BeforeSchema(PhaseSchema):
+    """The phase before ``switch_date``: a preset's rules (``preset: old_2014``) plus overrides."""
+
+    preset: PresetName | None = None
+
+
+class PolicySchema(PhaseSchema):
+    """A named policy: a preset (or nothing = built from scratch) plus overrides."""
+
+    preset: PresetName | None = None
+    description: str | None = None
+    threshold: ThresholdSchema | None = None
+    grants: list[GrantSchema] | None = None
+    switch_date: LaxDate | None = None
+    before: BeforeSchema | None = None
+
+
+PolicyName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+# --------------------------------------------------------------------------- the whole scenario
+
+
+class ScenarioSchema(StrictSchema):
+    """The whole experiment."""
+
+    name: Name | None = None
+    description: str = ""
+    start_date: LaxDate | None = None
+    horizon_days: Annotated[int, in_range(1, MAX_DAYS)] | None = None
+    replications: Annotated[int, in_range(1, 100_000)] = 20
+    max_replications: Annotated[int, in_range(1, 100_000)] = 200
+    root_seed: Annotated[int, in_range(0)] = 20150201
+    baseline: Name | None = None
+    market: MarketSchema | None = None
+    policies: Annotated[dict[PolicyName, PolicySchema], Field(min_length=1)]
+    sweep: SweepSchema | None = None
+    sensitivity: SensitivitySchema | None = None
+    calibration: CalibrationSchema | None = None
+
