@@ -17,7 +17,7 @@ import simulator.core.engine as engine
 from simulator.api import Results, run_experiment, run_scenario
 from simulator.core.metrics import METRIC_NAMES
 from simulator.core.seeding import replication_seed, streams
-from simulator.experiments.experiment import compare, run_single, summarize
+from simulator.experiments.experiment import compare, precision_half_widths, run_single, summarize
 from simulator.scenario import Scenario, load_scenario
 
 
@@ -187,14 +187,21 @@ def test_precision_stops_at_the_cap(small: Scenario) -> None:
 
 
 def test_precision_adds_replications_until_narrow_enough(small: Scenario, serial_results: Results) -> None:
-    comp = serial_results.comparison.set_index("metric")
-    start = 0.5 * (comp.loc["response_rate", "ci_high"] - comp.loc["response_rate", "ci_low"])
-    res = run_experiment(small, replications=3, precision=start / 2, max_replications=40)
+    """The target is half the widest main half-width after 3 replications, so the branch taken is known.
+
+    At n = 3 the widest half-width is 2x the target: the rule asks for ceil(3 x 2^2 x 1.1) = 14
+    replications, capped at 4n = 12 per step.  At n = 12 the t quantile drops from 4.30 (2 df) to
+    2.20 (11 df) and the standard error by about sqrt(12 / 3) = 2, so the width is about a quarter
+    of where it started (for this seed: 0.185 against the target 0.338): reached after 12, not the cap.
+    """
+    start = precision_half_widths(serial_results.replications, small.baseline)
+    target = max(start.values()) / 2
+    res = run_experiment(small, replications=3, precision=target, max_replications=40)
     assert res.precision is not None
-    assert res.n_replications > 3
-    assert res.precision.reached or res.n_replications == 40
-    if res.precision.reached:
-        assert max(res.precision.half_widths.values()) <= start / 2
+    assert res.precision.reached and res.n_replications == 12
+    assert "reached after 12 replications" in res.precision.message
+    assert max(res.precision.half_widths.values()) <= target
+    assert res.precision.half_widths == precision_half_widths(res.replications, small.baseline)
     # the first replications are the same as without --precision
     first = res.replications[res.replications["replication"] < 3].reset_index(drop=True)
     pd.testing.assert_frame_equal(first, serial_results.replications)

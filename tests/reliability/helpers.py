@@ -17,7 +17,8 @@ from scenario_helpers import ROOT, tiny, write_yaml
 from simulator.cli import main
 from simulator.experiments.runner import FAULT_ENV
 
-__all__ = ["FAULT_ENV", "ROOT", "children", "cli", "spawn", "tiny", "tiny_file", "wait_for_files", "write_yaml"]
+__all__ = ["FAULT_ENV", "ROOT", "children", "cli", "spawn", "tiny", "tiny_file", "wait_for_children", "wait_for_files",
+           "write_yaml"]
 
 
 def tiny_file(folder: Path, name: str = "tiny.yaml", **changes: object) -> Path:
@@ -67,6 +68,26 @@ def children(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             out.append(int(stat.parent.name))
     return out
+
+
+def wait_for_children(proc: subprocess.Popen[str], n: int, timeout: float = 60.0) -> list[int]:
+    """Wait until the run ``proc`` has exactly ``n`` live child processes (its worker pool) and return them.
+
+    Polls instead of sleeping a fixed time: a pool's workers start when the executor gets round to
+    it, which on a loaded machine can be long after the first replication files appear.
+    """
+    end = time.monotonic() + timeout
+    pool: list[int] = []
+    while time.monotonic() < end:
+        pool = [p for p in children(proc.pid) if alive(p)]
+        if len(pool) == n:
+            return pool
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"the run ended early with code {proc.returncode}:\n{out}\n{err}")
+        time.sleep(0.05)
+    kill_group(proc)
+    pytest.fail(f"the run has {len(pool)} live child processes, not {n}, after {timeout} s")
 
 
 def alive(pid: int) -> bool:

@@ -15,7 +15,7 @@ import pytest
 
 from simulator.io.outputs import TASKS_DIR
 
-from .helpers import alive, children, kill_group, spawn, tiny_file, wait_for_files
+from .helpers import alive, kill_group, spawn, tiny_file, wait_for_children, wait_for_files
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists() or os.name != "posix",
                                 reason="needs POSIX signals and /proc")
@@ -58,9 +58,8 @@ def test_ctrl_c_stops_workers_keeps_finished_replications_exit_130(
     proc = spawn(["run", str(scenario), "--out", str(out), "-n", "4", "-q", "--workers", workers], fault="hang:2")
     try:
         wait_for_files(out / TASKS_DIR, 4, proc)
-        time.sleep(0.3)
-        pool = children(proc.pid)
-        assert len(pool) == (2 if workers == "2" else 0)
+        # the replication-2 tasks hang, so the pool stays at its full size: wait for it to show
+        pool = wait_for_children(proc, 2 if workers == "2" else 0)
         if whole_group:  # what a terminal's Ctrl-C does: SIGINT to every process of the group
             os.killpg(proc.pid, signal.SIGINT)
         else:
@@ -101,9 +100,7 @@ def test_a_worker_killed_from_outside_is_reported_and_the_run_resumes(reference:
     proc = spawn(["run", str(scenario), "--out", str(out), "-n", "4", "-q", "--workers", "2"], fault="hang:2")
     try:
         wait_for_files(out / TASKS_DIR, 4, proc)
-        time.sleep(0.3)
-        pool = children(proc.pid)
-        assert len(pool) == 2
+        pool = wait_for_children(proc, 2)
         os.kill(pool[0], signal.SIGKILL)  # e.g. the out-of-memory killer
         code, _, err = finish(proc)
     finally:
@@ -141,7 +138,7 @@ def test_the_main_process_killed_with_sigkill_loses_nothing_finished(reference: 
     proc = spawn(["run", str(scenario), "--out", str(out), "-n", "4", "-q", "--workers", "2"], fault="hang:3")
     try:
         wait_for_files(out / TASKS_DIR, 6, proc)
-        pool = children(proc.pid)
+        pool = wait_for_children(proc, 2)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         end = time.monotonic() + 10

@@ -7,11 +7,11 @@ import tracemalloc
 
 import pytest
 
-from simulator.experiments.experiment import _run_task
+from simulator.core.engine import DAILY_SERIES
+from simulator.experiments.experiment import _run_task, run_experiment
 from simulator.scenario import Scenario, load_scenario
 from simulator.scenario.memory import (
     BYTES_PER_MEMBER,
-    BYTES_PER_SERIES_VALUE,
     DAILY_SERIES_COUNT,
     LIMIT_ENV,
     PROCESS_OVERHEAD,
@@ -68,7 +68,32 @@ def test_workers_multiply_the_replication_and_results_grow_with_replications() -
     assert estimate(sc, 1, replications=40).results == 2 * estimate(sc, 1, replications=20).results
     no_ts = dataclasses.replace(sc, run=dataclasses.replace(sc.run, record_daily=False))
     series = estimate(sc, 1, replications=40).results - estimate(no_ts, 1, replications=40).results
-    assert series == 40 * 2 * DAILY_SERIES_COUNT * sc.run.horizon_days * BYTES_PER_SERIES_VALUE
+    # by hand: 40 replications x 2 policies x 21 daily series x 40 days x 48 bytes (a float64 in the
+    # worker's result + five 8-byte columns of the parent's tidy frame)
+    assert sc.run.horizon_days == 40 and len(sc.policies) == 2
+    assert series == 40 * 2 * 21 * 40 * 48 == 3_225_600
+
+
+def test_series_count_is_the_engines() -> None:
+    """The estimate's count of daily series is the number the engine records."""
+    assert len(DAILY_SERIES) == DAILY_SERIES_COUNT
+
+
+def test_series_estimate_covers_what_a_small_run_really_holds() -> None:
+    """Measured, not recomputed: the daily values a 2-replication run returns and the tidy frame built from them."""
+    sc = scenario(horizon=20)
+    res = run_experiment(sc, replications=2)
+    record = _run_task(sc.market, sc.policies["new"], sc.run, sc.root_seed, 0)  # what a worker sends back
+    assert len(record.daily) == DAILY_SERIES_COUNT
+    assert all(v.shape == (sc.run.horizon_days,) for v in record.daily.values())
+    ts = res.timeseries
+    assert ts["metric"].nunique() == DAILY_SERIES_COUNT and ts["day"].nunique() == sc.run.horizon_days
+    worker_bytes = len(ts) * record.daily["sent"].itemsize    # each value arrives as one float64
+    frame_bytes = int(ts.memory_usage(index=False, deep=False).sum())
+    measured = worker_bytes + frame_bytes
+    no_ts = dataclasses.replace(sc, run=dataclasses.replace(sc.run, record_daily=False))
+    series = estimate(sc, 1, replications=2).results - estimate(no_ts, 1, replications=2).results
+    assert measured <= series <= 1.5 * measured, (measured, series)
 
 
 def test_refusal_names_the_estimate_and_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
