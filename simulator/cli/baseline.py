@@ -1,0 +1,101 @@
+"""``inmail-sim baseline save|check``: regression tests on a run's summary statistics.
+
+The mechanism is :mod:`simulator.experiments.baseline`; ``check`` exits 1 when a number moved.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from simulator.cli.common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    InputError,
+    ProgressBar,
+    add_no_progress_option,
+    add_scenario_argument,
+    add_set_option,
+    int_at_least,
+    positive_float,
+)
+from simulator.scenario import load_scenario
+
+if TYPE_CHECKING:
+    from simulator.cli.common import Subcommands
+
+
+def add_baseline_parser(commands: Subcommands) -> None:
+    """``inmail-sim baseline save`` and ``inmail-sim baseline check``."""
+    baseline = commands.add_parser("baseline", help="store a run's summary statistics, or check a new run against them",
+                                   description="Regression tests on summary statistics. `check` exits 1 when a "
+                                               "number moved, 0 when none did, 2 on bad input or a changed "
+                                               "scenario.")
+    actions = baseline.add_subparsers(dest="baseline_command", metavar="ACTION", required=True)
+    save = actions.add_parser("save", help="run SCENARIO; store means, standard errors and n in FILE (JSON)")
+    add_scenario_argument(save)
+    save.add_argument("--to", required=True, metavar="FILE", help="the baseline file to write")
+    save.add_argument("--replications", "-n", type=int_at_least(2), metavar="N",
+                      help="replications per policy (default: the scenario's; at least 2, 10+ recommended)")
+    save.add_argument("--seed", type=int_at_least(0), metavar="S", help="root seed (default: the scenario's)")
+    add_set_option(save)
+    check = actions.add_parser("check", help="re-run SCENARIO as the baseline was made and compare metric by metric")
+    add_scenario_argument(check)
+    check.add_argument("--against", required=True, metavar="FILE", help="the baseline file")
+    check.add_argument("--mode", choices=("statistical", "exact"), default="statistical",
+                       help="statistical (default): any seed or version, each difference tested against its "
+                            "standard error; exact: same seed, replications and versions, identical numbers")
+    check.add_argument("--seed", type=int_at_least(0), metavar="S", help="root seed (default: the stored one)")
+    check.add_argument("--replications", "-n", type=int_at_least(2), metavar="N",
+                       help="replications per policy (default: the stored number)")
+    check.add_argument("--alpha", type=positive_float, default=0.01, metavar="A",
+                       help="family-wise false-alarm rate of statistical mode (default 0.01)")
+    check.add_argument("--allow-changed-scenario", action="store_true",
+                       help="compare even if the scenario changed since the baseline was saved")
+    check.add_argument("--failures-only", action="store_true", help="print only the rows that moved")
+    for parser in (save, check):
+        parser.add_argument("--workers", "-j", type=int_at_least(1), default=1, metavar="K",
+                            help="worker processes (default 1); results do not depend on it")
+        add_no_progress_option(parser)
+
+
+def cmd_baseline_save(args: argparse.Namespace) -> int:
+    """``inmail-sim baseline save``: run the scenario and store its statistics."""
+    from simulator.experiments.baseline import BaselineError, save_baseline
+    from simulator.experiments.experiment import run_experiment
+
+    if Path(args.to).is_dir():
+        raise InputError(f"--to {args.to}: is a folder; give the baseline file name")
+    scenario = load_scenario(args.scenario, args.set)
+    if (args.replications or scenario.replications) < 2:
+        raise InputError(f"{args.scenario}: a baseline needs at least 2 replications (10+ recommended); "
+                         "use --replications N")
+    with ProgressBar("baseline", unit="replication", hidden=args.no_progress) as bar:
+        results = run_experiment(scenario, replications=args.replications, root_seed=args.seed,
+                                 workers=args.workers, progress=bar)
+    try:
+        saved = save_baseline(results, args.to, scenario_file=args.scenario)
+    except BaselineError as exc:
+        raise InputError(str(exc)) from None
+    metrics = len(next(iter(saved.stats.values())))
+    print(f"baseline of {saved.scenario} saved to {args.to}: {len(saved.stats)} rows (policies and paired "
+          f"differences) x {metrics} metrics, {saved.replications} replications, seed {saved.root_seed}, "
+          f"scenario hash {saved.scenario_hash[:12]}")
+    return EXIT_OK
+
+
+def cmd_baseline_check(args: argparse.Namespace) -> int:
+    """``inmail-sim baseline check``: re-run and compare; exit 1 when a number moved."""
+    from simulator.experiments.baseline import BaselineError, check_scenario
+
+    try:
+        with ProgressBar("baseline", unit="replication", hidden=args.no_progress) as bar:
+            report = check_scenario(args.scenario, args.against, args.mode, seed=args.seed,
+                                    replications=args.replications, alpha=args.alpha,
+                                    allow_changed_scenario=args.allow_changed_scenario, workers=args.workers,
+                                    progress=bar)
+    except BaselineError as exc:
+        raise InputError(str(exc)) from None
+    print(report.render(only_failures=args.failures_only))
+    return EXIT_OK if report.ok else EXIT_FAILURE

@@ -1,0 +1,35 @@
+"""``inmail-sim report DIR``: figures and report.html from a finished run folder (see :mod:`simulator.io.report`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from simulator.cli.common import EXIT_FAILURE, EXIT_OK, InputError
+
+if TYPE_CHECKING:
+    from simulator.cli.common import Subcommands
+
+
+def add_report_parser(commands: Subcommands) -> None:
+    """``inmail-sim report DIR``."""
+    report = commands.add_parser(
+        "report", help="(re)draw the figures and write report.html from a finished run folder",
+        description="Draw DIR/figures/*.png and write DIR/report.html, a single self-contained page (figures "
+                    "embedded, no network) from the files of `inmail-sim run`.")
+    report.add_argument("folder", metavar="DIR", help="the output folder of `inmail-sim run`")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``inmail-sim report DIR``; exit 1 when a figure could not be drawn."""
+    from simulator.io.report import NotARunFolderError, build_report
+
+    try:
+        report = build_report(args.folder)
+    except NotARunFolderError as exc:
+        raise InputError(str(exc)) from None
+    for name, error in report.errors.items():
+        print(f"inmail-sim: figure {name} could not be drawn: {error}", file=sys.stderr)
+    print(f"report written to\n  {report.path}")
+    return EXIT_FAILURE if report.errors else EXIT_OK

@@ -1,0 +1,202 @@
+"""``inmail-sim run`` (a scenario's Monte Carlo experiment into a run folder) and ``inmail-sim validate``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from simulator.cli.common import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    ErrorLog,
+    InputError,
+    ProgressBar,
+    add_executor_options,
+    add_resume_options,
+    add_scenario_argument,
+    add_set_option,
+    executor_settings,
+    int_at_least,
+    open_run_folder,
+    opened_executor,
+    positive_float,
+    print_written,
+)
+from simulator.cli.explore import describe_explore_blocks
+from simulator.scenario import Scenario, load_scenario
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
+    from simulator.cli.common import Subcommands
+    from simulator.experiments.experiment import Results
+
+
+def add_run_parser(commands: Subcommands) -> None:
+    """``inmail-sim run``."""
+    run = commands.add_parser("run", help="run a scenario's Monte Carlo experiment and write a run folder",
+                              description="Run every policy of SCENARIO on common random numbers, print the "
+                                          "comparison and write CSV results to the output folder.")
+    add_scenario_argument(run)
+    run.add_argument("--out", metavar="DIR", help="output folder (default: runs/<scenario name>-<timestamp>)")
+    run.add_argument("--replications", "-n", type=int_at_least(1), metavar="N",
+                     help="replications per policy (overrides the scenario)")
+    run.add_argument("--seed", type=int_at_least(0), metavar="S", help="root seed (overrides the scenario)")
+    add_executor_options(run)
+    run.add_argument("--precision", type=positive_float, metavar="X",
+                     help="add replications until the 95%% CI half-width of the response-rate difference "
+                          "(absolute) and of the relative net-credit-burn change are both <= X")
+    run.add_argument("--max-replications", type=int_at_least(1), metavar="N",
+                     help="replication cap for --precision (default: the scenario's max_replications)")
+    run.add_argument("--replication", type=int_at_least(0), metavar="I",
+                     help="run only replication I of every policy (re-run one replication alone)")
+    add_set_option(run)
+    add_resume_options(run)
+    run.add_argument("--no-timeseries", action="store_true",
+                     help="do not keep the daily series (no timeseries.csv): less to ship from workers and store")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--quiet", "-q", action="store_true", help="do not print the comparison table")
+    run.add_argument("--no-figures", action="store_true",
+                     help="do not draw the figures (figures/*.png; `inmail-sim report DIR` draws them later)")
+
+
+def add_validate_parser(commands: Subcommands) -> None:
+    """``inmail-sim validate``."""
+    validate = commands.add_parser("validate", help="check a scenario file and report every problem",
+                                   description="Load SCENARIO (with extends and --set overrides) and report "
+                                               "every problem with its file, line and field; exit code 2 if "
+                                               "invalid.")
+    add_scenario_argument(validate)
+    add_set_option(validate)
+
+
+# --------------------------------------------------------------------------- run
+
+
+def cmd_run(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) -> int:
+    """``inmail-sim run``: every finished replication is kept in OUT/replications as it finishes."""
+    from simulator.scenario import with_changes
+    from simulator.scenario.memory import check_memory
+
+    if args.replication is not None and args.precision is not None:
+        raise InputError("--replication re-runs one replication; it cannot be combined with --precision")
+    if args.resume and not args.out:
+        raise InputError("--resume needs --out DIR: the folder of the run to continue")
+    workers, dask = executor_settings(args)
+    started = dt.datetime.now().astimezone()
+    scenario = with_changes(load_scenario(args.scenario, args.set), replications=args.replications,
+                            root_seed=args.seed, max_replications=args.max_replications)
+    note_ignored_blocks(scenario)
+    if args.no_timeseries:
+        scenario = dataclasses.replace(scenario, run=dataclasses.replace(scenario.run, record_daily=False))
+    if dask in (None, "local"):
+        n = 1 if args.replication is not None else scenario.replications
+        check_memory(scenario, concurrent=workers, limit=args.memory_limit,
+                     replications=scenario.max_replications if args.precision is not None else n)
+    out = Path(args.out) if args.out else Path("runs") / f"{scenario.name}-{started:%Y%m%d-%H%M%S}"
+    with opened_executor(workers, dask) as executor:
+        return _run_in_folder(args, argv, log, scenario, out, executor, workers, dask, started)
+
+
+def note_ignored_blocks(scenario: Scenario) -> None:
+    """``run`` ignores the sweep: and sensitivity: blocks; say so (on stderr)."""
+    for block in ("sweep", "sensitivity"):
+        if scenario.resolved.get(block) is not None:
+            print(f"inmail-sim: note: `run` ignores the {block}: block (`inmail-sim {block}` runs it)",
+                  file=sys.stderr)
+
+
+def _run_in_folder(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog, scenario: Scenario, out: Path,
+                   executor: Executor, workers: int, dask: str | None, started: dt.datetime) -> int:
+    from simulator.experiments.experiment import ReplicationError, run_experiment
+    from simulator.experiments.runner import describe_executor, failure_details
+    from simulator.io.outputs import resume_command, write_run
+    from simulator.io.tables import format_results
+
+    folder = open_run_folder(args, scenario, out, log)
+    again = resume_command(argv, out)
+    bar = ProgressBar(scenario.name, unit="replication", hidden=args.no_progress)
+    try:
+        with folder:
+            with bar:
+                results = run_experiment(
+                    scenario, executor=executor, precision=args.precision,
+                    indices=[args.replication] if args.replication is not None else None, progress=bar,
+                    store=folder.store, memory_check=False,
+                )
+            write_run(results, out, argv=["inmail-sim", *argv], started=started,
+                      finished=dt.datetime.now().astimezone(), workers=workers,
+                      executor=describe_executor(workers, dask))
+    except KeyboardInterrupt:
+        kept = folder.store.count()
+        print(f"inmail-sim: interrupted: workers stopped; {kept} finished replication file{'s' if kept != 1 else ''} "
+              f"kept in {folder.store.folder}\n  resume with: {again}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ReplicationError as exc:
+        log_file = log.write(f"inmail-sim {shlex.join(argv)}\n\n{failure_details(exc.failures)}")
+        print(f"inmail-sim: error: {exc}\n  the {exc.finished} finished replications are kept in "
+              f"{folder.store.folder}; tracebacks in {log_file}\n  to finish the run (after fixing the cause): "
+              f"{again}", file=sys.stderr)
+        return EXIT_FAILURE
+    if not args.no_figures:
+        _write_figures_or_warn(results, out)
+    if not args.quiet:
+        print(format_results(results))
+    series = "" if args.no_timeseries else " timeseries.csv,"
+    print_written(f"summary.csv, comparison.csv, replications.csv,{series} ...", out)
+    return EXIT_OK
+
+
+def _write_figures_or_warn(results: Results, out: Path) -> None:
+    """Figures come after the results are written: a plotting failure never loses them."""
+    try:
+        from simulator.io.plotting import write_figures
+
+        write_figures(results, out)
+    except Exception as exc:
+        print(f"inmail-sim: warning: figures not (all) written: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """``inmail-sim validate``: load and check the scenario (and its study blocks), describe it."""
+    scenario = load_scenario(args.scenario, args.set)
+    studies = describe_explore_blocks(scenario)
+    if scenario.resolved.get("calibration") is not None:  # checked before anything is printed
+        from simulator.experiments.calibration import describe_spec
+
+        studies.append(describe_spec(scenario))
+    market = scenario.market
+    print(f"{args.scenario}: OK")
+    print(f"  scenario {scenario.name}: {scenario.run.horizon_days} days from "
+          f"{scenario.run.start_date.isoformat()}, {scenario.replications} replications "
+          f"(cap {scenario.max_replications}), root seed {scenario.root_seed}")
+    print(f"  market: {market.members.count:,} members in {len(market.members.segments)} segments, "
+          f"{market.recruiter_count:,} recruiters in {len(market.recruiters)} groups")
+    print(f"  memory: about {_memory_note(scenario)}")
+    for name in scenario.policy_names:
+        policy = scenario.policies[name]
+        tag = " (baseline)" if name == scenario.baseline else ""
+        print(f"  policy {name}{tag}: {policy.description}")
+    for line in studies:
+        print(line)
+    return EXIT_OK
+
+
+def _memory_note(scenario: Scenario) -> str:
+    """``0.15 GiB per replication at a time (limit: 22.10 GiB, MemAvailable)`` for ``validate``."""
+    from simulator.scenario.memory import estimate, gib, memory_limit
+
+    per_replication = estimate(scenario).per_replication
+    cap, source = memory_limit()
+    limit = f" (limit: {gib(cap)}, {source})" if cap is not None else ""
+    return f"{gib(per_replication)} per replication at a time{limit}"
