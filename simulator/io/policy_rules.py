@@ -52,8 +52,8 @@ def source_for(policy: Policy, rule: str) -> str:
     """The most specific source note of a rule (``refund.window_days`` falls back to ``refund``)."""
     notes = dict(policy.sources)
     parts = rule.removeprefix("before.").split(".")
-    for n in range(len(parts), 0, -1):
-        key = ".".join(parts[:n])
+    for depth in range(len(parts), 0, -1):
+        key = ".".join(parts[:depth])
         if key in notes:
             return notes[key]
     return ""
