@@ -9,49 +9,59 @@ import dataclasses
 from collections.abc import Sequence
 
 from simulator.core.config import SEAT_TYPES, Phase, Policy
+from simulator.io.tables import MISSING
 
 
-def _value(v: object) -> str:
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, tuple):
-        return ", ".join(str(x) for x in v) or "none"
-    return str(v)
+def _value(value: object) -> str:
+    """A rule's value as text: ``true``/``false``, a comma-separated list (``none`` when empty), or as is."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ", ".join(str(item) for item in value) or "none"
+    return str(value)
 
 
-def _fields(prefix: str, obj: object) -> dict[str, str]:
-    return {f"{prefix}{f.name}": _value(getattr(obj, f.name)) for f in dataclasses.fields(obj)}  # type: ignore[arg-type]
+def _fields(prefix: str, rule_group: object) -> dict[str, str]:
+    """Every field of a dataclass of rules, under ``prefix``."""
+    return {f"{prefix}{field.name}": _value(getattr(rule_group, field.name))
+            for field in dataclasses.fields(rule_group)}  # type: ignore[arg-type]
 
 
-def _phase_rules(prefix: str, ph: Phase) -> dict[str, str]:
-    rules = _fields(f"{prefix}refund.", ph.refund)
-    rules |= {f"{prefix}allotments.{s}": str(ph.allotment(s)) for s in SEAT_TYPES}
-    rules |= _fields(f"{prefix}accrual.", ph.accrual)
-    rules[f"{prefix}pooling"] = _value(ph.pooling)
+def _phase_rules(prefix: str, phase: Phase) -> dict[str, str]:
+    """The rules of one phase of a policy (refunds, allotments, accrual, pooling), under ``prefix``."""
+    rules = _fields(f"{prefix}refund.", phase.refund)
+    rules |= {f"{prefix}allotments.{seat}": str(phase.allotment(seat)) for seat in SEAT_TYPES}
+    rules |= _fields(f"{prefix}accrual.", phase.accrual)
+    rules[f"{prefix}pooling"] = _value(phase.pooling)
     return rules
 
 
-def policy_rules(p: Policy) -> dict[str, str]:
+def policy_rules(policy: Policy) -> dict[str, str]:
     """Every rule of a policy as ``{rule path: value}`` (the rows of ``policies show`` and ``diff``)."""
-    rules = _phase_rules("", p.phase)
-    rules |= _fields("threshold.", p.threshold)
-    rules["grants"] = "; ".join(f"+{g.amount} on {g.date.isoformat()} for {', '.join(g.seat_types)}"
-                                for g in p.grants) or "none"
-    rules["switch_date"] = p.switch_date.isoformat() if p.switch_date else "none"
-    if p.before is not None:
-        rules |= _phase_rules("before.", p.before)
+    rules = _phase_rules("", policy.phase)
+    rules |= _fields("threshold.", policy.threshold)
+    rules["grants"] = "; ".join(f"+{grant.amount} on {grant.date.isoformat()} for {', '.join(grant.seat_types)}"
+                                for grant in policy.grants) or "none"
+    rules["switch_date"] = policy.switch_date.isoformat() if policy.switch_date else "none"
+    if policy.before is not None:
+        rules |= _phase_rules("before.", policy.before)
     return rules
 
 
-def source_for(p: Policy, rule: str) -> str:
+def source_for(policy: Policy, rule: str) -> str:
     """The most specific source note of a rule (``refund.window_days`` falls back to ``refund``)."""
-    notes = dict(p.sources)
+    notes = dict(policy.sources)
     parts = rule.removeprefix("before.").split(".")
-    for n in range(len(parts), 0, -1):
-        key = ".".join(parts[:n])
+    for depth in range(len(parts), 0, -1):
+        key = ".".join(parts[:depth])
         if key in notes:
             return notes[key]
     return ""
+
+
+def rule_text(rules: dict[str, str], rule: str) -> str:
+    """The value of ``rule`` in one policy's ``rules``, :data:`~simulator.io.tables.MISSING` when it has none."""
+    return rules.get(rule, MISSING)
 
 
 def rules_side_by_side(policies: Sequence[Policy]) -> tuple[list[str], list[dict[str, str]], list[str]]:
@@ -59,13 +69,14 @@ def rules_side_by_side(policies: Sequence[Policy]) -> tuple[list[str], list[dict
 
     A policy without a switch date has the same rules before any date as after it, so when
     another policy has a ``before`` phase its rules are repeated under ``before.``.  A rule a
-    policy lacks reads ``-``.  (``policies diff`` and the HTML report use it.)
+    policy lacks reads :data:`~simulator.io.tables.MISSING` (:func:`rule_text`).  (``policies diff``
+    and the HTML report use it.)
     """
     rules = [policy_rules(p) for p in policies]
     if any(p.before is not None for p in policies):
-        for p, r in zip(policies, rules, strict=True):
-            if p.before is None:
-                r |= _phase_rules("before.", p.phase)
-    keys = list(dict.fromkeys(k for r in rules for k in r))
-    differ = [k for k in keys if len({r.get(k, "-") for r in rules}) > 1]
+        for policy, of_policy in zip(policies, rules, strict=True):
+            if policy.before is None:
+                of_policy |= _phase_rules("before.", policy.phase)
+    keys = list(dict.fromkeys(key for of_policy in rules for key in of_policy))
+    differ = [key for key in keys if len({rule_text(of_policy, key) for of_policy in rules}) > 1]
     return keys, rules, differ

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from simulator.io.tables import METRIC_LABELS, METRIC_UNITS, RATE_METRICS, RowFormat, pct, pval, scale_of
+from simulator.io.tables import METRIC_LABELS, METRIC_UNITS, MISSING, RATE_METRICS, RowFormat, pct, pval, scale_of
 
 if TYPE_CHECKING:
     from simulator.experiments.experiment import Results
@@ -101,7 +101,7 @@ def load_run(folder: str | Path) -> Results:
 
 def build_report(folder: str | Path, dpi: int = 110) -> Report:
     """Redraw the figures of a finished run folder and write ``report.html`` beside them."""
-    from simulator.io.outputs import atomic_write
+    from simulator.experiments.runner import atomic_write
     from simulator.io.plotting import render_figures, write_pngs
 
     path = check_run_folder(folder)
@@ -117,17 +117,17 @@ def build_report(folder: str | Path, dpi: int = 110) -> Report:
 
 def render_html(results: Results, pngs: dict[str, bytes], errors: dict[str, str] | None = None) -> str:
     """The whole report as one HTML string (figures as base64 PNG data URIs)."""
-    sc = results.scenario
-    man = results.extra.get("manifest", {})
+    scenario = results.scenario
+    manifest = results.extra.get("manifest", {})
     parts = [
-        _head(f"{sc.name}: InMail credit policies compared"),
-        f"<header><h1>{_e(sc.name)}</h1>",
-        f"<p class=\"description\">{_e(sc.description) or '<i>(the scenario has no description)</i>'}</p>",
-        f"<p class=\"meta\">{_e(_setting(results))}</p></header>",
+        _head(f"{scenario.name}: InMail credit policies compared"),
+        f"<header><h1>{_escape(scenario.name)}</h1>",
+        f"<p class=\"description\">{_escape(scenario.description) or '<i>(the scenario has no description)</i>'}</p>",
+        f"<p class=\"meta\">{_escape(_setting(results))}</p></header>",
         _question_and_answer(results),
         _policies_section(results),
         _figures_section(pngs, errors or {}),
-        _provenance_section(results, man),
+        _provenance_section(results, manifest),
         f"<footer>inmail-sim report, built {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}</footer>",
         "</body></html>",
     ]
@@ -163,49 +163,54 @@ footer{margin-top:3em;color:#777;font-size:.85em}
 
 
 def _head(title: str) -> str:
+    """The document head (title and the inline style sheet) and the opening ``<body>``."""
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{_e(title)}</title><style>{CSS}</style></head><body>")
+            f"<title>{_escape(title)}</title><style>{CSS}</style></head><body>")
 
 
-def _e(text: object) -> str:
+def _escape(text: object) -> str:
+    """``text`` safe to put in HTML, also inside an attribute value."""
     return html.escape(str(text), quote=True)
 
 
 def _setting(results: Results) -> str:
-    sc = results.scenario
-    return (f"{sc.run.horizon_days} days from {sc.run.start_date.isoformat()}; "
-            f"{sc.market.members.count:,} members, {sc.market.recruiter_count:,} recruiters; "
+    """One sentence on the run: horizon, market, replications, seed, policies."""
+    scenario = results.scenario
+    return (f"{scenario.run.horizon_days} days from {scenario.run.start_date.isoformat()}; "
+            f"{scenario.market.members.count:,} members, {scenario.market.recruiter_count:,} recruiters; "
             f"{results.n_replications} replications per policy on common random numbers (root seed "
-            f"{sc.root_seed}); policies {', '.join(sc.policy_names)}; baseline {sc.baseline}.")
+            f"{scenario.root_seed}); policies {', '.join(scenario.policy_names)}; baseline {scenario.baseline}.")
 
 
 def _others(results: Results) -> list[str]:
+    """The policies compared with the baseline."""
     return [p for p in results.scenario.policy_names if p != results.baseline]
 
 
 def _question_and_answer(results: Results) -> str:
+    """Per compared policy: the question, the answer in words, the headline table, every metric."""
     base = results.baseline
     others = _others(results)
     if not others:
         return ("<section><h2>The question and the answer</h2><p class=\"question\">How does "
-                f"{_e(base)} perform?</p>{_single_policy_table(results)}</section>")
+                f"{_escape(base)} perform?</p>{_single_policy_table(results)}</section>")
     out = ["<section><h2>The question and the answer</h2>"]
-    comp = results.comparison
-    for pol in others:
-        p = results.scenario.policies.get(pol)
-        desc = f" ({_e(p.description)})" if p is not None and p.description else ""
-        out.append(f"<p class=\"question\">What changes when <b>{_e(pol)}</b>{desc} replaces "
-                   f"<b>{_e(base)}</b>?</p>")
-        c = comp[comp["policy"] == pol].set_index("metric")
-        items = [_answer_sentence(m, c.loc[m], base, pol) for m in ANSWER_METRICS if m in c.index]
-        out.append("<ul class=\"answer\">" + "".join(f"<li>{s}</li>" for s in items) + "</ul>")
-        out.append(_comparison_table(c, [m for m in HEADLINE_METRICS if m in c.index], base, pol))
-        out.append(_pairing_note(c))
-        out.append(f"<details><summary>every metric ({len(c)})</summary>"
-                   f"{_comparison_table(c, list(c.index), base, pol)}</details>")
+    comparison = results.comparison
+    for name in others:
+        policy = results.scenario.policies.get(name)
+        desc = f" ({_escape(policy.description)})" if policy is not None and policy.description else ""
+        out.append(f"<p class=\"question\">What changes when <b>{_escape(name)}</b>{desc} replaces "
+                   f"<b>{_escape(base)}</b>?</p>")
+        rows = comparison[comparison["policy"] == name].set_index("metric")
+        sentences = [_answer_sentence(m, rows.loc[m], base, name) for m in ANSWER_METRICS if m in rows.index]
+        out.append("<ul class=\"answer\">" + "".join(f"<li>{sentence}</li>" for sentence in sentences) + "</ul>")
+        out.append(_comparison_table(rows, [m for m in HEADLINE_METRICS if m in rows.index], base, name))
+        out.append(_pairing_note(rows))
+        out.append(f"<details><summary>every metric ({len(rows)})</summary>"
+                   f"{_comparison_table(rows, list(rows.index), base, name)}</details>")
     if results.precision is not None:
-        out.append(f"<p class=\"note\">{_e(results.precision.message)}</p>")
+        out.append(f"<p class=\"note\">{_escape(results.precision.message)}</p>")
     out.append("<p class=\"note\">Differences are paired replication by replication (the policies face the "
                "same members, recruiters and random streams); intervals are 95% Student-t intervals; "
                "<b>bold</b> rows are significant at 5%. Rates are in %, their differences in percentage points "
@@ -213,13 +218,15 @@ def _question_and_answer(results: Results) -> str:
     return "\n".join(out)
 
 
-def _values(metric: str, r: pd.Series) -> tuple[RowFormat, float, list[float]]:
-    k = scale_of(metric)
-    vals = [r["baseline_mean"] * k, r["policy_mean"] * k, r["diff"] * k, r["ci_low"] * k, r["ci_high"] * k]
-    return RowFormat(vals, 0.5 * (vals[4] - vals[3])), k, vals
+def _values(metric: str, row: pd.Series) -> tuple[RowFormat, list[float]]:
+    """A comparison row as displayed (baseline mean, policy mean, diff, CI low, CI high) and their format."""
+    scale = scale_of(metric)
+    values = [row[column] * scale for column in ("baseline_mean", "policy_mean", "diff", "ci_low", "ci_high")]
+    return RowFormat(values, 0.5 * (values[4] - values[3])), values
 
 
 def _unit(metric: str, diff: bool = False) -> str:
+    """The unit of a metric in words (``points`` for the difference of a rate)."""
     if metric in RATE_METRICS:
         return "points" if diff else "%"
     unit = METRIC_UNITS.get(metric, "")
@@ -227,114 +234,124 @@ def _unit(metric: str, diff: bool = False) -> str:
             "count": "", "index": ""}.get(unit, unit)
 
 
-def _answer_sentence(metric: str, r: pd.Series, base: str, pol: str) -> str:
-    f, _, (b, p, d, lo, hi) = _values(metric, r)
+def _answer_sentence(metric: str, row: pd.Series, base: str, policy: str) -> str:
+    """One metric of the answer in words: both levels, the change with its CI, and whether it is significant."""
+    number, (base_mean, policy_mean, diff, low, high) = _values(metric, row)
     name = METRIC_LABELS.get(metric, metric)
     unit = "%" if metric in RATE_METRICS else (f" {_unit(metric)}" if _unit(metric) else "")
-    level = f"{f(b)}{unit} under {_e(base)}, {f(p)}{unit} under {_e(pol)}"
+    level = f"{number(base_mean)}{unit} under {_escape(base)}, {number(policy_mean)}{unit} under {_escape(policy)}"
     if metric in RATE_METRICS:
-        change = f"{f(d, True)} points (95% CI {f(lo, True)} to {f(hi, True)})"
-    elif math.isfinite(r["rel_change"]):
-        change = (f"{pct(r['rel_change'])} (95% CI {pct(r['rel_ci_low'])} to {pct(r['rel_ci_high'])}), "
-                  f"that is {f(d, True)}{unit}")
+        change = f"{number(diff, True)} points (95% CI {number(low, True)} to {number(high, True)})"
+    elif math.isfinite(row["rel_change"]):
+        change = (f"{pct(row['rel_change'])} (95% CI {pct(row['rel_ci_low'])} to {pct(row['rel_ci_high'])}), "
+                  f"that is {number(diff, True)}{unit}")
     else:
-        change = f"{f(d, True)}{unit} (95% CI {f(lo, True)} to {f(hi, True)})"
-    if bool(r["significant"]):
-        verdict = f"<span class=\"{'up' if d > 0 else 'down'}\">{'higher' if d > 0 else 'lower'} under {_e(pol)}, " \
-                  "significant at 5%</span>"
+        change = f"{number(diff, True)}{unit} (95% CI {number(low, True)} to {number(high, True)})"
+    if bool(row["significant"]):
+        direction = "higher" if diff > 0 else "lower"
+        verdict = (f"<span class=\"{'up' if diff > 0 else 'down'}\">{direction} under {_escape(policy)}, "
+                   "significant at 5%</span>")
     else:
         verdict = "<span class=\"flat\">no difference shown at 5%</span>"
-    return f"<b>{_e(name[0].upper() + name[1:])}</b>: {level} &mdash; {change}: {verdict}."
+    return f"<b>{_escape(name[0].upper() + name[1:])}</b>: {level} &mdash; {change}: {verdict}."
 
 
-def _comparison_table(c: pd.DataFrame, metrics: Sequence[str], base: str, pol: str) -> str:
+def _comparison_table(rows: pd.DataFrame, metrics: Sequence[str], base: str, policy: str) -> str:
+    """The comparison rows of ``metrics`` as an HTML table (significant rows bold, with an arrow)."""
     head = ("<table><tr><th>metric</th><th>unit</th>"
-            f"<th>{_e(base)}</th><th>{_e(pol)}</th><th>difference [95% CI]</th>"
+            f"<th>{_escape(base)}</th><th>{_escape(policy)}</th><th>difference [95% CI]</th>"
             "<th>relative change [95% CI]</th><th>p</th></tr>")
-    rows = []
-    for m in metrics:
-        r = c.loc[m]
-        f, _, (b, p, d, lo, hi) = _values(m, r)
-        unit = "%" if m in RATE_METRICS else METRIC_UNITS.get(m, "")
-        rel = (f"{pct(r['rel_change'])} [{pct(r['rel_ci_low'])}, {pct(r['rel_ci_high'])}]"
-               if math.isfinite(r["rel_change"]) else "n/a (baseline 0)")
-        sig = bool(r["significant"])
-        cls = " class=\"sig\"" if sig else ""
-        arrow = ("&#9650; " if d > 0 else "&#9660; ") if sig else ""
-        rows.append(f"<tr{cls}><td title=\"{_e(m)}\">{_e(METRIC_LABELS.get(m, m))}</td><td>{_e(unit)}</td>"
-                    f"<td class=\"n\">{f(b)}</td><td class=\"n\">{f(p)}</td>"
-                    f"<td class=\"n\">{arrow}{f(d, True)} {f.interval(lo, hi)}</td>"
-                    f"<td class=\"n\">{rel}</td><td class=\"n\">{pval(r['p_value'])}</td></tr>")
-    return head + "".join(rows) + "</table>"
+    lines = []
+    for metric in metrics:
+        row = rows.loc[metric]
+        number, (base_mean, policy_mean, diff, low, high) = _values(metric, row)
+        unit = "%" if metric in RATE_METRICS else METRIC_UNITS.get(metric, "")
+        rel = (f"{pct(row['rel_change'])} [{pct(row['rel_ci_low'])}, {pct(row['rel_ci_high'])}]"
+               if math.isfinite(row["rel_change"]) else f"{MISSING} (baseline 0)")
+        sig = bool(row["significant"])
+        css_class = " class=\"sig\"" if sig else ""
+        arrow = ("&#9650; " if diff > 0 else "&#9660; ") if sig else ""
+        lines.append(f"<tr{css_class}><td title=\"{_escape(metric)}\">{_escape(METRIC_LABELS.get(metric, metric))}</td>"
+                     f"<td>{_escape(unit)}</td>"
+                     f"<td class=\"n\">{number(base_mean)}</td><td class=\"n\">{number(policy_mean)}</td>"
+                     f"<td class=\"n\">{arrow}{number(diff, True)} {number.interval(low, high)}</td>"
+                     f"<td class=\"n\">{rel}</td><td class=\"n\">{pval(row['p_value'])}</td></tr>")
+    return head + "".join(lines) + "</table>"
 
 
-def _pairing_note(c: pd.DataFrame) -> str:
-    bits = []
-    for m in ("response_rate", "net_credit_burn"):
-        if m in c.index and math.isfinite(c.loc[m, "ci_shrink"]):
-            bits.append(f"{METRIC_LABELS[m]} by {c.loc[m, 'ci_shrink'] * 100:.0f}%")
-    if not bits:
+def _pairing_note(rows: pd.DataFrame) -> str:
+    """How much pairing narrowed the CIs of the response rate and the net credit burn (empty if unknown)."""
+    gains = []
+    for metric in ("response_rate", "net_credit_burn"):
+        if metric in rows.index and math.isfinite(rows.loc[metric, "ci_shrink"]):
+            gains.append(f"{METRIC_LABELS[metric]} by {rows.loc[metric, 'ci_shrink'] * 100:.0f}%")
+    if not gains:
         return ""
     return ("<p class=\"note\">Pairing the replications (common random numbers) narrowed the 95% CI of "
-            + " and ".join(_e(b) for b in bits) + " compared with unpaired replications.</p>")
+            + " and ".join(_escape(gain) for gain in gains) + " compared with unpaired replications.</p>")
 
 
 def _single_policy_table(results: Results) -> str:
-    summ = results.summary
+    """Mean and CI of every metric of a scenario with one policy, as an HTML table."""
     rows = []
-    for r in summ.itertuples():
-        k = scale_of(r.metric)
-        f = RowFormat([r.mean * k, r.ci_low * k, r.ci_high * k], 0.5 * (r.ci_high - r.ci_low) * k)
-        rows.append(f"<tr><td>{_e(METRIC_LABELS.get(r.metric, r.metric))}</td>"
-                    f"<td>{_e(METRIC_UNITS.get(r.metric, ''))}</td><td class=\"n\">{f(r.mean * k)}</td>"
-                    f"<td class=\"n\">[{f(r.ci_low * k)}, {f(r.ci_high * k)}]</td></tr>")
+    for row in results.summary.itertuples():
+        scale = scale_of(row.metric)
+        number = RowFormat([row.mean * scale, row.ci_low * scale, row.ci_high * scale],
+                           0.5 * (row.ci_high - row.ci_low) * scale)
+        rows.append(f"<tr><td>{_escape(METRIC_LABELS.get(row.metric, row.metric))}</td>"
+                    f"<td>{_escape(METRIC_UNITS.get(row.metric, ''))}</td>"
+                    f"<td class=\"n\">{number(row.mean * scale)}</td>"
+                    f"<td class=\"n\">[{number(row.ci_low * scale)}, {number(row.ci_high * scale)}]</td></tr>")
     return ("<table><tr><th>metric</th><th>unit</th><th>mean</th><th>95% CI</th></tr>"
             + "".join(rows) + "</table>")
 
 
 def _policies_section(results: Results) -> str:
-    from simulator.io.policy_rules import rules_side_by_side, source_for
+    """The policies side by side, rule by rule: the rules that differ, then (folded) those they share."""
+    from simulator.io.policy_rules import rule_text, rules_side_by_side, source_for
 
-    sc = results.scenario
-    names = sc.policy_names
-    pols = [sc.policies[n] for n in names]
-    keys, rules, differ = rules_side_by_side(pols)
-    header = "<tr><th>rule</th>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr>"
+    scenario = results.scenario
+    names = scenario.policy_names
+    policies = [scenario.policies[name] for name in names]
+    keys, rules, differ = rules_side_by_side(policies)
+    header = "<tr><th>rule</th>" + "".join(f"<th>{_escape(name)}</th>" for name in names) + "</tr>"
 
-    def row(k: str, cls: str) -> str:
-        cells = "".join(f"<td title=\"{_e(source_for(p, k))}\">{_e(r.get(k, '-'))}</td>"
-                        for p, r in zip(pols, rules, strict=True))
-        return f"<tr class=\"{cls}\"><td class=\"rule\">{_e(k)}</td>{cells}</tr>"
+    def table_row(rule: str, css_class: str) -> str:
+        cells = "".join(f"<td title=\"{_escape(source_for(policy, rule))}\">{_escape(rule_text(of_policy, rule))}</td>"
+                        for policy, of_policy in zip(policies, rules, strict=True))
+        return f"<tr class=\"{css_class}\"><td class=\"rule\">{_escape(rule)}</td>{cells}</tr>"
 
-    same = [k for k in keys if k not in differ]
-    descs = "".join(f"<li><b>{_e(n)}</b>: {_e(p.description)}</li>" for n, p in zip(names, pols, strict=True))
-    out = ["<section><h2>The policies, rule by rule</h2>", f"<ul>{descs}</ul>"]
+    same = [rule for rule in keys if rule not in differ]
+    descriptions = "".join(f"<li><b>{_escape(name)}</b>: {_escape(policy.description)}</li>"
+                           for name, policy in zip(names, policies, strict=True))
+    out = ["<section><h2>The policies, rule by rule</h2>", f"<ul>{descriptions}</ul>"]
     if differ:
         out.append(f"<p>{len(differ)} rule{'s' if len(differ) != 1 else ''} differ (hover a value for its "
                    "source):</p>")
-        out.append("<table>" + header + "".join(row(k, "differ") for k in differ) + "</table>")
+        out.append("<table>" + header + "".join(table_row(rule, "differ") for rule in differ) + "</table>")
     else:
         out.append("<p>The policies agree on every rule.</p>")
     if same:
         out.append(f"<details><summary>the {len(same)} rules they share</summary><table>{header}"
-                   + "".join(row(k, "same") for k in same) + "</table></details>")
+                   + "".join(table_row(rule, "same") for rule in same) + "</table></details>")
     out.append("</section>")
     return "\n".join(out)
 
 
 def _figures_section(pngs: dict[str, bytes], errors: dict[str, str]) -> str:
+    """Every report figure under its heading, embedded as a PNG data URI (or why it could not be drawn)."""
     from simulator.io.plotting import FIGURES
 
     out = ["<section><h2>Figures</h2>"]
     for spec in FIGURES:
-        out.append(f"<h3 id=\"{_e(spec.name)}\">{_e(spec.title)}</h3>")
+        out.append(f"<h3 id=\"{_escape(spec.name)}\">{_escape(spec.title)}</h3>")
         if spec.name in pngs:
             data = base64.b64encode(pngs[spec.name]).decode("ascii")
-            out.append(f"<figure><img src=\"data:image/png;base64,{data}\" alt=\"{_e(spec.title)}\">"
-                       f"<figcaption>{_e(spec.caption)}</figcaption></figure>")
+            out.append(f"<figure><img src=\"data:image/png;base64,{data}\" alt=\"{_escape(spec.title)}\">"
+                       f"<figcaption>{_escape(spec.caption)}</figcaption></figure>")
         else:
             out.append(f"<p class=\"error\">This figure could not be drawn: "
-                       f"{_e(errors.get(spec.name, 'unknown error'))}</p>")
+                       f"{_escape(errors.get(spec.name, 'unknown error'))}</p>")
     out.append("</section>")
     return "\n".join(out)
 
@@ -349,24 +366,26 @@ PROVENANCE_KEYS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _provenance_section(results: Results, man: dict[str, Any]) -> str:
+def _provenance_section(results: Results, manifest: dict[str, Any]) -> str:
+    """How to re-run, the main manifest entries, the whole manifest and the resolved scenario (folded)."""
     out = ["<section><h2>Provenance</h2>",
            "<p>Re-run with <code>inmail-sim run scenario.resolved.yaml</code> in the run folder (same root seed: "
            "the same numbers).</p>"]
-    if man:
-        rows = "".join(f"<tr><th>{_e(label)}</th><td>{_e(_show(man[key]))}</td></tr>"
-                       for key, label in PROVENANCE_KEYS if key in man)
+    if manifest:
+        rows = "".join(f"<tr><th>{_escape(label)}</th><td>{_escape(_show(manifest[key]))}</td></tr>"
+                       for key, label in PROVENANCE_KEYS if key in manifest)
         out.append(f"<table>{rows}</table>")
-        out.append(f"<details><summary>manifest.json</summary><pre>{_e(json.dumps(man, indent=2, default=str))}"
-                   "</pre></details>")
+        out.append("<details><summary>manifest.json</summary>"
+                   f"<pre>{_escape(json.dumps(manifest, indent=2, default=str))}</pre></details>")
     else:
         out.append("<p>No manifest: these results were not loaded from a run folder.</p>")
-    out.append(f"<details><summary>scenario.resolved.yaml</summary><pre>{_e(results.scenario.resolved_yaml())}"
+    out.append(f"<details><summary>scenario.resolved.yaml</summary><pre>{_escape(results.scenario.resolved_yaml())}"
                "</pre></details></section>")
     return "\n".join(out)
 
 
 def _show(value: Any) -> str:
+    """A manifest value as text: a list comma-separated (``none`` when empty), ``unknown`` for None."""
     if isinstance(value, list):
         return ", ".join(str(v) for v in value) or "none"
     if value is None:

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
     from simulator.experiments.experiment import Results
 
+MISSING = "n/a"
+"""How io shows a number, or a rule, that is not there (NaN, no interval, a rule a policy lacks)."""
+
 BREAKDOWN_TABLE_KEYS: tuple[str, ...] = ("seat_type", "personalization_band", "behaviour")
 """Subgroup tables printed under the main comparison."""
 
@@ -57,51 +60,53 @@ def scale_of(metric: str) -> float:
     return 100.0 if metric in RATE_METRICS else 1.0
 
 
-def num(x: float | None, signed: bool = False) -> str:
-    """A compact number: 4 significant digits, k/M suffixes, ``n/a`` for NaN."""
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    sign = "+" if signed and x > 0 else ""
-    a = abs(x)
-    if a >= 1e6:
-        text = f"{x / 1e6:.4g}M"
-    elif a >= 1e4:
-        text = f"{x / 1e3:.4g}k"
-    elif a >= 100:
-        text = f"{x:.0f}"
-    elif a >= 1 or x == 0:
-        text = f"{x:.3g}" if a >= 1 else "0"
+def num(value: float | None, signed: bool = False) -> str:
+    """A compact number: 4 significant digits, k/M suffixes, :data:`MISSING` for NaN."""
+    if value is None or not math.isfinite(value):
+        return MISSING
+    sign = "+" if signed and value > 0 else ""
+    size = abs(value)
+    if size >= 1e6:
+        text = f"{value / 1e6:.4g}M"
+    elif size >= 1e4:
+        text = f"{value / 1e3:.4g}k"
+    elif size >= 100:
+        text = f"{value:.0f}"
+    elif size >= 1 or value == 0:
+        text = f"{value:.3g}" if size >= 1 else "0"
     else:
-        text = f"{x:.4f}" if a >= 1e-4 else f"{x:.2e}"
+        text = f"{value:.4f}" if size >= 1e-4 else f"{value:.2e}"
     return sign + text
 
 
-def pct(x: float | None) -> str:
+def pct(fraction: float | None) -> str:
     """A relative change as a signed percentage (no decimals from +/-100% on)."""
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    return f"{x * 100:+.0f}%" if abs(x) >= 1 else f"{x * 100:+.1f}%"
+    if fraction is None or not math.isfinite(fraction):
+        return MISSING
+    return f"{fraction * 100:+.0f}%" if abs(fraction) >= 1 else f"{fraction * 100:+.1f}%"
 
 
-def pval(p: float | None) -> str:
-    if p is None or not math.isfinite(p):
-        return "n/a"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+def pval(p_value: float | None) -> str:
+    """A p-value with 3 decimals (``<0.001`` below that)."""
+    if p_value is None or not math.isfinite(p_value):
+        return MISSING
+    return "<0.001" if p_value < 0.001 else f"{p_value:.3f}"
 
 
-def ci(lo: float, hi: float) -> str:
-    return f"[{num(lo, True)}, {num(hi, True)}]"
+def compact_interval(low: float, high: float) -> str:
+    """``[low, high]`` as signed compact numbers (:func:`num`)."""
+    return f"[{num(low, True)}, {num(high, True)}]"
 
 
 def decimals(half_width: float, scale: float) -> int:
     """Decimals that show two significant digits of ``half_width`` (else three of ``scale``), in 0..4."""
     if math.isfinite(half_width) and half_width > 0:
-        d = 1 - math.floor(math.log10(half_width))
+        places = 1 - math.floor(math.log10(half_width))
     elif math.isfinite(scale) and scale > 0:
-        d = 2 - math.floor(math.log10(scale))
+        places = 2 - math.floor(math.log10(scale))
     else:
-        d = 0
-    return min(4, max(0, d))
+        places = 0
+    return min(4, max(0, places))
 
 
 class RowFormat:
@@ -109,26 +114,30 @@ class RowFormat:
 
     def __init__(self, values: Sequence[float], half_width: float) -> None:
         finite = [abs(v) for v in values if v is not None and math.isfinite(v)]
-        self.big = bool(finite) and max(finite) >= 1e4
-        self.d = decimals(half_width, max(finite, default=0.0))
+        self.compact = bool(finite) and max(finite) >= 1e4
+        self.decimals = decimals(half_width, max(finite, default=0.0))
 
-    def __call__(self, x: float | None, signed: bool = False) -> str:
-        if x is None or not math.isfinite(x):
-            return "n/a"
-        if self.big:
-            return num(x, signed)
-        text = f"{x:+.{self.d}f}" if signed else f"{x:.{self.d}f}"
+    def __call__(self, value: float | None, signed: bool = False) -> str:
+        """One number of the row (:data:`MISSING` for NaN); ``signed`` writes ``+`` and a bare ``0``."""
+        if value is None or not math.isfinite(value):
+            return MISSING
+        if self.compact:
+            return num(value, signed)
+        text = f"{value:+.{self.decimals}f}" if signed else f"{value:.{self.decimals}f}"
         return "0" if text.lstrip("+-").strip("0.") == "" and signed else text
 
-    def interval(self, lo: float, hi: float) -> str:
-        return f"[{self(lo, True)}, {self(hi, True)}]"
+    def interval(self, low: float, high: float) -> str:
+        """``[low, high]`` as signed numbers of the row."""
+        return f"[{self(low, True)}, {self(high, True)}]"
 
 
 def _row(cells: list[tuple[str, int, str]]) -> str:
+    """One line of a table from (text, width, alignment) cells."""
     return " ".join(f"{text:{align}{w}}" for text, w, align in cells).rstrip()
 
 
 def _short(name: str, width: int) -> str:
+    """``name`` cut to ``width`` characters (``..`` marks a cut)."""
     name = name.replace("professional_services", "pro_services")
     return name if len(name) <= width else name[: width - 2] + ".."
 
@@ -139,43 +148,45 @@ COMPARISON_WIDTHS: tuple[int, ...] = (28, 8, 8, 8, 8, 18, 8, 7)
 
 def comparison_table(results: Results, metrics: tuple[str, ...] = METRIC_NAMES) -> list[str]:
     """One block per non-baseline policy: every metric, both means, the paired difference and its CI."""
-    comp = results.comparison
-    summ = results.summary.set_index(["policy", "metric"])
+    comparison = results.comparison
+    summary = results.summary.set_index(["policy", "metric"])
     base = results.baseline
     lines: list[str] = []
     others = [p for p in results.scenario.policy_names if p != base]
     if not others:
-        return _single_policy_table(summ, base, metrics)
-    wm, wu, wb, wp, wd, wc, wr, wpv = COMPARISON_WIDTHS
-    for pol in others:
-        c = comp[comp["policy"] == pol].set_index("metric")
-        n = int(c["n"].max()) if len(c) else 0
-        lines.append(f"{pol} vs {base} (baseline): paired difference {pol} - {base} over {n} replications")
-        lines.append(_row([("metric", wm, "<"), ("unit", wu, "<"), (_short(base, wb), wb, ">"),
-                           (_short(pol, wp), wp, ">"), ("diff", wd, ">"), ("95% CI of diff", wc, ">"),
-                           ("change", wr, ">"), ("p", wpv - 1, ">")]))
-        for m in metrics:
-            if m not in c.index:
+        return _single_policy_table(summary, base, metrics)
+    w_metric, w_unit, w_base, w_policy, w_diff, w_ci, w_change, w_p = COMPARISON_WIDTHS
+    for policy in others:
+        rows = comparison[comparison["policy"] == policy].set_index("metric")
+        n = int(rows["n"].max()) if len(rows) else 0
+        lines.append(f"{policy} vs {base} (baseline): paired difference {policy} - {base} over {n} replications")
+        lines.append(_row([("metric", w_metric, "<"), ("unit", w_unit, "<"), (_short(base, w_base), w_base, ">"),
+                           (_short(policy, w_policy), w_policy, ">"), ("diff", w_diff, ">"),
+                           ("95% CI of diff", w_ci, ">"), ("change", w_change, ">"), ("p", w_p - 1, ">")]))
+        for metric in metrics:
+            if metric not in rows.index:
                 continue
-            r = c.loc[m]
-            k = scale_of(m)
-            vals = [r["baseline_mean"] * k, r["policy_mean"] * k, r["diff"] * k, r["ci_low"] * k, r["ci_high"] * k]
-            f = RowFormat(vals, 0.5 * (vals[4] - vals[3]))
-            interval = f.interval(vals[3], vals[4])
-            if len(interval) > wc:
-                interval = ci(vals[3], vals[4])
-            sig = "*" if bool(r["significant"]) else ""
+            row = rows.loc[metric]
+            scale = scale_of(metric)
+            base_mean, policy_mean, diff, low, high = (row[column] * scale for column in (
+                "baseline_mean", "policy_mean", "diff", "ci_low", "ci_high"))
+            number = RowFormat([base_mean, policy_mean, diff, low, high], 0.5 * (high - low))
+            interval = number.interval(low, high)
+            if len(interval) > w_ci:
+                interval = compact_interval(low, high)
+            sig = "*" if bool(row["significant"]) else ""
             lines.append(_row([
-                (m, wm, "<"), (METRIC_UNITS.get(m, ""), wu, "<"), (f(vals[0]), wb, ">"), (f(vals[1]), wp, ">"),
-                (f(vals[2], True), wd, ">"), (interval, wc, ">"), (pct(r["rel_change"]), wr, ">"),
-                (f"{pval(r['p_value']):>{wpv - 1}}{sig}", wpv, "<"),
+                (metric, w_metric, "<"), (METRIC_UNITS.get(metric, ""), w_unit, "<"),
+                (number(base_mean), w_base, ">"), (number(policy_mean), w_policy, ">"),
+                (number(diff, True), w_diff, ">"), (interval, w_ci, ">"), (pct(row["rel_change"]), w_change, ">"),
+                (f"{pval(row['p_value']):>{w_p - 1}}{sig}", w_p, "<"),
             ]))
         lines.append("* significant at 5% (paired t-test, CI excludes 0); rates in %, their diff in "
                      "points; change = diff/baseline")
         shrink = []
-        for m in ("response_rate", "net_credit_burn"):
-            if m in c.index and math.isfinite(c.loc[m, "ci_shrink"]):
-                shrink.append(f"{m} by {c.loc[m, 'ci_shrink'] * 100:.0f}%")
+        for metric in ("response_rate", "net_credit_burn"):
+            if metric in rows.index and math.isfinite(rows.loc[metric, "ci_shrink"]):
+                shrink.append(f"{metric} by {rows.loc[metric, 'ci_shrink'] * 100:.0f}%")
         if shrink:
             lines.append("pairing the replications (common random numbers) narrowed the 95% CI of "
                          + " and ".join(shrink) + " against an unpaired comparison")
@@ -183,17 +194,18 @@ def comparison_table(results: Results, metrics: tuple[str, ...] = METRIC_NAMES) 
     return lines
 
 
-def _single_policy_table(summ: pd.DataFrame, base: str, metrics: Sequence[str]) -> list[str]:
+def _single_policy_table(summary: pd.DataFrame, base: str, metrics: Sequence[str]) -> list[str]:
+    """Mean and CI of every metric of a scenario with one policy."""
     lines = [_row([("metric", 28, "<"), ("unit", 8, "<"), (_short(base, 10), 10, ">"), ("95% CI", 24, ">")])]
-    for m in metrics:
-        if (base, m) not in summ.index:
+    for metric in metrics:
+        if (base, metric) not in summary.index:
             continue
-        r = summ.loc[(base, m)]
-        k = scale_of(m)
-        lo, hi = r["ci_low"] * k, r["ci_high"] * k
-        f = RowFormat([r["mean"] * k, lo, hi], 0.5 * (hi - lo))
-        lines.append(_row([(m, 28, "<"), (METRIC_UNITS.get(m, ""), 8, "<"), (f(r["mean"] * k), 10, ">"),
-                           (f"[{f(lo)}, {f(hi)}]", 24, ">")]))
+        row = summary.loc[(base, metric)]
+        scale = scale_of(metric)
+        low, high = row["ci_low"] * scale, row["ci_high"] * scale
+        number = RowFormat([row["mean"] * scale, low, high], 0.5 * (high - low))
+        lines.append(_row([(metric, 28, "<"), (METRIC_UNITS.get(metric, ""), 8, "<"),
+                           (number(row["mean"] * scale), 10, ">"), (f"[{number(low)}, {number(high)}]", 24, ">")]))
     lines += ["rates in %; 95% Student-t interval over replications", ""]
     return lines
 
@@ -204,74 +216,90 @@ BREAKDOWN_WIDTHS: tuple[int, ...] = (22, 4, 5, 5, 21, 6, 6, 22)
 
 def breakdown_table(results: Results, keys: tuple[str, ...] = BREAKDOWN_TABLE_KEYS) -> list[str]:
     """Who wins and who loses: paired differences per recruiter subgroup."""
-    bc = results.breakdown_comparison
-    if bc.empty:
+    comparison = results.breakdown_comparison
+    if comparison.empty:
         return []
-    wl, wn, wb, wp, wd, wcb, wcp, wcc = BREAKDOWN_WIDTHS
+    (w_label, w_n, w_rate_base, w_rate_policy, w_rate_diff,
+     w_burn_base, w_burn_policy, w_burn_change) = BREAKDOWN_WIDTHS
+    rate_widths = (w_rate_base, w_rate_policy, w_rate_diff)
+    burn_widths = (w_burn_base, w_burn_policy, w_burn_change)
     lines: list[str] = []
     base = results.baseline
-    for pol in bc["policy"].drop_duplicates():
-        lines.append(f"who wins, who loses: {pol} - {base} per recruiter subgroup (paired, 95% CI, "
+    for policy in comparison["policy"].drop_duplicates():
+        lines.append(f"who wins, who loses: {policy} - {base} per recruiter subgroup (paired, 95% CI, "
                      "* = significant at 5%)")
-        lines.append(_row([("", wl + wn + 1, "<"), ("response rate, %", wb + wp + wd + 2, "<"),
-                           ("net credit burn per recruiter, credits", wcb + wcp + wcc + 2, "<")]))
+        lines.append(_row([("", w_label + w_n + 1, "<"), ("response rate, %", sum(rate_widths) + 2, "<"),
+                           ("net credit burn per recruiter, credits", sum(burn_widths) + 2, "<")]))
         for by in keys:
-            sub = bc[(bc["policy"] == pol) & (bc["by"] == by)]
-            if sub.empty:
+            groups = comparison[(comparison["policy"] == policy) & (comparison["by"] == by)]
+            if groups.empty:
                 continue
-            lines.append(_row([(by, wl, "<"), ("n", wn, ">"), (_short(base, wb), wb, ">"),
-                               (_short(pol, wp), wp, ">"), ("diff pp [95% CI]", wd, "<"),
-                               (_short(base, wcb), wcb, ">"), (_short(pol, wcp), wcp, ">"),
-                               ("change [95% CI]", wcc, "<")]))
-            for label in sub["label"].drop_duplicates():
-                rows = sub[sub["label"] == label].set_index("metric")
+            lines.append(_row([(by, w_label, "<"), ("n", w_n, ">"), (_short(base, w_rate_base), w_rate_base, ">"),
+                               (_short(policy, w_rate_policy), w_rate_policy, ">"),
+                               ("diff pp [95% CI]", w_rate_diff, "<"),
+                               (_short(base, w_burn_base), w_burn_base, ">"),
+                               (_short(policy, w_burn_policy), w_burn_policy, ">"),
+                               ("change [95% CI]", w_burn_change, "<")]))
+            for label in groups["label"].drop_duplicates():
+                rows = groups[groups["label"] == label].set_index("metric")
                 lines.append(_row([
-                    (_short(str(label), wl), wl, "<"), (num(_get(rows, "recruiters", "baseline_mean")), wn, ">"),
-                    *_rate_cells(rows, (wb, wp, wd)), *_burn_cells(rows, (wcb, wcp, wcc)),
+                    (_short(str(label), w_label), w_label, "<"),
+                    (num(_get(rows, "recruiters", "baseline_mean")), w_n, ">"),
+                    *_rate_cells(rows, rate_widths), *_burn_cells(rows, burn_widths),
                 ]))
         lines.append("n = recruiters in the group (mean over replications)")
         lines.append("")
     return lines
 
 
-def _get(rows: pd.DataFrame, metric: str, col: str) -> float:
-    return float(rows.loc[metric, col]) if metric in rows.index else math.nan
+def _get(rows: pd.DataFrame, metric: str, column: str) -> float:
+    """``rows.loc[metric, column]``, NaN when the metric is not there."""
+    return float(rows.loc[metric, column]) if metric in rows.index else math.nan
+
+
+def _missing_cells(widths: tuple[int, int, int]) -> list[tuple[str, int, str]]:
+    """Three :data:`MISSING` cells: a subgroup without the metric."""
+    w_base, w_policy, w_change = widths
+    return [(MISSING, w_base, ">"), (MISSING, w_policy, ">"), (MISSING, w_change, "<")]
 
 
 def _rate_cells(rows: pd.DataFrame, widths: tuple[int, int, int]) -> list[tuple[str, int, str]]:
-    wb, wp, wd = widths
+    """Response rate of a subgroup: both policies (%) and the difference in pp with its CI."""
     if "response_rate" not in rows.index:
-        return [("n/a", wb, ">"), ("n/a", wp, ">"), ("n/a", wd, "<")]
-    r = rows.loc["response_rate"]
-    lo, hi = 100 * r["ci_low"], 100 * r["ci_high"]
-    f = RowFormat([100 * r["diff"], lo, hi], 0.5 * (hi - lo))
-    sig = "*" if bool(r["significant"]) else ""
-    return [(f"{100 * r['baseline_mean']:.1f}", wb, ">"), (f"{100 * r['policy_mean']:.1f}", wp, ">"),
-            (f"{f(100 * r['diff'], True):>5} {f.interval(lo, hi)}{sig}", wd, "<")]
+        return _missing_cells(widths)
+    w_base, w_policy, w_diff = widths
+    row = rows.loc["response_rate"]
+    low, high = 100 * row["ci_low"], 100 * row["ci_high"]
+    number = RowFormat([100 * row["diff"], low, high], 0.5 * (high - low))
+    sig = "*" if bool(row["significant"]) else ""
+    return [(f"{100 * row['baseline_mean']:.1f}", w_base, ">"), (f"{100 * row['policy_mean']:.1f}", w_policy, ">"),
+            (f"{number(100 * row['diff'], True):>5} {number.interval(low, high)}{sig}", w_diff, "<")]
 
 
 def _burn_cells(rows: pd.DataFrame, widths: tuple[int, int, int]) -> list[tuple[str, int, str]]:
-    wb, wp, wc = widths
-    m = "net_credit_burn_per_recruiter"
-    if m not in rows.index:
-        return [("n/a", wb, ">"), ("n/a", wp, ">"), ("n/a", wc, "<")]
-    r = rows.loc[m]
-    sig = "*" if bool(r["significant"]) else ""
-    if math.isfinite(r["rel_change"]):
-        change = f"{pct(r['rel_change']):>5} [{pct(r['rel_ci_low'])}, {pct(r['rel_ci_high'])}]{sig}"
+    """Net credit burn per recruiter of a subgroup: both policies and the relative change with its CI."""
+    metric = "net_credit_burn_per_recruiter"
+    if metric not in rows.index:
+        return _missing_cells(widths)
+    w_base, w_policy, w_change = widths
+    row = rows.loc[metric]
+    sig = "*" if bool(row["significant"]) else ""
+    if math.isfinite(row["rel_change"]):
+        change = f"{pct(row['rel_change']):>5} [{pct(row['rel_ci_low'])}, {pct(row['rel_ci_high'])}]{sig}"
     else:
-        change = f"{num(r['diff'], True)} {ci(r['ci_low'], r['ci_high'])}{sig}"
-    return [(num(r["baseline_mean"]), wb, ">"), (num(r["policy_mean"]), wp, ">"), (change, wc, "<")]
+        change = f"{num(row['diff'], True)} {compact_interval(row['ci_low'], row['ci_high'])}{sig}"
+    return [(num(row["baseline_mean"]), w_base, ">"), (num(row["policy_mean"]), w_policy, ">"),
+            (change, w_change, "<")]
 
 
 def format_results(results: Results, width: int = 100) -> str:
     """The whole printed report: header, comparison, pairing gain, subgroups, precision outcome."""
-    sc = results.scenario
+    scenario = results.scenario
     head = [
-        f"scenario {sc.name}: {sc.run.horizon_days} days from {sc.run.start_date.isoformat()}, "
-        f"{results.n_replications} paired replications per policy, root seed {sc.root_seed}",
-        f"market: {sc.market.members.count:,} members, {sc.market.recruiter_count:,} recruiters; "
-        f"policies: " + ", ".join(sc.policy_names) + f" (baseline {sc.baseline})",
+        f"scenario {scenario.name}: {scenario.run.horizon_days} days from {scenario.run.start_date.isoformat()}, "
+        f"{results.n_replications} paired replications per policy, root seed {scenario.root_seed}",
+        f"market: {scenario.market.members.count:,} members, {scenario.market.recruiter_count:,} recruiters; "
+        f"policies: " + ", ".join(scenario.policy_names) + f" (baseline {scenario.baseline})",
         "",
     ]
     lines = head + comparison_table(results) + breakdown_table(results)

@@ -1,0 +1,171 @@
+"""The report's figures of one :class:`Results` (several panels each), as PNG bytes or files.
+
+:data:`FIGURES` lists them in report order; ``inmail-sim run`` writes them with
+:func:`write_figures` and ``inmail-sim report`` embeds them (:func:`render_figures`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from matplotlib.figure import Figure
+
+from simulator.experiments.runner import atomic_write
+from simulator.io.plotting.canvas import panel_grid, render_png, shared_legend
+from simulator.io.plotting.panels import (
+    acceptance_rate,
+    breakdown,
+    credit_balance,
+    differences,
+    in_improvement,
+    member_distribution,
+    member_fatigue,
+    net_credit_burn,
+    response_rate,
+    threshold_events,
+    threshold_share,
+)
+
+if TYPE_CHECKING:
+    from simulator.experiments.experiment import Results
+
+BREAKDOWN_PANELS: tuple[str, ...] = ("personalization_band", "seat_type", "behaviour")
+"""The recruiter subgroupings of :func:`winners_losers`, one row of panels each."""
+
+FIGURES_DIR = "figures"
+"""The sub-folder of a run folder that holds the figures."""
+
+
+def rates(results: Results) -> Figure:
+    """Response and acceptance rate over time, per policy (two panels)."""
+    fig, axes = panel_grid(1, 2, (11, 4))
+    response_rate(results, axes[0])
+    acceptance_rate(results, axes[1])
+    shared_legend(fig, axes)
+    return fig
+
+
+def credits(results: Results) -> Figure:
+    """Credit balance and cumulative net credit burn per recruiter over time (two panels)."""
+    fig, axes = panel_grid(1, 2, (11, 4))
+    credit_balance(results, axes[0])
+    net_credit_burn(results, axes[1])
+    shared_legend(fig, axes)
+    return fig
+
+
+def winners_losers(results: Results, keys: Sequence[str] = BREAKDOWN_PANELS) -> Figure:
+    """Response rate and net credits burned per recruiter by personalization band, seat type and behaviour."""
+    present = set(results.breakdowns["by"])
+    keys = [key for key in keys if key in present]
+    fig, axes = panel_grid(len(keys), 2, (11, 3.3 * len(keys)))
+    for i, by in enumerate(keys):
+        breakdown(results, by, "response_rate", axes[2 * i])
+        breakdown(results, by, "net_credit_burn_per_recruiter", axes[2 * i + 1])
+    shared_legend(fig, axes)
+    return fig
+
+
+def members(results: Results) -> Figure:
+    """The member side: InMails received and unanswered per active member, and fatigue over time."""
+    fig, axes = panel_grid(1, 3, (14, 4.2))
+    member_distribution(results, "received", axes[0])
+    member_distribution(results, "unanswered", axes[1])
+    member_fatigue(results, axes[2])
+    shared_legend(fig, axes)
+    return fig
+
+
+def threshold(results: Results, by: str = "group") -> Figure:
+    """The response-rate threshold: events over time, seats in an Improvement Period, who is caught."""
+    fig, axes = panel_grid(2, 2, (11, 7.5))
+    threshold_events(results, axes[0])
+    in_improvement(results, axes[1])
+    threshold_share(results, by, axes[2], metric="warnings")
+    threshold_share(results, by, axes[3], metric="improvement_periods")
+    shared_legend(fig, axes, keep=[axes[0]])
+    return fig
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A report figure: file name, heading, what it shows."""
+
+    name: str
+    title: str
+    caption: str
+    make: Callable[[Results], Figure]
+
+
+FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec("rates", "Response and acceptance rates over time",
+               "Rates of the InMails sent each day (eventual outcomes), as 7-day rolling ratios; line = mean over "
+               "replications, band = 95% confidence interval.", rates),
+    FigureSpec("credits", "Credits over time",
+               "Left: unspent credits per recruiter at the end of each day. Right: credits spent minus credits "
+               "refunded per recruiter, cumulative since the start. Band = 95% CI over replications.", credits),
+    FigureSpec("differences", "Every metric: what changes, and how sure we are",
+               "Relative change of each metric against the baseline with its 95% paired CI (common random "
+               "numbers); filled = significant at 5%. The absolute difference is written at the right.", differences),
+    FigureSpec("winners_losers", "Winners and losers among recruiters",
+               "Response rate and net credits burned per recruiter, per recruiter subgroup and policy (mean, 95% "
+               "CI); * = the paired difference against the baseline is significant at 5%.", winners_losers),
+    FigureSpec("members", "The member side",
+               "Share of active members by the number of InMails they received (left) and left unanswered "
+               "(middle) over the run - bars: mean over replications, whiskers: 95% CI - and the mean member "
+               "fatigue over time (band = 95% CI).", members),
+    FigureSpec("threshold", "The response-rate threshold",
+               "Warnings and Improvement Periods over time (cumulative), recruiters in an Improvement Period, "
+               "and the share of each recruiter group that the threshold catches (95% CI).", threshold),
+)
+"""The figures ``inmail-sim run`` writes and the report shows, in report order."""
+
+
+def render_figures(results: Results, dpi: int = 110,
+                   errors: dict[str, str] | None = None) -> dict[str, bytes]:
+    """Every figure of :data:`FIGURES` as PNG bytes; a figure that fails is left out and noted in ``errors``."""
+    out: dict[str, bytes] = {}
+    for spec in FIGURES:
+        try:
+            out[spec.name] = render_png(spec.make(results), dpi)
+        except Exception as exc:  # one broken figure must not cost the others
+            if errors is None:
+                raise
+            errors[spec.name] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+class FigureError(RuntimeError):
+    """Some figures could not be drawn (the others were written)."""
+
+
+def _bytes_writer(data: bytes) -> Callable[[Path], int]:
+    """A function that writes ``data`` to the file it is given."""
+    return lambda path: path.write_bytes(data)
+
+
+def write_pngs(pngs: dict[str, bytes], folder: str | Path) -> dict[str, Path]:
+    """Write PNG bytes as ``folder/figures/NAME.png`` (atomically); return the paths."""
+    target = Path(folder) / FIGURES_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for name, data in pngs.items():
+        path = target / f"{name}.png"
+        atomic_write(path, _bytes_writer(data))
+        paths[name] = path
+    return paths
+
+
+def write_figures(results: Results, folder: str | Path, dpi: int = 110) -> dict[str, Path]:
+    """Draw every figure of :data:`FIGURES` into ``folder/figures/NAME.png``; return the paths.
+
+    Raises :class:`FigureError` naming the figures that failed, after writing all the others.
+    """
+    errors: dict[str, str] = {}
+    paths = write_pngs(render_figures(results, dpi, errors), folder)
+    if errors:
+        raise FigureError("; ".join(f"{name}: {why}" for name, why in errors.items()))
+    return paths
