@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from simulator.cli.common import EXIT_OK, InputError
 from simulator.core.config import Policy
-from simulator.io.policy_rules import policy_rules, rules_side_by_side
+from simulator.io.policy_rules import policy_rules, rule_text, rules_side_by_side
 from simulator.scenario import load_scenario
 
 if TYPE_CHECKING:
@@ -109,8 +109,8 @@ def cmd_policies_diff(a: str, b: str, show_all: bool, out: TextIO) -> int:
           f"{_shorten(policy_b.name, width):<{width}}".rstrip(), file=out)
     for key in shown:
         mark = " <" if key in differ and show_all else ""
-        print(f"{key:<{rule_width}} {_shorten(rules_a.get(key, '-'), width):<{width}} "
-              f"{_shorten(rules_b.get(key, '-'), width):<{width}}".rstrip() + mark, file=out)
+        print(f"{key:<{rule_width}} {_shorten(rule_text(rules_a, key), width):<{width}} "
+              f"{_shorten(rule_text(rules_b, key), width):<{width}}".rstrip() + mark, file=out)
     if not differ:
         print(f"{policy_a.name} and {policy_b.name} agree on every rule", file=out)
     else:
