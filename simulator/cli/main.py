@@ -561,6 +561,7 @@ def _explore_in_folder(args: argparse.Namespace, argv: Sequence[str], state: dic
     from simulator.experiments.sensitivity import run_sensitivity
     from simulator.experiments.sweep import SweepError, run_sweep, task_store
     from simulator.io.outputs import RunFolderError, prepare_run_folder, resume_command, run_fingerprint
+    from simulator.io.study_files import write_sensitivity, write_sweep
 
     try:
         folder = prepare_run_folder(out, run_fingerprint(scenario), resume=args.resume, force=args.force)
@@ -592,8 +593,9 @@ def _explore_in_folder(args: argparse.Namespace, argv: Sequence[str], state: dic
                     res = run_sensitivity(scenario, **common)
             finally:
                 bar.close()
-            res.write(out, argv=["inmail-sim", *argv], started=started, finished=dt.datetime.now().astimezone(),
-                      workers=workers, executor=describe_executor(workers, dask))
+            write = write_sweep if args.command == "sweep" else write_sensitivity
+            write(res, out, argv=["inmail-sim", *argv], started=started, finished=dt.datetime.now().astimezone(),
+                  workers=workers, executor=describe_executor(workers, dask))
     except KeyboardInterrupt:
         kept = store.count()
         print(f"inmail-sim: interrupted: workers stopped; {kept} finished task file{'s' if kept != 1 else ''} "
@@ -680,6 +682,7 @@ def cmd_calibrate_explain(args: argparse.Namespace, argv: Sequence[str], state: 
 
     from simulator.experiments import calibration, explain
     from simulator.experiments.runner import DaskUnavailableError, open_executor
+    from simulator.io.study_files import write_calibration, write_explain
 
     workers, dask = executor_settings(args)
     started = dt.datetime.now().astimezone()
@@ -718,15 +721,14 @@ def cmd_calibrate_explain(args: argparse.Namespace, argv: Sequence[str], state: 
                 res: Any = calibration.calibrate(scenario, executor, spec=spec, out=out, progress=progress,
                                                  validation=not args.no_validation, check_overrides=args.set or ())
                 bar.close()
-                files = calibration.write_calibration(res, out, argv=["inmail-sim", *argv],
-                                                      scenario_out=args.scenario_out)
+                files = write_calibration(res, out, argv=["inmail-sim", *argv], scenario_out=args.scenario_out)
                 text = calibration.format_calibration(res)
             else:
                 res = explain.explain(scenario, executor, policy=args.policy, metrics=metrics,
                                       replications=args.replications, channels=channels,
                                       store=explain.world_store(out), progress=progress)
                 bar.close()
-                files = explain.write_explain(res, out, argv=["inmail-sim", *argv], figure=not args.no_figure)
+                files = write_explain(res, out, argv=["inmail-sim", *argv], figure=not args.no_figure)
                 text = explain.format_explain(res)
     except DaskUnavailableError as exc:
         raise InputError(str(exc)) from None

@@ -17,7 +17,7 @@ Two ways to check a new run against it:
   on an unchanged model is at most ``alpha`` (default 1%).  Rows with no spread in either run
   (e.g. ``credits_granted`` with fixed seat counts) are compared exactly (relative 1e-9) instead.
 
-A changed scenario is detected through :func:`scenario_hash` and refused
+A changed scenario is detected through the hash of its :data:`MODEL_KEYS` and refused
 (:class:`ScenarioChangedError`) unless explicitly allowed.
 """
 
@@ -29,10 +29,10 @@ import json
 import math
 import platform
 import textwrap
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,8 @@ from scipy import stats
 
 from simulator.core.metrics import METRIC_NAMES
 from simulator.experiments.experiment import Results, run_experiment
+from simulator.experiments.provenance import git_revision, scenario_hash
+from simulator.experiments.runner import Progress, atomic_write
 from simulator.scenario import Scenario, load_scenario
 
 FORMAT = "inmail-sim-baseline/1"
@@ -68,7 +70,6 @@ EXACT_VERSIONS: tuple[str, ...] = ("inmail_sim", "numpy")
 DIFF_SEP = " - "
 """Row label of a paired difference: ``"new - old"`` (policy names cannot contain spaces)."""
 
-Mode = Literal["exact", "statistical"]
 MODES: tuple[str, ...] = ("exact", "statistical")
 
 
@@ -91,24 +92,10 @@ class BaselineMismatchError(AssertionError):
 # --------------------------------------------------------------------------- fingerprints
 
 
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=True)
-
-
-def scenario_hash(scenario: Scenario) -> str:
-    """SHA-256 of the resolved scenario's model part (:data:`MODEL_KEYS`), after ``extends`` and overrides.
-
-    Key order and YAML formatting do not matter; any changed value does.  The seed and the number
-    of replications do not enter: a baseline may be checked with another seed or sample size.
-    """
-    model = {k: scenario.resolved.get(k) for k in MODEL_KEYS}
-    return hashlib.sha256(_canonical(model).encode("utf-8")).hexdigest()
-
-
 def config_hash(scenario: Scenario) -> str:
     """SHA-256 of the config objects the scenario builds (market, policies, calendar).
 
-    Unlike :func:`scenario_hash` it also changes when a preset or a default in the package
+    Unlike the scenario hash (:data:`MODEL_KEYS`) it also changes when a preset or a default in the package
     changes; a check reports such a change as a note (it is a model change, to be tested).
     """
     parts = [repr(scenario.market), repr([scenario.policies[p] for p in scenario.policy_names]),
@@ -246,14 +233,12 @@ def statistics_of(results: Results, metrics: Sequence[str] = METRIC_NAMES) -> di
 def baseline_from_results(results: Results, metrics: Sequence[str] = METRIC_NAMES,
                           scenario_file: str | None = None) -> Baseline:
     """The :class:`Baseline` of an experiment's results."""
-    from simulator.io.outputs import git_revision
-
     sc = results.scenario
     unknown = [m for m in metrics if m not in results.replications.columns]
     if unknown:
         raise BaselineError(f"unknown metric(s) {', '.join(unknown)}; allowed: {', '.join(METRIC_NAMES)}")
     return Baseline(
-        scenario=sc.name, scenario_hash=scenario_hash(sc), config_hash=config_hash(sc),
+        scenario=sc.name, scenario_hash=scenario_hash(sc, MODEL_KEYS), config_hash=config_hash(sc),
         root_seed=int(sc.root_seed), replications=results.n_replications, baseline_policy=sc.baseline,
         policies=tuple(sc.policy_names), overrides=tuple(sc.overrides), versions=current_versions(),
         stats=statistics_of(results, metrics), scenario_file=scenario_file or sc.source,
@@ -264,8 +249,6 @@ def baseline_from_results(results: Results, metrics: Sequence[str] = METRIC_NAME
 def save_baseline(results: Results, path: str | Path, metrics: Sequence[str] = METRIC_NAMES,
                   scenario_file: str | None = None) -> Baseline:
     """Write the baseline of ``results`` to ``path`` (JSON, written atomically); needs >= 2 replications."""
-    from simulator.io.outputs import atomic_write
-
     if results.n_replications < 2:
         raise BaselineError(f"a baseline needs a standard error, so at least 2 replications (10+ recommended); "
                             f"got {results.n_replications}")
@@ -520,7 +503,7 @@ def assert_matches_baseline(results: Results, path: str | Path, mode: str = "sta
 
 def rerun(scenario_file: str | Path, baseline: Baseline, *, seed: int | None = None,
           replications: int | None = None, workers: int | None = None,
-          progress: Callable[[int, int], None] | None = None) -> Results:
+          progress: Progress | None = None) -> Results:
     """Run ``scenario_file`` with the baseline's overrides (and its seed and replications unless given)."""
     scenario = load_scenario(scenario_file, list(baseline.overrides))
     return run_experiment(scenario, replications=replications or baseline.replications,
@@ -530,7 +513,7 @@ def rerun(scenario_file: str | Path, baseline: Baseline, *, seed: int | None = N
 def check_scenario(scenario_file: str | Path, baseline: str | Path | Baseline, mode: str = "statistical", *,
                    seed: int | None = None, replications: int | None = None, alpha: float = DEFAULT_ALPHA,
                    allow_changed_scenario: bool = False, workers: int | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> CheckReport:
+                   progress: Progress | None = None) -> CheckReport:
     """Re-run a scenario as the baseline was made (its overrides, seed and replications unless given) and check it.
 
     Problems that need no run (changed scenario, exact mode not applicable) are raised before
@@ -539,7 +522,7 @@ def check_scenario(scenario_file: str | Path, baseline: str | Path | Baseline, m
     stored = baseline if isinstance(baseline, Baseline) else load_baseline(baseline)
     scenario = load_scenario(scenario_file, list(stored.overrides))
     planned = Baseline(
-        scenario=scenario.name, scenario_hash=scenario_hash(scenario), config_hash=config_hash(scenario),
+        scenario=scenario.name, scenario_hash=scenario_hash(scenario, MODEL_KEYS), config_hash=config_hash(scenario),
         root_seed=stored.root_seed if seed is None else seed, replications=replications or stored.replications,
         baseline_policy=scenario.baseline, policies=tuple(scenario.policy_names), overrides=stored.overrides,
         versions=current_versions(), stats={},
@@ -610,11 +593,3 @@ def render_report(report: CheckReport, only_failures: bool = False) -> str:
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
         lines.append(f"REGRESSION: {len(bad)} of {len(report.rows)} rows moved ({worst}{more})")
     return "\n".join(lines)
-
-
-def statistics_frame(baseline: Baseline) -> pd.DataFrame:
-    """A baseline's statistics as a tidy DataFrame: row, metric, mean, se, n."""
-    recs = [{"row": r, "metric": m, "mean": s.mean, "se": s.se, "n": s.n}
-            for r, ms in baseline.stats.items() for m, s in ms.items()]
-    return pd.DataFrame(recs, columns=["row", "metric", "mean", "se", "n"])
-

@@ -36,10 +36,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
-import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,8 +48,9 @@ import pandas as pd
 
 from simulator.core.config import SEAT_TYPES, Market, Phase, Policy
 from simulator.core.metrics import BREAKDOWN_KEYS, METRIC_NAMES
-from simulator.experiments.calibration import SEAT_SHARES, SEGMENT_KEY, Observation, observe_task, t_interval
-from simulator.experiments.runner import Task, TaskKey, TaskStore, failure_report, open_executor, run_tasks
+from simulator.experiments.observation import SEAT_SHARES, SEGMENT_KEY, Observation, observe_task
+from simulator.experiments.runner import Progress, Task, TaskKey, TaskStore, failure_report, open_executor, run_tasks
+from simulator.experiments.statistics import t_interval
 from simulator.scenario import Scenario
 
 RULES: tuple[str, ...] = ("refund", "allotments", "accrual", "pooling", "threshold", "switch")
@@ -78,7 +77,6 @@ UNLIMITED_CREDITS = 1_000_000
 """Monthly credits per seat when the credit limit is switched off: far above any sending volume."""
 
 DEFAULT_METRICS: tuple[str, ...] = ("response_rate", "net_credit_burn")
-
 
 
 class ExplainInputError(ValueError):
@@ -276,9 +274,6 @@ def shapley(values: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- running
 
 
-Progress = Callable[[int, int], None]
-
-
 class ExplainRunError(RuntimeError):
     """Replications of some worlds failed (the finished ones are kept in the store)."""
 
@@ -447,47 +442,6 @@ def format_explain(result: ExplainResult) -> str:
     return "\n".join(lines)
 
 
-def _atomic_csv(path: Path, frame: pd.DataFrame) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def write_explain(result: ExplainResult, out: str | Path, *, argv: Sequence[str] | None = None,
-                  figure: bool = True) -> list[Path]:
-    """Write ``explain.csv``, ``explain_replications.csv``, ``explain_worlds.csv``, ``explain.png`` and
-    ``explain.json`` (the manifest, last)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, frame in (("explain.csv", result.table), ("explain_replications.csv", result.contributions),
-                        ("explain_worlds.csv", result.worlds)):
-        _atomic_csv(out / name, frame)
-        written.append(out / name)
-    if figure:
-        from simulator.io.plotting import render_png, waterfall_figure
-
-        png = render_png(waterfall_figure(result.table, result.metrics))
-        tmp = out / f".explain.png.tmp-{os.getpid()}"
-        tmp.write_bytes(png)
-        os.replace(tmp, out / "explain.png")
-        written.append(out / "explain.png")
-    p = result.plan
-    manifest = {
-        "scenario": result.scenario.source, "baseline": p.baseline, "policy": p.policy,
-        "rules": list(p.rules), "channels": list(p.channels), "worlds": len(p.worlds),
-        "replications": len(result.indices), "root_seed": result.scenario.root_seed,
-        "unlimited_credits": UNLIMITED_CREDITS, "metrics": list(result.metrics),
-        "world_ids": {w.id: w.describe(p.channels) for w in p.worlds.values()},
-        "argv": list(argv) if argv is not None else None,
-    }
-    tmp = out / f".explain.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "explain.json")
-    written.append(out / "explain.json")
-    return written
-
-
 def world_store(out: str | Path) -> TaskStore:
     """Where finished world replications are kept (``OUT/worlds``); a re-run reuses the unchanged ones."""
     return TaskStore(Path(out) / "worlds", Observation.from_arrays)
@@ -497,6 +451,6 @@ __all__ = [
     "CHANNELS", "DEFAULT_METRICS", "LABELS", "RULES", "UNLIMITED_CREDITS", "ExplainInputError", "ExplainPlan",
     "ExplainResult", "World",
     "available_channels", "decompose", "differing_rules", "explain", "format_explain", "hybrid_policy", "plan",
-    "run_worlds", "shapley", "switch_off", "world_store", "write_explain",
+    "run_worlds", "shapley", "switch_off", "world_store",
 ]
 
