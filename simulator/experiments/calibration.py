@@ -104,21 +104,28 @@ def _parameter_frame(spec: CalibrationSpec, start: Sequence[float], fitted: Sequ
     return pd.DataFrame(rows)
 
 
-def target_table(spec: CalibrationSpec, obs: Mapping[str, np.ndarray], at: str) -> pd.DataFrame:
+def _interval(values: np.ndarray) -> tuple[float, float, float]:
+    """Mean and Student-t interval of one observable over replications, as plain floats."""
+    mean, low, high = t_interval(values)
+    return float(mean), float(low), float(high)
+
+
+def target_table(spec: CalibrationSpec, observed: Mapping[str, np.ndarray], at: str) -> pd.DataFrame:
     """Achieved vs target (mean and 95% CI over replications) for every target and diagnostic."""
     rows = []
-    for t in spec.targets:
-        mean, lo, hi = t_interval(obs[t.key])
-        rows.append({"at": at, "quantity": t.name, "key": t.key, "target": t.describe(), "mean": mean,
-                     "ci_low": lo, "ci_high": hi, "n": len(obs[t.key]), "met": t.met(mean),
-                     "residual": t.residual(mean), "source": t.source})
-    seen = {t.key for t in spec.targets}
+    for target in spec.targets:
+        mean, low, high = _interval(observed[target.key])
+        rows.append({"at": at, "quantity": target.name, "key": target.key, "target": target.describe(),
+                     "mean": mean, "ci_low": low, "ci_high": high, "n": len(observed[target.key]),
+                     "met": target.met(mean), "residual": target.residual(mean), "source": target.source})
+    seen = {target.key for target in spec.targets}
     for key in DIAGNOSTICS:
-        if key in seen or key not in obs:
+        if key in seen or key not in observed:
             continue
-        mean, lo, hi = t_interval(obs[key])
-        rows.append({"at": at, "quantity": key, "key": key, "target": "", "mean": mean, "ci_low": lo,
-                     "ci_high": hi, "n": len(obs[key]), "met": None, "residual": math.nan, "source": "diagnostic"})
+        mean, low, high = _interval(observed[key])
+        rows.append({"at": at, "quantity": key, "key": key, "target": "", "mean": mean, "ci_low": low,
+                     "ci_high": high, "n": len(observed[key]), "met": None, "residual": math.nan,
+                     "source": "diagnostic"})
     return pd.DataFrame(rows)
 
 

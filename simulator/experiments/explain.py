@@ -399,15 +399,16 @@ def explain(scenario: Scenario, executor: Executor | None = None, *, workers: in
                              "baseline_mean": base_mean, "policy_mean": new_mean})
                 reps += [{"metric": m, "decomposition": kind, "mechanism": name, "replication": i,
                           "contribution": float(v)} for i, v in zip(indices, vals, strict=True)]
-    wrows = []
-    for w in p.worlds.values():
+    world_rows = []
+    for world in p.worlds.values():
         for i in indices:
-            vals = obs[(w.id, i)].values
-            wrows.append({"world": w.id, "rules_from_new": "+".join(r for r in RULES if r in w.rules) or "none",
-                          "channels_off": "+".join(c for c in p.channels if c not in w.channels_on) or "none",
-                          "replication": i, **{m: vals[m] for m in metrics}})
+            observed = obs[(world.id, i)].values
+            world_rows.append({
+                "world": world.id, "rules_from_new": "+".join(r for r in RULES if r in world.rules) or "none",
+                "channels_off": "+".join(c for c in p.channels if c not in world.channels_on) or "none",
+                "replication": i, **{m: observed[m] for m in metrics}})
     return ExplainResult(scenario, p, tuple(metrics), indices, pd.DataFrame(rows), pd.DataFrame(reps),
-                         pd.DataFrame(wrows))
+                         pd.DataFrame(world_rows))
 
 
 # --------------------------------------------------------------------------- output

@@ -80,9 +80,10 @@ def observe(result: ReplicationResult, market: Market, policy: Policy) -> dict[s
             if received > 0:
                 rates[name] = ratio(responses, received)
         for label, pick in (("lowest", min), ("highest", max)):
-            name = pick(rates, key=lambda n: rates[n]) if rates else None
+            extreme = pick(rates, key=lambda segment: rates[segment]) if rates else None
             for m in SEGMENT_METRICS:
-                out[observable_key(m, SEGMENT_KEY, label)] = out[observable_key(m, SEGMENT_KEY, name)] if name else 0.0
+                out[observable_key(m, SEGMENT_KEY, label)] = (out[observable_key(m, SEGMENT_KEY, extreme)]
+                                                              if extreme else 0.0)
     reviewed = np.isin(seats.seat_type, policy.threshold.seat_types)
     n_reviewed = int(reviewed.sum())
     in_improvement = result.daily.get("in_improvement")

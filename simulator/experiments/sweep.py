@@ -178,7 +178,11 @@ def run_points(points: Sequence[Point], replications: int, executor: Executor, *
     run = run_tasks(tasks, executor, store, reuse=reuse, on_done=tick)
     if run.failures:
         raise SweepError(run.failures, run.finished, run.total)
-    return {(k.point, k.policy, k.replication): r.metrics for k, r in run.results.items()}
+    records: Records = {}
+    for key, record in run.results.items():
+        assert key.point is not None  # every sweep task belongs to a point
+        records[(key.point, key.policy, key.replication)] = record.metrics
+    return records
 
 
 def check_points_memory(points: Sequence[Point], executor: Executor | None, workers: int | None,
