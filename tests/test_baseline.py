@@ -31,7 +31,6 @@ from simulator.experiments.baseline import (
     ExactNotApplicableError,
     ScenarioChangedError,
     Stat,
-    _welch_p,
     assert_matches_baseline,
     check_results,
     check_scenario,
@@ -39,6 +38,7 @@ from simulator.experiments.baseline import (
     holm,
     load_baseline,
 )
+from simulator.experiments.baseline_check import _welch_p
 from simulator.experiments.provenance import scenario_hash
 from simulator.scenario import load_scenario
 

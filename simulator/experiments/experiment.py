@@ -33,6 +33,7 @@ from simulator.experiments.comparison import (
 )
 from simulator.experiments.replication import (
     MEMBER_COLUMNS,
+    RECORD_FORMAT,
     Record,
     ReplicationError,
     breakdown_frame,
@@ -40,6 +41,7 @@ from simulator.experiments.replication import (
     member_distribution_frame,
     record_store,
     replication_frame,
+    replication_record,
     run_records,
     run_single,
     timeseries_frame,
@@ -49,10 +51,14 @@ from simulator.experiments.statistics import CONFIDENCE
 from simulator.scenario import Overrides, Scenario, load_scenario, with_changes
 
 __all__ = [
-    "COMPARISON_COLUMNS", "CONFIDENCE", "MAIN_METRICS", "MEMBER_COLUMNS", "PrecisionReport", "Progress", "Record",
-    "ReplicationError", "Results", "SerialExecutor", "compare", "empty_member_frame", "member_distribution_frame",
-    "precision_half_widths", "record_store", "run_experiment", "run_scenario", "run_single", "summarize",
+    "COMPARISON_COLUMNS", "CONFIDENCE", "MAIN_METRICS", "MEMBER_COLUMNS", "RECORD_FORMAT", "PrecisionReport",
+    "Progress", "Record", "ReplicationError", "Results", "SerialExecutor", "compare", "empty_member_frame",
+    "member_distribution_frame", "precision_half_widths", "record_store", "replication_record", "run_experiment",
+    "run_scenario", "run_single", "summarize",
 ]
+
+_run_task = replication_record
+"""The name tests/reliability still import (test_memory, test_resume); use :func:`replication_record`."""
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,8 @@ def run_single(market: Market, policy: Policy, run: RunConfig, root_seed: int, i
     return run_replication(market, policy, run, seed=replication_seed(root_seed, index))
 
 
-def _run_task(market: Market, policy: Policy, run: RunConfig, root_seed: int, index: int) -> Record:
+def replication_record(market: Market, policy: Policy, run: RunConfig, root_seed: int, index: int) -> Record:
+    """One replication of one policy as a :class:`Record` (the task a worker runs)."""
     result = run_single(market, policy, run, root_seed, index)
     return Record(
         policy=policy.name, replication=index, root_seed=root_seed, seed_entropy=result.seed_entropy,
@@ -140,7 +141,7 @@ def _run_task(market: Market, policy: Policy, run: RunConfig, root_seed: int, in
 
 def replication_tasks(scenario: Scenario, indices: Iterable[int], point: int | None = None) -> list[Task]:
     """One task per (replication index, policy) of ``scenario`` (``point``: its sweep point, if any)."""
-    return [Task(TaskKey(name, i, point), _run_task,
+    return [Task(TaskKey(name, i, point), replication_record,
                  (scenario.market, scenario.policies[name], scenario.run, scenario.root_seed, i))
             for i in indices for name in scenario.policy_names]
 
