@@ -707,11 +707,9 @@ def cmd_calibrate_explain(args: argparse.Namespace, argv: Sequence[str], state: 
     bar = tqdm(total=0, desc=f"{scenario.name} {args.command}", file=sys.stderr,
                disable=True if args.no_progress else None, dynamic_ncols=True)
 
-    def progress(*a: Any) -> None:
-        stage, done, total = a if len(a) == 3 else ("worlds", *a)
-        bar.set_description(f"{scenario.name} {args.command}: {stage}", refresh=False)
+    def progress(done: int, total: int) -> None:
         if bar.total != total:
-            bar.reset(total=total)
+            bar.total = total
         bar.update(done - bar.n)
 
     previous = _handle_sigterm_as_interrupt()

@@ -129,17 +129,28 @@ def target_table(spec: CalibrationSpec, observed: Mapping[str, np.ndarray], at: 
     return pd.DataFrame(rows)
 
 
-def _agrees(c: Check, lo: float, hi: float) -> str:
+def _agrees(check: Check, ci_low: float, ci_high: float) -> str:
     """``yes`` if the CI lies inside the published figure, ``no`` if wholly outside, ``partly`` else."""
-    if c.low is None and c.high is None:
+    if check.low is None and check.high is None:
         return ""
-    a = -math.inf if c.low is None else c.low
-    b = math.inf if c.high is None else c.high
-    if a <= lo and hi <= b:
+    low = -math.inf if check.low is None else check.low
+    high = math.inf if check.high is None else check.high
+    if low <= ci_low and ci_high <= high:
         return "yes"
-    if hi < a or lo > b:
+    if ci_high < low or ci_low > high:
         return "no"
     return "partly"
+
+
+def _published(check: Check) -> str:
+    """The published figure as text (empty when the check has none)."""
+    if check.low is None and check.high is None:
+        return ""
+    if check.high is None:
+        return f">= {check.low:g}"
+    if check.low is None:
+        return f"<= {check.high:g}"
+    return f"{check.low:g} .. {check.high:g}"
 
 
 def applicable_overrides(source: str | Path, overrides: Overrides) -> Overrides:
@@ -161,34 +172,33 @@ def applicable_overrides(source: str | Path, overrides: Overrides) -> Overrides:
     return [o for o in overrides if loads([o])]
 
 
-def run_check(scenario: Scenario, c: Check, overrides: Mapping[str, Any], replications: int,
+def run_check(scenario: Scenario, check: Check, overrides: Mapping[str, Any], replications: int,
               executor: Executor, at: str, check_overrides: Overrides = ()) -> dict[str, Any]:
     """One validation comparison at the given market values: the policy vs its scenario's baseline.
 
     ``check_overrides``: applied to the check's own scenario file where they apply (see
     :func:`applicable_overrides`) - the size overrides the calibrated scenario was loaded with.
     """
-    base = scenario if c.scenario is None else load_scenario(c.scenario, applicable_overrides(c.scenario,
-                                                                                             check_overrides))
-    sc = apply_values(base, overrides)
-    policy = c.policy or next(p for p in sc.policy_names if p != sc.baseline)
-    if policy not in sc.policies:
-        raise ScenarioError([scenario.issue(("calibration", "validation"), f"{c.name}: scenario has no policy "
-                                            f"{policy!r}; its policies: {', '.join(sc.policies)}")])
-    sc = dataclasses.replace(sc, policies={k: v for k, v in sc.policies.items() if k in (sc.baseline, policy)})
-    res = run_experiment(sc, replications=replications, executor=executor, timeseries=False)
-    comp = compare(res.replications, sc.baseline, [c.metric])
+    base = (scenario if check.scenario is None
+            else load_scenario(check.scenario, applicable_overrides(check.scenario, check_overrides)))
+    world = apply_values(base, overrides)
+    policy = check.policy or next(p for p in world.policy_names if p != world.baseline)
+    if policy not in world.policies:
+        raise ScenarioError([scenario.issue(("calibration", "validation"), f"{check.name}: scenario has no policy "
+                                            f"{policy!r}; its policies: {', '.join(world.policies)}")])
+    world = dataclasses.replace(world, policies={k: v for k, v in world.policies.items()
+                                                 if k in (world.baseline, policy)})
+    results = run_experiment(world, replications=replications, executor=executor, timeseries=False)
+    comp = compare(results.replications, world.baseline, [check.metric])
     row = comp[comp["policy"] == policy].iloc[0]
-    est, lo, hi = ((row["rel_change"], row["rel_ci_low"], row["rel_ci_high"]) if c.relative
+    est, lo, hi = ((row["rel_change"], row["rel_ci_low"], row["rel_ci_high"]) if check.relative
                    else (row["diff"], row["ci_low"], row["ci_high"]))
-    return {"check": c.name, "at": at, "scenario": sc.name, "baseline": sc.baseline, "policy": policy,
-            "metric": c.metric, "measure": "relative change" if c.relative else "difference",
+    return {"check": check.name, "at": at, "scenario": world.name, "baseline": world.baseline, "policy": policy,
+            "metric": check.metric, "measure": "relative change" if check.relative else "difference",
             "baseline_mean": row["baseline_mean"], "policy_mean": row["policy_mean"],
             "estimate": est, "ci_low": lo, "ci_high": hi, "n": int(row["n"]),
-            "published": ("" if c.low is None and c.high is None else
-                          f">= {c.low:g}" if c.high is None else f"<= {c.high:g}" if c.low is None
-                          else f"{c.low:g} .. {c.high:g}"),
-            "agrees": _agrees(c, lo, hi), "source": c.source}
+            "published": _published(check),
+            "agrees": _agrees(check, lo, hi), "source": check.source}
 
 
 def calibrate(scenario: Scenario, executor: Executor | None = None, *, workers: int = 1,

@@ -27,9 +27,10 @@ NOT_IN_SCENARIO_HASH: tuple[str, ...] = ("replications", "max_replications", "ro
 MODEL_ROOTS: tuple[str, ...] = ("core.engine", "scenario", "experiments.experiment")
 """Modules whose source (with every ``simulator`` module they import, recursively) is the model's code."""
 
-NOT_MODEL: frozenset[str] = frozenset({"cli", "io", "experiments.runner", "scenario.memory", "__main__"})
-"""Presentation and plumbing (with their submodules): they never change a replication's numbers, so editing
-them keeps --resume working."""
+NOT_MODEL: frozenset[str] = frozenset({"cli", "io", "experiments.runner", "experiments.comparison",
+                                       "experiments.statistics", "scenario.memory", "__main__"})
+"""Presentation, plumbing and the statistics over replications (with their submodules): they never change
+a replication's numbers, so editing them keeps --resume working."""
 
 _IMPORT = re.compile(r"^\s*(?:from|import)\s+simulator\.([\w.]+)", re.MULTILINE)
 
