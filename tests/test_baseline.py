@@ -25,20 +25,21 @@ from simulator.cli import main
 from simulator.core.metrics import METRIC_NAMES
 from simulator.experiments.baseline import (
     DIFF_SEP,
+    MODEL_KEYS,
     BaselineError,
     BaselineMismatchError,
     ExactNotApplicableError,
     ScenarioChangedError,
     Stat,
-    _welch_p,
     assert_matches_baseline,
     check_results,
     check_scenario,
     compare_baselines,
     holm,
     load_baseline,
-    scenario_hash,
 )
+from simulator.experiments.baseline_check import _welch_p
+from simulator.experiments.provenance import scenario_hash
 from simulator.scenario import load_scenario
 
 SEED, N = 5, 6
@@ -83,7 +84,7 @@ def test_saved_file_holds_means_standard_errors_and_provenance(saved: Path, scen
     assert doc["overrides"] == ["market.members.count=1200"]
     assert doc["versions"]["inmail_sim"] == simulator.__version__ and doc["versions"]["numpy"] == np.__version__
     sc = load_scenario(scenario_file, ["market.members.count=1200"])
-    assert doc["scenario_hash"] == scenario_hash(sc)
+    assert doc["scenario_hash"] == scenario_hash(sc, MODEL_KEYS)
     assert list(doc["statistics"]) == ["old", "new", f"new{DIFF_SEP}old"]
     assert all(list(rows) == list(METRIC_NAMES) for rows in doc["statistics"].values())
     # the numbers are the sample mean and sd / sqrt(n) of the replications (recomputed independently)
@@ -183,14 +184,14 @@ def test_a_changed_scenario_file_is_detected_through_its_hash(saved: Path, scena
 
 
 def test_the_hash_ignores_formatting_seed_and_size_but_not_values(tmp_path: Path) -> None:
-    ref = scenario_hash(load_scenario(write_yaml(tmp_path / "a.yaml", tiny())))
+    ref = scenario_hash(load_scenario(write_yaml(tmp_path / "a.yaml", tiny())), MODEL_KEYS)
     reordered = dict(reversed(list(tiny(root_seed=1, replications=9, max_replications=9,
                                         description="other words").items())))
-    assert scenario_hash(load_scenario(write_yaml(tmp_path / "b.yaml", reordered))) == ref
+    assert scenario_hash(load_scenario(write_yaml(tmp_path / "b.yaml", reordered)), MODEL_KEYS) == ref
     text = (tmp_path / "a.yaml").read_text()
-    assert scenario_hash(load_scenario(write_yaml(tmp_path / "c.yaml", "# a comment\n" + text))) == ref
-    assert scenario_hash(load_scenario(tmp_path / "a.yaml", ["horizon_days=41"])) != ref
-    assert scenario_hash(load_scenario(tmp_path / "a.yaml", ["policies.new.refund.window_days=60"])) != ref
+    assert scenario_hash(load_scenario(write_yaml(tmp_path / "c.yaml", "# a comment\n" + text)), MODEL_KEYS) == ref
+    assert scenario_hash(load_scenario(tmp_path / "a.yaml", ["horizon_days=41"]), MODEL_KEYS) != ref
+    assert scenario_hash(load_scenario(tmp_path / "a.yaml", ["policies.new.refund.window_days=60"]), MODEL_KEYS) != ref
 
 
 def test_a_fixed_metric_is_compared_exactly_without_dividing_by_zero(saved: Path, scenario_file: Path) -> None:

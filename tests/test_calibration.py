@@ -26,10 +26,10 @@ from simulator.experiments.calibration import (
     observe,
     parameter_overrides,
     run_check,
-    write_calibration,
 )
 from simulator.experiments.experiment import run_single
 from simulator.experiments.runner import SerialExecutor
+from simulator.io.study_files import write_calibration
 from simulator.scenario import ScenarioError, load_scenario
 from tests.scenario_helpers import SCENARIOS, tiny, write_yaml
 

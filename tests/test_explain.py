@@ -207,7 +207,7 @@ def test_table_rows_and_cis(small_explanation) -> None:  # type: ignore[no-untyp
 
 def test_decompose_on_synthetic_observations() -> None:
     """A world's outcome built from known effects is decomposed back into them."""
-    from simulator.experiments.calibration import Observation
+    from simulator.experiments.observation import Observation
 
     sc = load_scenario(tiny())
     p = plan(sc, channels=["adaptation", "fatigue"])

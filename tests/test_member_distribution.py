@@ -18,7 +18,7 @@ from scenario_helpers import tiny, write_yaml
 from simulator.api import Results, run_scenario
 from simulator.cli import main
 from simulator.core.metrics import MEMBER_BINS, MEMBER_QUANTITIES, member_histogram
-from simulator.experiments.experiment import MEMBER_COLUMNS, RECORD_FORMAT, Record, _run_task, run_single
+from simulator.experiments.replication import MEMBER_COLUMNS, RECORD_FORMAT, Record, replication_record, run_single
 from simulator.experiments.runner import TaskKey
 from simulator.io.outputs import MEMBER_FILE, RUN_FILES, load_results
 from simulator.io.report import NotARunFolderError, load_run
@@ -118,7 +118,7 @@ def test_frame_is_tidy_and_ordered_like_the_replications(res: Results) -> None:
 @pytest.fixture(scope="module")
 def record() -> Record:
     sc = load_scenario(tiny(horizon_days=15))
-    return _run_task(sc.market, sc.policies["new"], sc.run, sc.root_seed, 1)
+    return replication_record(sc.market, sc.policies["new"], sc.run, sc.root_seed, 1)
 
 
 def test_record_files_keep_the_histograms_exactly(record: Record) -> None:

@@ -15,6 +15,7 @@ import pytest
 from scenario_helpers import SCENARIOS, tiny, write_yaml
 
 from simulator.cli import main
+from simulator.experiments.design import Parameter
 from simulator.experiments.sensitivity import (
     check_sensitivity,
     run_sensitivity,
@@ -23,7 +24,6 @@ from simulator.experiments.sensitivity import (
     sobol_table,
     tornado_analyse,
 )
-from simulator.experiments.sweep import Parameter
 from simulator.scenario import load_scenario, shrink_overrides
 
 # --------------------------------------------------------------------------- Ishigami

@@ -15,17 +15,9 @@ from scenario_helpers import SCENARIOS, tiny, write_yaml
 
 from simulator.cli import main
 from simulator.core.metrics import METRIC_NAMES
+from simulator.experiments.design import Parameter, design, design_rng, sweep_spec, unit_sample
 from simulator.experiments.runner import SerialExecutor
-from simulator.experiments.sweep import (
-    TABLE_COLUMNS,
-    Parameter,
-    design,
-    design_rng,
-    run_sweep,
-    sweep_spec,
-    task_store,
-    unit_sample,
-)
+from simulator.experiments.sweep import TABLE_COLUMNS, run_sweep, task_store
 from simulator.scenario import ScenarioError, load_scenario, shrink_overrides
 
 WINDOW = "policies.new.refund.window_days"

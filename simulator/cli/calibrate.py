@@ -50,7 +50,8 @@ def add_calibrate_parser(commands: Subcommands) -> None:
 
 def cmd_calibrate(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) -> int:
     """``inmail-sim calibrate``: check the calibration: block, fit, check, validate; write the folder."""
-    from simulator.experiments.calibration import calibrate, calibration_spec, format_calibration, write_calibration
+    from simulator.experiments.calibration import calibrate, calibration_spec, format_calibration
+    from simulator.io.study_files import write_calibration
 
     workers, dask = executor_settings(args)
     started = dt.datetime.now().astimezone()

@@ -52,6 +52,7 @@ def add_explain_parser(commands: Subcommands) -> None:
 def cmd_explain(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) -> int:
     """``inmail-sim explain``: check the policy, metrics and channels, run every world; write the folder."""
     from simulator.experiments import explain
+    from simulator.io.study_files import write_explain
 
     workers, dask = executor_settings(args)
     started = dt.datetime.now().astimezone()
@@ -69,7 +70,7 @@ def cmd_explain(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) ->
                                  replications=args.replications, channels=channels,
                                  store=explain.world_store(out), progress=bar)
         bar.close()
-        files = explain.write_explain(result, out, argv=["inmail-sim", *argv], figure=not args.no_figure)
+        files = write_explain(result, out, argv=["inmail-sim", *argv], figure=not args.no_figure)
         return StudySummary(explain.format_explain(result), files)
 
     return run_study_into_folder(args, log, scenario.name, started, workers, dask, decompose,

@@ -115,11 +115,15 @@ def cmd_sensitivity(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog
 
 
 def _write_sweep(results: SweepResults, out: Path, **manifest: Any) -> None:
-    results.write(out, **manifest)
+    from simulator.io.study_files import write_sweep
+
+    write_sweep(results, out, **manifest)
 
 
 def _write_sensitivity(results: SensitivityResults, out: Path, **manifest: Any) -> None:
-    results.write(out, **manifest)
+    from simulator.io.study_files import write_sensitivity
+
+    write_sensitivity(results, out, **manifest)
 
 
 def _load_study_input(args: argparse.Namespace) -> tuple[int, str | None, dt.datetime, Scenario]:

@@ -36,10 +36,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
-import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,8 +48,9 @@ import pandas as pd
 
 from simulator.core.config import SEAT_TYPES, Market, Phase, Policy
 from simulator.core.metrics import BREAKDOWN_KEYS, METRIC_NAMES
-from simulator.experiments.calibration import SEAT_SHARES, SEGMENT_KEY, Observation, observe_task, t_interval
-from simulator.experiments.runner import Task, TaskKey, TaskStore, failure_report, open_executor, run_tasks
+from simulator.experiments.observation import SEAT_SHARES, SEGMENT_KEY, Observation, observe_task
+from simulator.experiments.runner import Progress, Task, TaskKey, TaskStore, failure_report, open_executor, run_tasks
+from simulator.experiments.statistics import t_interval
 from simulator.scenario import Scenario
 
 RULES: tuple[str, ...] = ("refund", "allotments", "accrual", "pooling", "threshold", "switch")
@@ -80,7 +79,6 @@ UNLIMITED_CREDITS = 1_000_000
 DEFAULT_METRICS: tuple[str, ...] = ("response_rate", "net_credit_burn")
 
 
-
 class ExplainInputError(ValueError):
     """A policy, channel or metric that this scenario cannot explain (the CLI exits with code 2)."""
 
@@ -92,9 +90,9 @@ _PHASE_RULES: dict[str, str] = {"refund": "refund", "allotments": "allotments", 
 # --------------------------------------------------------------------------- counterfactual worlds
 
 
-def _phases(p: Policy) -> tuple[Phase, Phase]:
+def _phases(policy: Policy) -> tuple[Phase, Phase]:
     """(phase before the switch, phase after it); without a switch both are the one phase."""
-    return (p.before if p.before is not None else p.phase), p.phase
+    return (policy.before if policy.before is not None else policy.phase), policy.phase
 
 
 def _mix(base: Phase, new: Phase, rules: Iterable[str]) -> Phase:
@@ -119,9 +117,10 @@ def hybrid_policy(base: Policy, new: Policy, rules: Iterable[str]) -> Policy:
         description=f"{base.name} with {', '.join(r for r in RULES if r in rules) or 'no rule'} from {new.name}")
 
 
-def rule_content(p: Policy) -> tuple[Any, ...]:
+def rule_content(policy: Policy) -> tuple[Any, ...]:
     """What a policy does (not its name, description or sources)."""
-    return (p.phase, p.before if p.switch_date is not None else None, p.switch_date, p.threshold, p.grants)
+    return (policy.phase, policy.before if policy.switch_date is not None else None, policy.switch_date,
+            policy.threshold, policy.grants)
 
 
 def differing_rules(base: Policy, new: Policy) -> list[str]:
@@ -276,18 +275,15 @@ def shapley(values: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- running
 
 
-Progress = Callable[[int, int], None]
-
-
 class ExplainRunError(RuntimeError):
     """Replications of some worlds failed (the finished ones are kept in the store)."""
 
 
-def run_worlds(scenario: Scenario, p: ExplainPlan, indices: Sequence[int], executor: Executor, *,
+def run_worlds(scenario: Scenario, design: ExplainPlan, indices: Sequence[int], executor: Executor, *,
                store: TaskStore | None = None, progress: Progress | None = None) -> dict[tuple[str, int], Observation]:
     """Every world x replication on ``executor`` (replication ``i`` of every world has the same seed)."""
     tasks = [Task(TaskKey(w.id, i), observe_task, (w.market, w.policy, scenario.run, scenario.root_seed, i))
-             for i in indices for w in p.worlds.values()]
+             for i in indices for w in design.worlds.values()]
     total = len(tasks)
     done = 0
 
@@ -322,20 +318,20 @@ class ExplainResult:
         return t[(t["metric"] == metric) & (t["decomposition"] == kind)].reset_index(drop=True)
 
 
-def _values(p: ExplainPlan, obs: Mapping[tuple[str, int], Observation], metric: str,
+def _values(design: ExplainPlan, obs: Mapping[tuple[str, int], Observation], metric: str,
             indices: Sequence[int]) -> dict[tuple[frozenset[str], frozenset[str]], np.ndarray]:
     return {key: np.array([obs[(w.id, i)].values[metric] for i in indices], dtype=np.float64)
-            for key, w in p.worlds.items()}
+            for key, w in design.worlds.items()}
 
 
-def decompose(p: ExplainPlan, obs: Mapping[tuple[str, int], Observation], metric: str,
+def decompose(design: ExplainPlan, obs: Mapping[tuple[str, int], Observation], metric: str,
               indices: Sequence[int]) -> dict[str, dict[str, np.ndarray]]:
     """Per-replication contributions: ``{"rule": {player: values}, "channel": {...}}``, totals included.
 
     ``rule`` holds the rule players and ``total``; ``channel`` the channels, ``direct`` and ``total``.
     """
-    y = _values(p, obs, metric, indices)
-    rules, chans = p.rules, p.channels
+    y = _values(design, obs, metric, indices)
+    rules, chans = design.rules, design.channels
     on = frozenset(chans)
     base_full, new_full = y[(frozenset(), on)], y[(frozenset(rules), on)]
     total = new_full - base_full
@@ -378,21 +374,21 @@ def explain(scenario: Scenario, executor: Executor | None = None, *, workers: in
         with open_executor(workers) as ex:
             return explain(scenario, ex, policy=policy, metrics=metrics, replications=replications,
                            channels=channels, store=store, progress=progress)
-    p = plan(scenario, policy, channels)
+    design = plan(scenario, policy, channels)
     check_metrics(metrics)
     indices = tuple(range(replications or scenario.replications))
-    obs = run_worlds(scenario, p, indices, executor, store=store, progress=progress)
-    first = obs[(next(iter(p.worlds.values())).id, indices[0])].values
+    obs = run_worlds(scenario, design, indices, executor, store=store, progress=progress)
+    first = obs[(next(iter(design.worlds.values())).id, indices[0])].values
     bad = [m for m in metrics if m not in first]
     if bad:
         raise ExplainInputError(f"unknown breakdown metric(s) {', '.join(bad)} in this scenario")
     rows, reps = [], []
-    on = frozenset(p.channels)
+    on = frozenset(design.channels)
     for m in metrics:
-        y = _values(p, obs, m, indices)
+        y = _values(design, obs, m, indices)
         base_mean = float(y[(frozenset(), on)].mean())
-        new_mean = float(y[(frozenset(p.rules), on)].mean())
-        parts = decompose(p, obs, m, indices)
+        new_mean = float(y[(frozenset(design.rules), on)].mean())
+        parts = decompose(design, obs, m, indices)
         total_mean = float(parts["rule"]["total"].mean())
         for kind, players in parts.items():
             for name, vals in players.items():
@@ -400,19 +396,20 @@ def explain(scenario: Scenario, executor: Executor | None = None, *, workers: in
                 rows.append({"metric": m, "decomposition": kind, "mechanism": name, "label": LABELS.get(name, name),
                              "contribution": mean, "ci_low": lo, "ci_high": hi,
                              "share": mean / total_mean if total_mean else math.nan, "n": len(vals),
-                             "baseline": p.baseline, "policy": p.policy,
+                             "baseline": design.baseline, "policy": design.policy,
                              "baseline_mean": base_mean, "policy_mean": new_mean})
                 reps += [{"metric": m, "decomposition": kind, "mechanism": name, "replication": i,
                           "contribution": float(v)} for i, v in zip(indices, vals, strict=True)]
-    wrows = []
-    for w in p.worlds.values():
+    world_rows = []
+    for world in design.worlds.values():
         for i in indices:
-            vals = obs[(w.id, i)].values
-            wrows.append({"world": w.id, "rules_from_new": "+".join(r for r in RULES if r in w.rules) or "none",
-                          "channels_off": "+".join(c for c in p.channels if c not in w.channels_on) or "none",
-                          "replication": i, **{m: vals[m] for m in metrics}})
-    return ExplainResult(scenario, p, tuple(metrics), indices, pd.DataFrame(rows), pd.DataFrame(reps),
-                         pd.DataFrame(wrows))
+            observed = obs[(world.id, i)].values
+            world_rows.append({
+                "world": world.id, "rules_from_new": "+".join(r for r in RULES if r in world.rules) or "none",
+                "channels_off": "+".join(c for c in design.channels if c not in world.channels_on) or "none",
+                "replication": i, **{m: observed[m] for m in metrics}})
+    return ExplainResult(scenario, design, tuple(metrics), indices, pd.DataFrame(rows), pd.DataFrame(reps),
+                         pd.DataFrame(world_rows))
 
 
 # --------------------------------------------------------------------------- output
@@ -428,14 +425,15 @@ def _num(x: float, metric: str) -> str:
 
 def format_explain(result: ExplainResult) -> str:
     """The tables ``inmail-sim explain`` prints: each metric's two decompositions with 95% CIs."""
-    p = result.plan
-    lines = [f"why {p.policy} differs from {p.baseline} ({result.scenario.name}, "
-             f"{len(result.indices)} replications x {len(p.worlds)} worlds, common random numbers)"]
-    if not p.rules:
+    design = result.plan
+    lines = [f"why {design.policy} differs from {design.baseline} ({result.scenario.name}, "
+             f"{len(result.indices)} replications x {len(design.worlds)} worlds, common random numbers)"]
+    if not design.rules:
         lines.append("  the two policies have the same rules")
     for m in result.metrics:
         head = result.table[result.table["metric"] == m].iloc[0]
-        lines += ["", f"{m}: {head['baseline_mean']:.4g} ({p.baseline}) -> {head['policy_mean']:.4g} ({p.policy})"]
+        lines += ["", f"{m}: {head['baseline_mean']:.4g} ({design.baseline}) -> "
+                      f"{head['policy_mean']:.4g} ({design.policy})"]
         for kind, title in (("rule", "by rule change"), ("channel", "by channel (switched off in both worlds)")):
             rows = result.decomposition(m, kind)
             lines.append(f"  {title}:")
@@ -447,47 +445,6 @@ def format_explain(result: ExplainResult) -> str:
     return "\n".join(lines)
 
 
-def _atomic_csv(path: Path, frame: pd.DataFrame) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def write_explain(result: ExplainResult, out: str | Path, *, argv: Sequence[str] | None = None,
-                  figure: bool = True) -> list[Path]:
-    """Write ``explain.csv``, ``explain_replications.csv``, ``explain_worlds.csv``, ``explain.png`` and
-    ``explain.json`` (the manifest, last)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, frame in (("explain.csv", result.table), ("explain_replications.csv", result.contributions),
-                        ("explain_worlds.csv", result.worlds)):
-        _atomic_csv(out / name, frame)
-        written.append(out / name)
-    if figure:
-        from simulator.io.plotting import render_png, waterfall_figure
-
-        png = render_png(waterfall_figure(result.table, result.metrics))
-        tmp = out / f".explain.png.tmp-{os.getpid()}"
-        tmp.write_bytes(png)
-        os.replace(tmp, out / "explain.png")
-        written.append(out / "explain.png")
-    p = result.plan
-    manifest = {
-        "scenario": result.scenario.source, "baseline": p.baseline, "policy": p.policy,
-        "rules": list(p.rules), "channels": list(p.channels), "worlds": len(p.worlds),
-        "replications": len(result.indices), "root_seed": result.scenario.root_seed,
-        "unlimited_credits": UNLIMITED_CREDITS, "metrics": list(result.metrics),
-        "world_ids": {w.id: w.describe(p.channels) for w in p.worlds.values()},
-        "argv": list(argv) if argv is not None else None,
-    }
-    tmp = out / f".explain.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "explain.json")
-    written.append(out / "explain.json")
-    return written
-
-
 def world_store(out: str | Path) -> TaskStore:
     """Where finished world replications are kept (``OUT/worlds``); a re-run reuses the unchanged ones."""
     return TaskStore(Path(out) / "worlds", Observation.from_arrays)
@@ -497,6 +454,6 @@ __all__ = [
     "CHANNELS", "DEFAULT_METRICS", "LABELS", "RULES", "UNLIMITED_CREDITS", "ExplainInputError", "ExplainPlan",
     "ExplainResult", "World",
     "available_channels", "decompose", "differing_rules", "explain", "format_explain", "hybrid_policy", "plan",
-    "run_worlds", "shapley", "switch_off", "world_store", "write_explain",
+    "run_worlds", "shapley", "switch_off", "world_store",
 ]
 

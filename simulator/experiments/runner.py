@@ -34,6 +34,10 @@ import numpy as np
 
 T = TypeVar("T")
 
+Progress = Callable[[int, int], None]
+"""The one progress callback of every study: ``progress(done, total)`` after each finished unit of work
+(a replication, a task, an objective evaluation); ``total`` may grow while a study runs."""
+
 FAULT_ENV = "INMAIL_SIM_TEST_FAULT"
 """Test hook: ``ACTION:REPLICATION[:POLICY]`` items, comma separated (see :func:`inject_fault`)."""
 
@@ -267,8 +271,8 @@ def run_tasks(tasks: Sequence[Task], executor: Executor, store: TaskStore | None
                 if fut.cancelled():  # e.g. a Dask scheduler that cancelled it
                     run.failures.append(TaskFailure(key, "raised", "cancelled by the executor"))
                     continue
-                exc = fut.exception()
-                if exc is None:
+                error = fut.exception()
+                if error is None:
                     result = fut.result()
                     if store is not None:
                         store.save(key, result)
@@ -277,12 +281,12 @@ def run_tasks(tasks: Sequence[Task], executor: Executor, store: TaskStore | None
                         run.results[key] = result
                     if on_done is not None:
                         on_done(key)
-                elif isinstance(exc, BrokenProcessPool):
-                    broken = exc
-                    run.failures.append(TaskFailure(key, "worker died", _worker_died(exc)))
+                elif isinstance(error, BrokenProcessPool):
+                    broken = error
+                    run.failures.append(TaskFailure(key, "worker died", _worker_died(error)))
                 else:
-                    run.failures.append(TaskFailure(key, "raised", f"{type(exc).__name__}: {exc}",
-                                                    "".join(traceback.format_exception(exc))))
+                    run.failures.append(TaskFailure(key, "raised", f"{type(error).__name__}: {error}",
+                                                    "".join(traceback.format_exception(error))))
     except KeyboardInterrupt:
         for fut in in_flight:
             fut.cancel()

@@ -6,6 +6,9 @@ the compared policy's net credit burn.  Inputs are dotted parameter paths with r
 ``sensitivity:`` block, or the ranges of the ``sweep:`` block), sampled uniformly (log-uniformly
 with ``log: true``).
 
+The estimators are :mod:`simulator.experiments.sobol` and :mod:`simulator.experiments.tornado`; the files
+are written by :func:`simulator.io.study_files.write_sensitivity`.
+
 * **Sobol indices** - first-order ``S1`` (the share of the output variance explained by the input
   alone) and total ``ST`` (including its interactions), with the Saltelli (2010) estimators of
   :func:`scipy.stats.sobol_indices` on a scrambled Sobol' design A, B, AB.  Cost: ``N (d + 2)``
@@ -26,37 +29,36 @@ sampling noise does not masquerade as an input effect.
 from __future__ import annotations
 
 import contextlib
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from functools import cached_property, partial
-from pathlib import Path
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from scipy.stats import qmc
 
 from simulator.core.metrics import METRIC_NAMES
-from simulator.experiments.runner import TaskStore, open_executor
-from simulator.experiments.sweep import (
+from simulator.experiments.design import (
     PURPOSE_BOOTSTRAP,
     PURPOSE_SENSITIVITY,
     Parameter,
     Point,
-    Progress,
-    Records,
-    _qmc_engine,
     build_points,
-    check_points_memory,
     design_rng,
     parse_parameter,
-    run_points,
-    write_figure_files,
 )
+from simulator.experiments.runner import Progress, TaskStore, open_executor
+from simulator.experiments.sobol import ab_matrices, saltelli_design, sobol_analyse, sobol_table
+from simulator.experiments.sweep import Records, check_points_memory, run_points
+from simulator.experiments.tornado import tornado_analyse, tornado_points, tornado_table
 from simulator.scenario import Issue, PathT, Scenario, ScenarioError, with_changes
+
+__all__ = [
+    "DEFAULT_OUTPUTS", "Output", "SensitivityPlan", "SensitivityResults", "SensitivitySpec", "check_sensitivity",
+    "current_value", "evaluation_design", "needed_policies", "parse_output", "plan_sensitivity", "run_sensitivity",
+    "sensitivity_spec", "sobol_analyse", "sobol_table", "tornado_analyse", "tornado_table",
+]
 
 DEFAULT_OUTPUTS: tuple[str, ...] = ("diff.response_rate", "net_credit_burn")
 
@@ -175,193 +177,6 @@ def sensitivity_spec(scenario: Scenario, *, n: int | None = None, replications: 
     )
 
 
-# --------------------------------------------------------------------------- Sobol indices (generic)
-
-
-def saltelli_design(d: int, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Unit matrices A and B, each ``(n, d)``: the two halves of a scrambled 2d-dim Sobol' sample
-    (as :func:`scipy.stats.sobol_indices` draws them)."""
-    ab = _qmc_engine(qmc.Sobol, 2 * d, rng, scramble=True, bits=64).random(n)
-    return ab[:, :d], ab[:, d:]
-
-
-def ab_matrices(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """``AB[i]`` = A with column ``i`` taken from B; shape ``(d, n, d)``."""
-    d = A.shape[1]
-    AB = np.repeat(A[None, :, :], d, axis=0)
-    for i in range(d):
-        AB[i, :, i] = B[:, i]
-    return AB
-
-
-def saltelli_2010(f_A: np.ndarray, f_B: np.ndarray, f_AB: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """First-order and total indices, shapes ``(s, d)`` (Saltelli et al. 2010, Table 2 b and f; the
-    estimator of scipy's ``sobol_indices``).  ``f_A``, ``f_B``: ``(s, n)``; ``f_AB``: ``(d, s, n)``."""
-    var = np.var([f_A, f_B], axis=(0, -1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s1 = np.mean(f_B * (f_AB - f_A), axis=-1) / var
-        st = 0.5 * np.mean((f_A - f_AB) ** 2, axis=-1) / var
-    return s1.T, st.T
-
-
-def _bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n: int, n_resamples: int, confidence: float,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """BCa bootstrap interval of a row-resampled statistic (percentile if BCa is degenerate)."""
-    def run(method: str) -> Any:
-        kw = {"n_resamples": n_resamples, "confidence_level": confidence, "method": method, "vectorized": False}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                return stats.bootstrap((np.arange(n),), statistic, rng=rng, **kw)
-            except TypeError:  # scipy < 1.15
-                return stats.bootstrap((np.arange(n),), statistic, random_state=rng, **kw)
-
-    res = run("BCa")
-    lo, hi = np.asarray(res.confidence_interval.low), np.asarray(res.confidence_interval.high)
-    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
-        res = run("percentile")
-        lo, hi = np.asarray(res.confidence_interval.low), np.asarray(res.confidence_interval.high)
-    return lo, hi
-
-
-def sobol_table(f_A: np.ndarray, f_B: np.ndarray, f_AB: np.ndarray, parameters: Sequence[str],
-                outputs: Sequence[str], *, n_resamples: int = 999, confidence: float = 0.95,
-                rng: np.random.Generator | None = None) -> pd.DataFrame:
-    """Sobol indices with bootstrap CIs as a tidy table.
-
-    ``f_A``, ``f_B``: ``(s, n)`` outputs at the rows of A and B; ``f_AB``: ``(d, s, n)``.  Point
-    estimates come from :func:`scipy.stats.sobol_indices`; the CIs resample the ``n`` rows
-    (``n_resamples`` = 0: no CIs).  An output that does not vary gets indices 0.
-    """
-    f_A, f_B = np.atleast_2d(f_A).astype(np.float64), np.atleast_2d(f_B).astype(np.float64)
-    f_AB = np.asarray(f_AB, dtype=np.float64).reshape(len(parameters), f_A.shape[0], f_A.shape[1])
-    s, n = f_A.shape
-    res = stats.sobol_indices(func={"f_A": f_A, "f_B": f_B, "f_AB": f_AB}, n=n, method=saltelli_2010)
-    s1 = np.asarray(res.first_order).reshape(s, -1)
-    st = np.asarray(res.total_order).reshape(s, -1)
-    lo = np.full((2, s, len(parameters)), np.nan)
-    hi = np.full((2, s, len(parameters)), np.nan)
-    if n_resamples > 0:
-        mean = np.mean([f_A, f_B], axis=(0, -1)).reshape(-1, 1)
-        a, b, ab = f_A - mean, f_B - mean, f_AB - mean
-
-        def statistic(idx: np.ndarray) -> np.ndarray:
-            x1, xt = saltelli_2010(a[:, idx], b[:, idx], ab[..., idx])
-            return np.nan_to_num(np.stack([x1, xt]), nan=0.0, posinf=0.0, neginf=0.0)
-
-        varies = np.var([f_A, f_B], axis=(0, -1)) > 0
-        if varies.any():
-            lo, hi = _bootstrap(statistic, n, n_resamples, confidence, rng or np.random.default_rng(0))
-        lo[:, ~varies], hi[:, ~varies] = 0.0, 0.0
-    rows = []
-    for k, out in enumerate(outputs):
-        for j, par in enumerate(parameters):
-            rows.append({"output": out, "parameter": par, "S1": s1[k, j], "S1_ci_low": lo[0, k, j],
-                         "S1_ci_high": hi[0, k, j], "ST": st[k, j], "ST_ci_low": lo[1, k, j],
-                         "ST_ci_high": hi[1, k, j], "n": n})
-    return pd.DataFrame(rows)
-
-
-def sobol_analyse(func: Callable[[np.ndarray], np.ndarray], parameters: Sequence[Parameter], n: int, *,
-                  seed: int, outputs: Sequence[str] | None = None, n_resamples: int = 999,
-                  confidence: float = 0.95) -> pd.DataFrame:
-    """Sobol indices of a vectorized ``func`` (``(m, d)`` input values -> ``(m,)`` or ``(m, s)``).
-
-    The same design, estimator and bootstrap as the simulator's analysis (used to check them on
-    test functions with known indices).  Integer parameters are rounded.
-    """
-    A_u, B_u = saltelli_design(len(parameters), n, design_rng(seed, PURPOSE_SENSITIVITY))
-    AB_u = ab_matrices(A_u, B_u)
-    d = len(parameters)
-
-    def values(u: np.ndarray) -> np.ndarray:
-        return np.column_stack([np.asarray(p.scale(u[:, j]), dtype=np.float64) for j, p in enumerate(parameters)])
-
-    def f(u: np.ndarray) -> np.ndarray:
-        y = np.asarray(func(values(u)), dtype=np.float64)
-        return (y[:, None] if y.ndim == 1 else y).T  # (s, m)
-
-    f_A, f_B = f(A_u), f(B_u)
-    f_AB = np.stack([f(AB_u[i]) for i in range(d)])
-    names = list(outputs) if outputs is not None else [f"y{k}" for k in range(f_A.shape[0])]
-    return sobol_table(f_A, f_B, f_AB, [p.path for p in parameters], names, n_resamples=n_resamples,
-                       confidence=confidence, rng=design_rng(seed, PURPOSE_BOOTSTRAP))
-
-
-# --------------------------------------------------------------------------- tornado (generic)
-
-
-def tornado_points(parameters: Sequence[Parameter]) -> list[dict[str, Any]]:
-    """The one-at-a-time design: the base point (no change), then each input at low and at high."""
-    pts: list[dict[str, Any]] = [{}]
-    for p in parameters:
-        lo, hi = p.scale(np.array([0.0, 1.0]))
-        pts += [{p.path: lo}, {p.path: hi}]
-    return pts
-
-
-def tornado_table(values: np.ndarray, parameters: Sequence[Parameter], outputs: Sequence[str],
-                  base_values: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Effect of each input's low and high value on each output, largest first.
-
-    ``effect_low`` / ``effect_high``: output change from the base point (``*_hw``: 95% t
-    half-widths); ``swing`` = output at high - output at low; ``span``: the width of the tornado
-    bar (``max(effects, 0) - min(effects, 0)``), the sort key.
-
-    ``values``: ``(2 d + 1, s, r)`` outputs over :func:`tornado_points` and ``r`` replications
-    (common random numbers: paired against the base point; ``r`` = 1 gives no CIs).
-    """
-    v = np.asarray(values, dtype=np.float64)
-    if v.ndim == 2:
-        v = v[..., None]
-    base = v[0]
-    r = v.shape[-1]
-    q = stats.t.ppf(0.975, r - 1) if r > 1 else np.nan
-
-    def hw(x: np.ndarray) -> float:
-        """95% t half-width of a mean over replications (NaN for one replication)."""
-        return float(q * np.std(x, ddof=1) / np.sqrt(r)) if r > 1 else np.nan
-
-    rows = []
-    for j, p in enumerate(parameters):
-        lo_v, hi_v = v[1 + 2 * j], v[2 + 2 * j]
-        for k, out in enumerate(outputs):
-            d_lo, d_hi = lo_v[k] - base[k], hi_v[k] - base[k]
-            swing = hi_v[k] - lo_v[k]
-            low_x, high_x = p.scale(np.array([0.0, 1.0]))
-            rows.append({
-                "output": out, "parameter": p.path,
-                "base_value": (base_values or {}).get(p.path), "low": low_x, "high": high_x,
-                "output_base": base[k].mean(), "output_low": lo_v[k].mean(), "output_high": hi_v[k].mean(),
-                "effect_low": d_lo.mean(), "effect_low_hw": hw(d_lo), "effect_high": d_hi.mean(),
-                "effect_high_hw": hw(d_hi), "swing": swing.mean(), "swing_hw": hw(swing),
-                "span": max(d_lo.mean(), d_hi.mean(), 0.0) - min(d_lo.mean(), d_hi.mean(), 0.0),
-            })
-    out_frame = pd.DataFrame(rows)
-    if out_frame.empty:
-        return out_frame
-    order = {o: i for i, o in enumerate(outputs)}
-    out_frame["_o"] = out_frame["output"].map(order)
-    out_frame = out_frame.sort_values(["_o", "span"], ascending=[True, False], kind="stable")
-    return out_frame.drop(columns=["_o"]).reset_index(drop=True)
-
-
-def tornado_analyse(func: Callable[[np.ndarray], np.ndarray], parameters: Sequence[Parameter],
-                    base: Sequence[float], outputs: Sequence[str] | None = None) -> pd.DataFrame:
-    """Tornado of a deterministic ``func`` (``(m, d)`` -> ``(m,)`` or ``(m, s)``) around ``base``."""
-    pts = tornado_points(parameters)
-    X = np.tile(np.asarray(base, dtype=np.float64), (len(pts), 1))
-    for k, pt in enumerate(pts):
-        for j, p in enumerate(parameters):
-            if p.path in pt:
-                X[k, j] = pt[p.path]
-    y = np.asarray(func(X), dtype=np.float64)
-    y = y[:, None] if y.ndim == 1 else y
-    names = list(outputs) if outputs is not None else [f"y{k}" for k in range(y.shape[1])]
-    return tornado_table(y[..., None], parameters, names, dict(zip([p.path for p in parameters], base,
-                                                                   strict=True)))
-
-
 # --------------------------------------------------------------------------- the simulator
 
 
@@ -441,65 +256,6 @@ class SensitivityResults:
                     lines.append(f"  {_cut(r['parameter'], 44):<44} {_short(r['low'])} -> {_short(r['high'])}: "
                                  f"{r['swing']:+.4g}")
         return "\n".join(lines)
-
-    def write(self, out: str | Path, **manifest_kw: Any) -> Path:
-        """``sensitivity.csv`` (indices), ``tornado.csv``, ``sensitivity_samples.csv``, figures, manifest."""
-        import json
-
-        from simulator.io import plotting
-        from simulator.io.outputs import atomic_write
-
-        folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
-        files = {"sensitivity.csv": self.indices, "tornado.csv": self.tornado,
-                 "sensitivity_samples.csv": self.samples}
-        for name, frame in files.items():
-            atomic_write(folder / name, lambda p, f=frame: f.to_csv(p, index=False))
-        makers: dict[str, Callable[[], Any]] = {}
-        for k, out_name in enumerate(self.output_names):
-            if not self.indices.empty:
-                makers[f"sobol_{k}_{_slug(out_name)}"] = partial(plotting.plot_sobol, self.indices, out_name)
-            if not self.tornado.empty:
-                makers[f"tornado_{k}_{_slug(out_name)}"] = partial(plotting.plot_tornado, self.tornado, out_name)
-        figures = write_figure_files(makers, folder, self.extra)
-        names = [*files, *figures, "manifest.json"]
-        man = _manifest(self, names, manifest_kw) | {"figure_errors": self.extra.get("figure_errors", {})}
-        atomic_write(folder / "manifest.json",
-                     lambda p: p.write_text(json.dumps(man, indent=2, default=str) + "\n", encoding="utf-8"))
-        return folder
-
-
-def _manifest(res: SensitivityResults, files: Sequence[str], kw: Mapping[str, Any]) -> dict[str, Any]:
-    from simulator.io.outputs import git_revision, package_version, run_fingerprint
-
-    sc, sp = res.scenario, res.spec
-    git = git_revision()
-    started, finished = kw.get("started"), kw.get("finished")
-    return {
-        "package": "inmail-sim", "version": package_version(), "git_revision": git["revision"],
-        "git_dirty": git["dirty"], "kind": "sensitivity", "fingerprint": run_fingerprint(sc),
-        "scenario": sc.name, "scenario_file": sc.source,
-        "overrides": list(sc.overrides), "baseline": sc.baseline, "policy": sp.policy,
-        "root_seed": sc.root_seed, "design_seed": sp.seed, "parameters": sp.paths,
-        "outputs": [o.name for o in sp.outputs], "n": sp.n, "replications": sp.replications,
-        "evaluations": sp.evaluations, "model_runs": len(res.samples) * sp.replications * _n_policies(sp, sc),
-        "bootstrap_resamples": sp.bootstrap, "confidence": sp.confidence,
-        "method": "Sobol: Saltelli 2010 estimators (scipy.stats.sobol_indices), BCa bootstrap over the N rows; "
-                  "tornado: one at a time around the scenario's values",
-        "seeding": "replication i of every evaluation uses SeedSequence(root_seed, spawn_key=(i,))",
-        "workers": kw.get("workers"), "executor": kw.get("executor"), "command": " ".join(kw.get("argv") or []) or None,
-        "started": started.isoformat(timespec="seconds") if started else None,
-        "finished": finished.isoformat(timespec="seconds") if finished else None,
-        "files": list(files),
-    }
-
-
-def _n_policies(spec: SensitivitySpec, scenario: Scenario) -> int:
-    return len(needed_policies(spec, scenario))
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "_-" else "_" for c in text)
 
 
 def _cut(text: str, width: int) -> str:
@@ -605,7 +361,7 @@ def run_sensitivity(scenario: Scenario, *, n: int | None = None, replications: i
     if spec.tornado:
         rows = [k for k, x in enumerate(labels) if x == "tornado"]
         base = {p: current_value(scenario, p) for p in spec.paths}
-        tor = tornado_table(y[rows], spec.parameters, names, base)
+        tor = tornado_table(y[rows], spec.parameters, names, base, confidence=spec.confidence)
     return SensitivityResults(scenario=with_changes(scenario), spec=spec, samples=samples, indices=indices,
                               tornado=tor)
 

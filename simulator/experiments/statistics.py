@@ -12,14 +12,22 @@ from scipy import stats
 CONFIDENCE = 0.95
 """The default two-sided confidence level of every interval the simulator reports."""
 
+ALPHA = 1.0 - CONFIDENCE
+"""The significance level of the two-sided tests that go with :data:`CONFIDENCE` intervals."""
+
+
+def t_quantile_dof(dof: np.ndarray | float, confidence: float = CONFIDENCE) -> np.ndarray:
+    """Two-sided Student-t quantile for ``dof`` degrees of freedom (e.g. Welch's); NaN where ``dof`` is NaN."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    with np.errstate(invalid="ignore"):
+        return np.asarray(stats.t.ppf(0.5 + confidence / 2.0, dof))
+
 
 def t_quantile(n: np.ndarray | float, confidence: float = CONFIDENCE) -> np.ndarray:
     """Two-sided Student-t quantile for a mean of ``n`` values (``n - 1`` degrees of freedom); NaN for n < 2."""
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     n = np.asarray(n, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        return np.asarray(stats.t.ppf(0.5 + confidence / 2.0, np.where(n >= 2, n - 1, np.nan)))
+    return t_quantile_dof(np.where(n >= 2, n - 1, np.nan), confidence)
 
 
 def t_half_width(sd: np.ndarray | float, n: np.ndarray | float, confidence: float = CONFIDENCE) -> np.ndarray:

@@ -17,14 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
-import hashlib
 import json
 import platform
-import re
 import shlex
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,9 +39,17 @@ from simulator.experiments.experiment import (
     empty_member_frame,
     record_store,
 )
+from simulator.experiments.provenance import (
+    code_version,
+    fingerprint_differences,
+    git_revision,
+    package_version,
+    run_fingerprint,
+    scenario_hash,
+)
 from simulator.experiments.runner import TaskStore, atomic_write
 from simulator.io.view import ResultsView
-from simulator.scenario import Scenario, load_scenario
+from simulator.scenario import load_scenario
 
 SUMMARY_COLUMNS: tuple[str, ...] = ("policy", "metric", "mean", "std", "ci_low", "ci_high", "n")
 TIMESERIES_COLUMNS: tuple[str, ...] = ("policy", "replication", "day", "metric", "value")
@@ -66,9 +70,6 @@ CHECKPOINT_FILES: tuple[str, ...] = (CHECKPOINT, TASKS_DIR)
 
 LOCK = ".inmail-sim.lock"
 
-NOT_IN_SCENARIO_HASH: tuple[str, ...] = ("replications", "max_replications", "root_seed", "sweep", "sensitivity")
-"""Fields that do not change any replication's numbers (the seed is checked on its own)."""
-
 __all__ = [
     "CHECKPOINT", "CHECKPOINT_FILES", "MEMBER_FILE", "RUN_FILES", "RunFolder", "RunFolderError", "atomic_write",
     "code_version", "fingerprint_differences", "load_results", "prepare_run_folder", "read_member_distribution",
@@ -82,126 +83,6 @@ def _csv(frame: pd.DataFrame) -> Callable[[Path], object]:
 
 def _text(text: str) -> Callable[[Path], object]:
     return lambda p: p.write_text(text, encoding="utf-8")
-
-
-def package_version() -> str:
-    """The installed ``inmail-sim`` version (the source tree's if not installed)."""
-    try:
-        from importlib.metadata import version
-
-        return version("inmail-sim")
-    except Exception:  # not installed: fall back to the package attribute
-        import simulator
-
-        return str(getattr(simulator, "__version__", "unknown"))
-
-
-def git_revision() -> dict[str, Any]:
-    """The commit of the source tree the package was imported from, if it is a git checkout."""
-    here = Path(__file__).resolve().parent
-    try:
-        rev = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=False)
-        if rev.returncode != 0:
-            return {"revision": None, "dirty": None}
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5, check=False)
-        return {"revision": rev.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-    except (OSError, subprocess.SubprocessError):
-        return {"revision": None, "dirty": None}
-
-
-# --------------------------------------------------------------------------- fingerprints
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=True)
-
-
-def scenario_hash(scenario: Scenario) -> str:
-    """sha256 of the resolved scenario, without the fields that do not change a replication's numbers."""
-    data = {k: v for k, v in scenario.resolved.items() if k not in NOT_IN_SCENARIO_HASH}
-    data["_run"] = {"start_date": scenario.run.start_date.isoformat(), "horizon_days": scenario.run.horizon_days}
-    return hashlib.sha256(_canonical(data).encode()).hexdigest()
-
-
-MODEL_ROOTS: tuple[str, ...] = ("core.engine", "scenario", "experiments.experiment")
-"""Modules whose source (with every ``simulator`` module they import, recursively) is the model's code."""
-
-NOT_MODEL: frozenset[str] = frozenset({"cli", "io", "experiments.runner", "scenario.memory", "__main__"})
-"""Presentation and plumbing (with their submodules): they never change a replication's numbers, so editing
-them keeps --resume working."""
-
-
-_IMPORT = re.compile(r"^\s*(?:from|import)\s+simulator\.([\w.]+)", re.MULTILINE)
-
-
-def _module_file(pkg: Path, name: str) -> Path | None:
-    """The source file of module ``simulator.<name>`` (a package's ``__init__.py``), or None."""
-    base = pkg.joinpath(*name.split("."))
-    for path in (base.with_suffix(".py"), base / "__init__.py"):
-        if path.is_file():
-            return path
-    return None
-
-
-def _excluded(name: str) -> bool:
-    return any(name == n or name.startswith(n + ".") for n in NOT_MODEL)
-
-
-def model_modules() -> list[Path]:
-    """The source files that decide a replication's numbers: :data:`MODEL_ROOTS` and what they import."""
-    pkg = Path(__file__).resolve().parents[1]
-    seen: dict[str, Path] = {}
-    todo = list(MODEL_ROOTS)
-    while todo:
-        name = todo.pop()
-        path = _module_file(pkg, name)
-        if name in seen or _excluded(name) or path is None:
-            continue
-        seen[name] = path
-        todo += _IMPORT.findall(path.read_text(encoding="utf-8"))
-        if path.name == "__init__.py":  # a package's modules are the package's code
-            todo += [f"{name}.{q.stem}" for q in path.parent.glob("*.py") if q.stem != "__init__"]
-    return sorted(seen.values())
-
-
-@functools.cache
-def _model_hash() -> str:
-    h = hashlib.sha256()
-    for path in model_modules():
-        h.update(path.relative_to(path.parents[1]).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
-
-
-def code_version() -> dict[str, str]:
-    """Package version, a hash of the model's source files, and numpy's version (its random streams)."""
-    return {"package": package_version(), "model_sha256": _model_hash(), "numpy": np.__version__}
-
-
-def run_fingerprint(scenario: Scenario) -> dict[str, Any]:
-    """What the results of a run folder depend on: the scenario (hash), the root seed and the code."""
-    return {"scenario": scenario.name, "scenario_sha256": scenario_hash(scenario), "root_seed": scenario.root_seed,
-            "code": code_version()}
-
-
-def fingerprint_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Why the results stored under ``stored`` cannot be mixed with a run under ``current`` (empty: they can)."""
-    out = []
-    if stored.get("scenario_sha256") != current.get("scenario_sha256"):
-        out.append(f"the scenario differs (stored: {stored.get('scenario')!r} sha256 "
-                   f"{str(stored.get('scenario_sha256'))[:12]}, now: {current.get('scenario')!r} sha256 "
-                   f"{str(current.get('scenario_sha256'))[:12]})")
-    if stored.get("root_seed") != current.get("root_seed"):
-        out.append(f"the root seed differs (stored: {stored.get('root_seed')}, now: {current.get('root_seed')})")
-    old, new = stored.get("code") or {}, current.get("code") or {}
-    if old != new:
-        def show(c: dict[str, Any]) -> str:
-            return (f"inmail-sim {c.get('package')}, model {c.get('model_sha256')}, numpy {c.get('numpy')}"
-                    if c else "unknown")
-
-        out.append(f"the code version differs (stored: {show(old)}; now: {show(new)})")
-    return out
 
 
 # --------------------------------------------------------------------------- the run folder

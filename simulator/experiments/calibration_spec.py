@@ -1,0 +1,391 @@
+"""The ``calibration:`` block of a scenario, read and checked: free parameters, targets, validation figures.
+
+Free parameters are market fields by dotted path (the paths of ``--set``), each with a range;
+``paths: {a: 1, b: 2}`` ties several fields to one value (field ``b`` gets twice the value).
+Targets are observables of one replication (:mod:`simulator.experiments.observation`) with a point
+``value``, a band ``low``..``high`` or a one-sided bound - by default the figures of POLICY_FACTS
+section 5 (:data:`DEFAULT_TARGETS`).  Validation figures (:class:`Check`) are policy comparisons
+the fitted market predicts, not used in fitting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simulator.core.config import SEAT_TYPES, Dist
+from simulator.core.metrics import BREAKDOWN_KEYS, BREAKDOWN_METRICS, METRIC_NAMES, PERSONALIZATION_BANDS
+from simulator.experiments.observation import (
+    SEAT_SHARES,
+    SEGMENT_EXTREMES,
+    SEGMENT_KEY,
+    SEGMENT_METRICS,
+    observable_key,
+)
+from simulator.scenario import Issue, PathT, Scenario, ScenarioError, load_scenario
+
+BOUND_Z = 1.645
+"""A one-sided bound must hold at the one-sided 95% confidence limit of the fitting mean."""
+
+
+@dataclass(frozen=True)
+class FreeParameter:
+    """One free parameter: the fields it sets, as (dotted path, factor) pairs, and its range."""
+
+    name: str
+    paths: tuple[tuple[str, float], ...]
+    low: float
+    high: float
+    start: float
+    integer: bool = False
+
+    def clip(self, x: float) -> float:
+        x = min(max(float(x), self.low), self.high)
+        return float(round(x)) if self.integer else x
+
+
+@dataclass(frozen=True)
+class Target:
+    """A figure to reproduce: a point ``value``, a band ``[low, high]`` or a one-sided bound.
+
+    Residual (what the objective squares): a point, ``(x - value) / scale``.  A band is a range,
+    not a point: the residual is 0 in its middle half (a quarter of the width from either edge,
+    a margin against Monte Carlo noise) and grows linearly outside it, reaching 1 at an edge.
+    A one-sided bound is a constraint: 0 when the one-sided 95% confidence limit of the mean over
+    the fitting replications (``mean + 1.645 SE``) meets it, else the excess divided by ``scale``
+    (default: a quarter of the bound; for a band: a quarter of its width).  The margins keep a
+    fit that meets a figure on its own seeds from missing it on fresh ones.
+    """
+
+    name: str
+    metric: str
+    by: str | None = None
+    label: str | None = None
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+    scale: float | None = None
+    weight: float = 1.0
+    source: str = ""
+
+    @property
+    def key(self) -> str:
+        return observable_key(self.metric, self.by, self.label)
+
+    @property
+    def kind(self) -> str:
+        if self.value is not None:
+            return "point"
+        return "band" if self.low is not None and self.high is not None else "bound"
+
+    def _scale(self) -> float:
+        if self.scale is not None:
+            return self.scale
+        if self.kind == "point":
+            assert self.value is not None
+            return abs(self.value) * 0.05 or 1.0
+        if self.kind == "band":
+            assert self.low is not None and self.high is not None
+            return 0.25 * (self.high - self.low)
+        bound = self.high if self.high is not None else self.low
+        return abs(bound or 0.0) * 0.25 or 1.0
+
+    def residual(self, x: float, se: float = 0.0) -> float:
+        """The residual of mean ``x``; ``se``, its standard error, makes a bound demand a safety margin."""
+        s = self._scale()
+        if self.kind == "point":
+            assert self.value is not None
+            return (x - self.value) / s
+        if self.kind == "band":
+            assert self.low is not None and self.high is not None
+            quarter = 0.25 * (self.high - self.low)
+            centre = 0.5 * (self.low + self.high)
+            return math.copysign(max(0.0, abs(x - centre) - quarter), x - centre) / s
+        if self.high is not None:
+            return max(0.0, x + BOUND_Z * se - self.high) / s
+        assert self.low is not None
+        return max(0.0, self.low - x + BOUND_Z * se) / s
+
+    def met(self, x: float) -> bool:
+        """Whether ``x`` satisfies the figure (a point: within one scale)."""
+        if self.kind == "point":
+            return abs(self.residual(x)) <= 1.0
+        return (self.low is None or x >= self.low) and (self.high is None or x <= self.high)
+
+    def describe(self) -> str:
+        if self.kind == "point":
+            return f"= {self.value:g}"
+        if self.kind == "band":
+            return f"{self.low:g} .. {self.high:g}"
+        return f"<= {self.high:g}" if self.high is not None else f">= {self.low:g}"
+
+
+DEFAULT_TARGETS: tuple[Target, ...] = (
+    Target("lowest_segment", "response_rate", SEGMENT_KEY, "lowest", low=0.16, high=0.19,
+           source="POLICY_FACTS 5, seed 004: the lowest response rates across industries, regions and groups "
+                  "are 16-19% (here: the member segment with the lowest rate, all senders)"),
+    Target("good_senders", "response_rate", "personalization_band", "high", low=0.20, high=0.30,
+           source="POLICY_FACTS 5, seed 001: 20-30% is 'generally considered optimal', with targeted content "
+                  "(here: recruiters in the high personalization band)"),
+    Target("threshold_bite", "sanctioned_share", high=0.02,
+           source="POLICY_FACTS 3, 5, seed 004: 'indiscriminate use' of bulk InMail is by fewer than 2% of "
+                  "users (here: seats in an Improvement Period on an average day)"),
+)
+"""The published figures the baseline world is fitted to when the block gives no ``targets``."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """A validation figure: ``metric`` of ``policy`` vs its scenario's baseline, predicted by the fitted market."""
+
+    name: str
+    scenario: Path | None
+    policy: str | None
+    metric: str = "response_rate"
+    relative: bool = True
+    low: float | None = None
+    high: float | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """The validated ``calibration:`` block."""
+
+    policy: str
+    parameters: tuple[FreeParameter, ...]
+    targets: tuple[Target, ...]
+    checks: tuple[Check, ...]
+    replications: int
+    check_replications: int
+    method: str
+    max_evaluations: int
+    tolerance: float
+    regularization: float
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.parameters]
+
+    @property
+    def start(self) -> np.ndarray:
+        return np.array([p.start for p in self.parameters], dtype=np.float64)
+
+
+# ----------------------------------------------------------------- paths into the config objects
+
+
+class PathError(ValueError):
+    """A calibration path that does not name a numeric market field."""
+
+
+def config_value(scenario: Scenario, path: str) -> tuple[Any, Any]:
+    """(value, parent object) of the market field at a dotted ``path``, defaults included.
+
+    List items (segments, recruiter groups) are addressed by name or index, as in ``--set``.
+    """
+    segs = path.split(".")
+    if segs[0] != "market" or len(segs) < 2:
+        raise PathError("a calibration fits the market: paths start with 'market.' (the policies are what "
+                        "the model compares, so a policy rule is not a free parameter)")
+    obj: Any = scenario.market
+    parent: Any = None
+    for i, seg in enumerate(segs[1:], start=1):
+        parent = obj
+        if isinstance(obj, tuple):
+            names = [getattr(x, "name", None) for x in obj]
+            if seg in names:
+                obj = obj[names.index(seg)]
+            elif seg.lstrip("-").isdigit() and -len(obj) <= int(seg) < len(obj):
+                obj = obj[int(seg)]
+            else:
+                raise PathError(f"{'.'.join(segs[:i])} has no item {seg!r}; allowed: "
+                                + ", ".join(str(n) for n in names if n))
+        elif dataclasses.is_dataclass(obj):
+            fields = [f.name for f in dataclasses.fields(obj)]
+            if seg not in fields:
+                raise PathError(f"{'.'.join(segs[:i])} has no field {seg!r}; allowed: " + ", ".join(fields))
+            obj = getattr(obj, seg)
+        else:
+            raise PathError(f"{'.'.join(segs[:i])} is {obj!r}, not a mapping or list")
+    if isinstance(obj, bool) or not isinstance(obj, (int, float)):
+        raise PathError(f"{path} is not a number (it is {type(obj).__name__}); a free parameter must be numeric")
+    return obj, parent
+
+
+def parameter_overrides(scenario: Scenario, params: Sequence[FreeParameter], theta: Sequence[float]) -> dict[str, Any]:
+    """``{path: value}`` overrides that put the parameters at ``theta`` (for ``load_scenario``).
+
+    A field of a distribution (``check_interval_days.a``) is written with its whole
+    distribution (``{kind, a, b}``): a lone ``a`` would otherwise turn it into a fixed value.
+    """
+    out: dict[str, Any] = {}
+    for p, x in zip(params, theta, strict=True):
+        for path, factor in p.paths:
+            value: float | int = float(f"{p.clip(x) * factor:.10g}")  # no 0.31889999999999996 in files
+            old, parent = config_value(scenario, path)
+            if isinstance(old, int):
+                value = round(value)
+            head, _, leaf = path.rpartition(".")
+            if isinstance(parent, Dist):
+                dist = out.get(head) or {"kind": parent.kind, "a": parent.a, "b": parent.b}
+                out[head] = {**dist, leaf: float(value)}
+            else:
+                out[path] = value
+    return out
+
+
+def apply_values(scenario: Scenario, overrides: Mapping[str, Any]) -> Scenario:
+    """The scenario with ``overrides`` applied (source, seeds and replications kept)."""
+    sc = load_scenario(scenario.resolved, dict(overrides))
+    return dataclasses.replace(sc, source=scenario.source, locations=scenario.locations)
+
+
+# --------------------------------------------------------------------------- reading the block
+
+
+def _target_issues(scenario: Scenario, t: Target, loc: PathT) -> list[Issue]:
+    """Problems with a target's metric / by / label in this scenario."""
+    m = scenario.market
+    if t.by is None:
+        allowed = [*METRIC_NAMES, *SEAT_SHARES]
+        if t.metric not in allowed:
+            return [scenario.issue((*loc, "metric"), "unknown metric; allowed: " + ", ".join(allowed)
+                                   + " (or by + label for a breakdown)", t.metric)]
+        return []
+    if t.by == SEGMENT_KEY:
+        metrics, labels = SEGMENT_METRICS, [s.name for s in m.members.segments] + list(SEGMENT_EXTREMES)
+    elif t.by in BREAKDOWN_KEYS:
+        metrics = BREAKDOWN_METRICS
+        labels = {"seat_type": list(SEAT_TYPES), "personalization_band": list(PERSONALIZATION_BANDS),
+                  "behaviour": ["fixed", "adaptive"], "group": [g.name for g in m.recruiters]}[t.by]
+    else:
+        return [scenario.issue((*loc, "by"), "unknown breakdown; allowed: "
+                               + ", ".join([*BREAKDOWN_KEYS, SEGMENT_KEY]), t.by)]
+    issues = []
+    if t.metric not in metrics:
+        issues.append(scenario.issue((*loc, "metric"), f"unknown metric for by: {t.by}; allowed: "
+                                     + ", ".join(metrics), t.metric))
+    if t.label not in labels:
+        issues.append(scenario.issue((*loc, "label"), f"unknown label for by: {t.by}; allowed: "
+                                     + ", ".join(labels), t.label))
+    return issues
+
+
+def _parameter(scenario: Scenario, raw: Mapping[str, Any], loc: PathT) -> tuple[FreeParameter | None, list[Issue]]:
+    if raw.get("path") is not None:
+        paths: list[tuple[str, float]] = [(raw["path"], 1.0)]
+        ploc: PathT = (*loc, "path")
+    elif isinstance(raw.get("paths"), dict):
+        paths = [(str(k), float(v)) for k, v in raw["paths"].items()]
+        ploc = (*loc, "paths")
+    else:
+        paths = [(str(k), 1.0) for k in raw["paths"]]
+        ploc = (*loc, "paths")
+    issues: list[Issue] = []
+    values: list[float] = []
+    integer = False
+    for path, factor in paths:
+        try:
+            value, _ = config_value(scenario, path)
+        except PathError as exc:
+            issues.append(scenario.issue(ploc, str(exc), path))
+            continue
+        if factor <= 0:
+            issues.append(scenario.issue(ploc, f"factor of {path} must be > 0, got {factor:g}", factor))
+        integer |= isinstance(value, int)
+        values.append(float(value) / factor if factor > 0 else math.nan)
+    if issues:
+        return None, issues
+    lo, hi = float(raw["low"]), float(raw["high"])
+    start = raw.get("start")
+    if start is None:
+        start = min(max(values[0], lo), hi)
+    name = raw.get("name") or paths[0][0].removeprefix("market.")
+    return FreeParameter(str(name), tuple(paths), lo, hi, float(start), integer), []
+
+
+def _check(scenario: Scenario, raw: Mapping[str, Any], loc: PathT) -> tuple[Check | None, list[Issue]]:
+    path = None
+    if raw.get("scenario") is not None:
+        base = Path(scenario.source).parent if scenario.source else Path.cwd()
+        path = (base / raw["scenario"]).resolve()
+        if not path.is_file():
+            return None, [scenario.issue((*loc, "scenario"), f"file not found: {path}", raw["scenario"])]
+    metric = raw.get("metric", "response_rate")
+    if metric not in METRIC_NAMES:
+        return None, [scenario.issue((*loc, "metric"), "unknown metric; allowed: " + ", ".join(METRIC_NAMES),
+                                     metric)]
+    if path is None and raw.get("policy") is not None and raw["policy"] not in scenario.policies:
+        return None, [scenario.issue((*loc, "policy"), "must name one of the policies: "
+                                     + ", ".join(scenario.policies), raw["policy"])]
+    return Check(str(raw["name"]), path, raw.get("policy"), metric, bool(raw.get("relative", True)),
+                 raw.get("low"), raw.get("high"), str(raw.get("source", ""))), []
+
+
+def calibration_spec(scenario: Scenario, *, replications: int | None = None, check_replications: int | None = None,
+                     max_evaluations: int | None = None) -> CalibrationSpec:
+    """Read and check the scenario's ``calibration:`` block; raise :class:`ScenarioError` listing every problem."""
+    raw = scenario.resolved.get("calibration")
+    if not isinstance(raw, dict):
+        raise ScenarioError([scenario.issue(("calibration",), "no calibration: block in this scenario; add one "
+                                                              "(see docs/calibration.md)")])
+    issues: list[Issue] = []
+    policy = raw.get("policy") or scenario.baseline
+    if policy not in scenario.policies:
+        issues.append(scenario.issue(("calibration", "policy"), "must name one of the policies: "
+                                     + ", ".join(scenario.policies), policy))
+    params: list[FreeParameter] = []
+    for i, entry in enumerate(raw["parameters"]):
+        p, errs = _parameter(scenario, entry, ("calibration", "parameters", i))
+        issues += errs
+        if p is not None:
+            params.append(p)
+    names = [p.name for p in params]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        issues.append(scenario.issue(("calibration", "parameters"), f"two parameters are named {dup!r}; "
+                                     "give each a distinct name"))
+    targets: list[Target] = []
+    if raw.get("targets") is None:
+        targets = list(DEFAULT_TARGETS)
+    for i, entry in enumerate(raw.get("targets") or []):
+        fields = {k: entry.get(k) for k in ("metric", "by", "label", "value", "low", "high", "scale")}
+        t = Target(name=str(entry.get("name") or entry.get("label") or entry["metric"]),
+                   weight=float(entry.get("weight", 1.0)), source=str(entry.get("source", "")), **fields)
+        errs = _target_issues(scenario, t, ("calibration", "targets", i))
+        issues += errs
+        if not errs:
+            targets.append(t)
+    checks: list[Check] = []
+    for i, entry in enumerate(raw.get("validation") or []):
+        c, errs = _check(scenario, entry, ("calibration", "validation", i))
+        issues += errs
+        if c is not None:
+            checks.append(c)
+    if issues:
+        raise ScenarioError(issues)
+    return CalibrationSpec(
+        policy=policy, parameters=tuple(params), targets=tuple(targets), checks=tuple(checks),
+        replications=int(replications or raw.get("replications", 4)),
+        check_replications=int(check_replications or raw.get("check_replications", 10)),
+        method=str(raw.get("method", "nelder-mead")),
+        max_evaluations=int(max_evaluations or raw.get("max_evaluations", 80)),
+        tolerance=float(raw.get("tolerance", 0.002)), regularization=float(raw.get("regularization", 0.01)),
+    )
+
+
+def describe_spec(scenario: Scenario) -> str:
+    """What ``inmail-sim validate`` says about a calibration block (raises :class:`ScenarioError` if bad)."""
+    spec = calibration_spec(scenario)
+    lines = [f"  calibration: fits {', '.join(spec.names)} on policy {spec.policy} "
+             f"({spec.replications} replications per evaluation, at most {spec.max_evaluations} evaluations)"]
+    lines += [f"    target {t.name}: {t.key} {t.describe()}" for t in spec.targets]
+    lines += [f"    validation {c.name}: {c.metric} of {c.policy or 'the first non-baseline policy'}"
+              + (f" in {c.scenario.name}" if c.scenario else "") for c in spec.checks]
+    return "\n".join(lines)
