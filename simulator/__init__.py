@@ -56,7 +56,7 @@ _LAZY = {
     "sensitivity_spec": "simulator.experiments.sensitivity",
     "calibrate": "simulator.experiments.calibration",
     "calibration_spec": "simulator.experiments.calibration",
-    "observe": "simulator.experiments.calibration",
+    "observe": "simulator.experiments.observation",
     "run_explain": "simulator.experiments.explain:explain",
     "plot_sobol": "simulator.io.plotting",
     "plot_tornado": "simulator.io.plotting",

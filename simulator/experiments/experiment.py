@@ -57,8 +57,6 @@ __all__ = [
     "run_scenario", "run_single", "summarize",
 ]
 
-_run_task = replication_record
-"""The name tests/reliability still import (test_memory, test_resume); use :func:`replication_record`."""
 
 
 @dataclass(frozen=True)

@@ -311,7 +311,7 @@ def write_run(results: Results, out: str | Path, *, argv: Sequence[str] | None =
     started = started or finished
     summary = results.summary[list(SUMMARY_COLUMNS)]
     comparison = results.comparison[list(COMPARISON_COLUMNS)]
-    writes: list[tuple[str, Callable[[Path], None]]] = [
+    writes: list[tuple[str, Callable[[Path], object]]] = [
         ("summary.csv", _csv(summary)),
         ("comparison.csv", _csv(comparison)),
         ("replications.csv", _csv(results.replications)),

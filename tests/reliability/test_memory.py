@@ -8,7 +8,8 @@ import tracemalloc
 import pytest
 
 from simulator.core.engine import DAILY_SERIES
-from simulator.experiments.experiment import _run_task, run_experiment
+from simulator.experiments.experiment import run_experiment
+from simulator.experiments.replication import replication_record
 from simulator.scenario import Scenario, load_scenario
 from simulator.scenario.memory import (
     BYTES_PER_MEMBER,
@@ -53,7 +54,7 @@ def test_estimate_is_above_the_measured_peak_but_not_far_above() -> None:
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
-        _run_task(sc.market, pol, sc.run, sc.root_seed, 0)
+        replication_record(sc.market, pol, sc.run, sc.root_seed, 0)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -83,7 +84,7 @@ def test_series_estimate_covers_what_a_small_run_really_holds() -> None:
     """Measured, not recomputed: the daily values a 2-replication run returns and the tidy frame built from them."""
     sc = scenario(horizon=20)
     res = run_experiment(sc, replications=2)
-    record = _run_task(sc.market, sc.policies["new"], sc.run, sc.root_seed, 0)  # what a worker sends back
+    record = replication_record(sc.market, sc.policies["new"], sc.run, sc.root_seed, 0)  # what a worker sends back
     assert len(record.daily) == DAILY_SERIES_COUNT
     assert all(v.shape == (sc.run.horizon_days,) for v in record.daily.values())
     ts = res.timeseries

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.experiments.experiment import Record, _run_task, record_store
+from simulator.experiments.experiment import Record, record_store
+from simulator.experiments.replication import replication_record
 from simulator.experiments.runner import TaskKey
 from simulator.io.outputs import CHECKPOINT, TASKS_DIR, resume_command
 from simulator.scenario import load_scenario
@@ -199,7 +200,7 @@ def test_no_timeseries_gives_the_same_summary_and_its_files_are_not_reused_for_a
 
 def test_record_files_round_trip_exactly(tmp_path: Path) -> None:
     sc = load_scenario(tiny(horizon_days=15))
-    rec = _run_task(sc.market, sc.policies["new"], sc.run, sc.root_seed, 4)
+    rec = replication_record(sc.market, sc.policies["new"], sc.run, sc.root_seed, 4)
     store = record_store(tmp_path)
     key = TaskKey("new", 4)
     store.save(key, rec)
