@@ -122,7 +122,7 @@ def desired_sends(
 
 def pressure(
     rec: Recruiters, adaptation: Adaptation, balance_per_head: np.ndarray, days_to_grant: int,
-    warned: np.ndarray, in_improvement: np.ndarray,
+    warned: np.ndarray | bool, in_improvement: np.ndarray | bool,
 ) -> np.ndarray:
     """The incentive pressure P in [0, 1] each recruiter feels (docs/model.md, 'Adaptation').
 
