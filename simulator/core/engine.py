@@ -41,9 +41,13 @@ DAILY_SERIES: tuple[str, ...] = (
 (eventual outcomes of that day's cohort); credit flows are by the day they happen."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Paid:
-    """What every seat sends on a day after paying for it (arrays over seats)."""
+    """What every seat sends on a day after paying for it (arrays over seats).
+
+    Built once a day and only read after; not frozen because a frozen dataclass takes four
+    times as long to build (``object.__setattr__`` per field), a cost paid every simulated day.
+    """
 
     sends: np.ndarray       # InMails sent (= credits spent)
     one_to_one: np.ndarray  # of which one-to-one
@@ -52,9 +56,12 @@ class Paid:
     bulk_total: int         # bulk InMails of all seats
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
-    """The responses among the day's InMails (arrays over responses; InMails are indexed as sent)."""
+    """The responses among the day's InMails (arrays over responses; InMails are indexed as sent).
+
+    Built once a day and only read after (not frozen, for the reason given at :class:`Paid`).
+    """
 
     responded: np.ndarray       # index of each InMail answered within the observation window
     delay: np.ndarray           # its response delay in days
