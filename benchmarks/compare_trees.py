@@ -6,16 +6,17 @@
 A shared or noisy machine makes two benchmark runs minutes apart incomparable, so the two
 engines are timed in alternating fresh child processes (``BASE, NEW`` then ``NEW, BASE``, ...),
 each pinned to one CPU with ``PYTHONPATH`` set to its checkout, on the same benchmark market
-(this checkout's ``bench_market``) and seed.  The figure is the ratio of the fastest of the
-rounds (new / base: below 1 is faster); the results of the two must agree (same InMails sent,
-same metrics) or the comparison stops.  Make the base checkout with, for example,
-``git worktree add ../base <commit>``.
+(this checkout's ``bench_market``) and seed.  The figures are the ratio of the fastest times
+of all rounds and the median of the ratios within a round (new / base: below 1 is faster);
+the results of the two must agree (same metrics) or the comparison stops.  Make the base
+checkout with, for example, ``git worktree add ../base <commit>``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -64,26 +65,36 @@ def time_tree(tree: Path, size_name: str, policy_name: str, reps: int, seed: int
 
 
 def compare(base: Path, new: Path, size_name: str, policy_name: str, rounds: int, reps: int, seed: int) -> float:
-    """Interleave ``rounds`` timings of each tree on one size; print and return fastest(new) / fastest(base)."""
+    """Interleave ``rounds`` timings of each tree on one size; print the ratios, return the paired median.
+
+    Two figures of new / base: the ratio of the fastest times over all rounds, and the median
+    over rounds of the ratio within a round (each side's fastest in that round: the two ran
+    back to back, so a slow spell of the machine mostly hits both).
+    """
     walls: dict[str, list[float]] = {"base": [], "new": []}
+    paired: list[float] = []
     metrics: dict[str, str] = {}
     for r in range(rounds):
         order = (("base", base), ("new", new)) if r % 2 == 0 else (("new", new), ("base", base))
+        fastest: dict[str, float] = {}
         for label, tree in order:
             payload = time_tree(tree, size_name, policy_name, reps, seed)
-            walls[label].extend(payload["walls"])  # type: ignore[arg-type]
+            times: list[float] = payload["walls"]  # type: ignore[assignment]
+            walls[label].extend(times)
+            fastest[label] = min(times)
             metrics[label] = json.dumps(payload["metrics"], sort_keys=True)  # NaN-safe equality
+        paired.append(fastest["new"] / fastest["base"])
     if metrics["base"] != metrics["new"]:
         raise SystemExit(f"{size_name}: the two trees give different results; not a speed comparison")
     best = {label: min(w) for label, w in walls.items()}
-    ratio = best["new"] / best["base"]
     size = SIZES[size_name]
     sent = int(json.loads(metrics["new"])["sent"])
+    quartiles = statistics.quantiles(paired, n=4) if len(paired) > 1 else [paired[0]] * 3
     print(f"{size_name:<7}{size.recruiters:>7,} x {size.members:>9,}  {sent:>11,} InMails  "
-          f"base {best['base']:7.3f} s  new {best['new']:7.3f} s  new/base {ratio:6.3f}  "
-          f"(fastest of {len(walls['base'])}; medians {sorted(walls['base'])[len(walls['base']) // 2]:.3f} / "
-          f"{sorted(walls['new'])[len(walls['new']) // 2]:.3f} s)")
-    return ratio
+          f"fastest of {len(walls['base'])}: base {best['base']:.3f} s, new {best['new']:.3f} s, "
+          f"new/base {best['new'] / best['base']:.3f};  paired rounds: median new/base {quartiles[1]:.3f} "
+          f"(quartiles {quartiles[0]:.3f}-{quartiles[2]:.3f}, {len(paired)} rounds)")
+    return quartiles[1]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
