@@ -1,6 +1,6 @@
 """A deliberately naive, per-message simpy implementation of a simplified InMail model.
 
-This is the reference baseline of issue 5: its only jobs are to be the denominator of the
+This is the reference baseline of the benchmark: its only jobs are to be the denominator of the
 speed ratio (vectorized engine / naive) and a statistical cross-check of the engine.  Every
 InMail is its own simpy process; nothing is vectorized and nothing is clever.
 
@@ -96,10 +96,6 @@ class Tally:
     @property
     def refund_fraction(self) -> float:
         return self.refunds / self.sent if self.sent else 0.0
-
-    @property
-    def inmails_per_second(self) -> float:
-        return self.sent / self.wall_seconds if self.wall_seconds > 0 else float("inf")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The benchmark's mechanism-cost option switches off what it says, and prints the right shares (issue 5)."""
+"""The benchmark's mechanism-cost option switches off what it says, and prints the right shares."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from bench import MECHANISM_VARIANTS, default_market, mechanism_variant, print_mechanisms
+from bench_market import default_market
+from bench_mechanisms import MECHANISM_VARIANTS, mechanism_variant, print_mechanisms
 
 from simulator import RunConfig, preset, run_replication
 

@@ -1,4 +1,4 @@
-"""The vectorized engine agrees with the naive per-message simpy reference (issue 5).
+"""The vectorized engine agrees with the naive per-message simpy reference.
 
 Both implementations simulate the same simplified model (one segment, constant answer probability
 ``active_share * base_response`` = 0.54, fixed check interval, no heterogeneity, fatigue, adaptation,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Generator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,42 @@ DAILY_SERIES: tuple[str, ...] = (
 )
 """Daily series over sending days.  Responses and acceptances are those of the day's InMails
 (eventual outcomes of that day's cohort); credit flows are by the day they happen."""
+
+
+@dataclass(slots=True)
+class Paid:
+    """What every seat sends on a day after paying for it (arrays over seats).
+
+    Built once a day and only read after; not frozen because a frozen dataclass takes four
+    times as long to build (``object.__setattr__`` per field), a cost paid every simulated day.
+    """
+
+    sends: np.ndarray       # InMails sent (= credits spent)
+    one_to_one: np.ndarray  # of which one-to-one
+    bulk: np.ndarray        # of which bulk
+    short: np.ndarray       # indices of the seats short of credits (they sent less than they wanted)
+    bulk_total: int         # bulk InMails of all seats
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The responses among the day's InMails (arrays over responses; InMails are indexed as sent).
+
+    Built once a day and only read after (not frozen, for the reason given at :class:`Paid`).
+    """
+
+    responded: np.ndarray       # index of each InMail answered within the observation window
+    delay: np.ndarray           # its response delay in days
+    responder_seat: np.ndarray  # the seat that sent it
+    accepted_seat: np.ndarray   # the seat of each accepted InMail
+
+
+def _pcg64(generator: np.random.Generator) -> np.random.PCG64:
+    """The PCG64 bit generator of a stream (see :mod:`simulator.core.seeding`): the one the daily jump needs."""
+    bit_generator = generator.bit_generator
+    if not isinstance(bit_generator, np.random.PCG64):
+        raise TypeError(f"streams must be PCG64, got {type(bit_generator).__name__}")
+    return bit_generator
 
 
 class CountBuffer:
@@ -78,13 +115,12 @@ class Simulation:
         self.members: Members = build_members(market.members, market.response, rng.members)
         self.rec: Recruiters = build_recruiters(market, rng.recruiters, market.sending.adaptation.cost_reference)
         self.horizon = run.horizon_days
-        self.max_delay = policy.max_refund_delay
-        self.n_days = self.horizon + self.max_delay + 1
-        R = self.rec.count
+        self.n_days = self.horizon + policy.max_refund_delay + 1
+        n_seats = self.rec.count
         self.phase: Phase = policy.phase_on(run.start_date)
         self.poolable = self.rec.poolable()
         self.ledger = Ledger.open(accounts_for(self.rec.team, self.poolable, self.phase.pooling))
-        self.refund_cal = np.zeros((self.n_days + 1, R), dtype=np.int32)
+        self.refund_cal = np.zeros((self.n_days + 1, n_seats), dtype=np.int32)
         subject = np.isin(np.asarray(SEAT_TYPES)[self.rec.seat], policy.threshold.seat_types)
         self.book = ThresholdBook.open(policy.threshold, subject, self.horizon)
         self.env = simpy.Environment()
@@ -92,19 +128,23 @@ class Simulation:
         self.fatigue = FatigueClock(self.members, daily_decay(market.fatigue))
         self._target_ranges()
         self._calendar()
-        self._kind_index = np.arange(2 * R)
-        self._kind_counts = np.zeros(2 * R, dtype=np.int64)
-        z = np.zeros(R, dtype=np.int64)
-        self.t_sent, self.t_bulk, self.t_resp, self.t_acc, self.t_stockout = (z.copy() for _ in range(5))
-        self._resp_count = CountBuffer(self.t_resp)
-        self._acc_count = CountBuffer(self.t_acc)
+        self._kind_index = np.arange(2 * n_seats)
+        self._kind_counts = np.zeros(2 * n_seats, dtype=np.int64)
+        # per-seat tallies over the run
+        self.seat_sent = np.zeros(n_seats, dtype=np.int64)
+        self.seat_bulk = np.zeros(n_seats, dtype=np.int64)
+        self.seat_responses = np.zeros(n_seats, dtype=np.int64)
+        self.seat_accepted = np.zeros(n_seats, dtype=np.int64)
+        self.seat_stockout_days = np.zeros(n_seats, dtype=np.int64)
+        self._responses_counter = CountBuffer(self.seat_responses)
+        self._accepted_counter = CountBuffer(self.seat_accepted)
         self.received = CountBuffer(self.members.received)
         self.answered = CountBuffer(self.members.answered)
-        self.refunded_today: np.ndarray = np.zeros(R, dtype=np.int32)
-        self.spent_today: np.ndarray = np.zeros(R, dtype=np.int64)
+        self.refunded_today: np.ndarray = np.zeros(n_seats, dtype=np.int32)
+        self.spent_today: np.ndarray = np.zeros(n_seats, dtype=np.int64)
         self.daily = {k: np.zeros(self.horizon, dtype=np.float64) for k in DAILY_SERIES}
-        self._day_streams = [(g.bit_generator, g.bit_generator.state)
-                             for g in (rng.sending, rng.targeting, rng.outcomes)]
+        self._day_streams = [(bit_generator, bit_generator.state)
+                             for bit_generator in map(_pcg64, (rng.sending, rng.targeting, rng.outcomes))]
 
     # ------------------------------------------------------------------ calendar helpers
 
@@ -116,20 +156,20 @@ class Simulation:
 
     def grant_days(self) -> list[int]:
         """Day 0 and every first of a month inside the horizon."""
-        return [0] + [t for t in range(1, self.horizon) if self.date(t).day == 1]
+        return [0] + [day for day in range(1, self.horizon) if self.date(day).day == 1]
 
     def days_to_next_grant(self, day: int) -> int:
-        d = self.date(day)
-        nxt = dt.date(d.year + (d.month == 12), d.month % 12 + 1, 1)
-        return (nxt - d).days
+        date = self.date(day)
+        first_of_next_month = dt.date(date.year + (date.month == 12), date.month % 12 + 1, 1)
+        return (first_of_next_month - date).days
 
     def _calendar(self) -> None:
         """Per-day lookups worked out once: the phase in force, the weekend factor, days to the next grant."""
-        dates = [self.date(t) for t in range(self.n_days)]
-        self.phase_of_day: list[Phase] = [self.policy.phase_on(d) for d in dates]
-        wf = self.market.sending.weekend_factor
-        self.day_factor = [wf if d.weekday() >= 5 else 1.0 for d in dates]
-        self.to_next_grant = [self.days_to_next_grant(t) for t in range(self.horizon)]
+        dates = [self.date(day) for day in range(self.n_days)]
+        self.phase_of_day: list[Phase] = [self.policy.phase_on(date) for date in dates]
+        weekend_factor = self.market.sending.weekend_factor
+        self.day_factor = [weekend_factor if date.weekday() >= 5 else 1.0 for date in dates]
+        self.to_next_grant = [self.days_to_next_grant(day) for day in range(self.horizon)]
 
     def _record_means(self) -> None:
         """What follows from the recruiters' state, worked out when it changes (when recruiters adapt).
@@ -137,8 +177,9 @@ class Simulation:
         The population means of personalization, bulk share and volume (daily series), and the
         logit offset of each (recruiter, kind) - one-to-one, bulk - for the answer probability (7.5).
         """
-        rec, R = self.rec, max(self.rec.count, 1)
-        self._means = (float(rec.pers.sum()) / R, float(rec.bulk.sum()) / R, float(rec.vol.sum()) / R)
+        rec, n_seats = self.rec, max(self.rec.count, 1)
+        self._means = (float(rec.pers.sum()) / n_seats, float(rec.bulk.sum()) / n_seats,
+                       float(rec.vol.sum()) / n_seats)
         resp = self.market.response
         offset = np.empty(2 * rec.count, dtype=np.float32)  # index 2 r + k, k = 0 one-to-one, 1 bulk
         offset[0::2] = rec.pers
@@ -148,17 +189,16 @@ class Simulation:
         self._offset = offset
 
     def _target_ranges(self) -> None:
-        m = self.members
-        start = m.seg_start[self.rec.segment]
-        size = m.seg_size[self.rec.segment]
+        """Per-(recruiter, kind) tables: the member range a seat targets, its skill, the fatigue an InMail adds."""
+        members = self.members
+        start = members.seg_start[self.rec.segment]
+        size = members.seg_size[self.rec.segment]
         empty = size == 0  # a segment too small to get members: target the whole population
-        self.t_start = np.where(empty, 0, start)
-        self.t_size = np.where(empty, m.count, size)
-        self._kind_start = np.repeat(self.t_start, 2)  # index 2 r + k, k = 0 one-to-one, 1 bulk
-        self._kind_size = np.repeat(self.t_size.astype(np.float64), 2)
+        self._kind_start = np.repeat(np.where(empty, 0, start), 2)  # index 2 r + k, k = 0 one-to-one, 1 bulk
+        self._kind_size = np.repeat(np.where(empty, members.count, size).astype(np.float64), 2)
         self._kind_skill = np.repeat(self.rec.skill.astype(np.float32), 2)
-        fw = self.market.fatigue
-        self._kind_weight = np.tile(np.array([fw.weight_personalized, fw.weight_bulk], dtype=np.float32),
+        fatigue = self.market.fatigue
+        self._kind_weight = np.tile(np.array([fatigue.weight_personalized, fatigue.weight_bulk], dtype=np.float32),
                                     self.rec.count)  # fatigue an InMail of each kind adds
 
     # ------------------------------------------------------------------ simpy processes
@@ -167,38 +207,40 @@ class Simulation:
         return env.timeout(max(when - env.now, 0.0))
 
     def _grants(self, env: simpy.Environment) -> Generator[Any, Any, None]:
-        events: list[tuple[int, int, str]] = [(t, 0, "monthly") for t in self.grant_days()]
-        for i, g in enumerate(self.policy.grants):
-            t = self.day_of(g.date)
-            if 0 <= t < self.horizon:
-                events.append((t, i + 1, "one_off"))
-        for t, i, kind in sorted(events):
-            yield self._at(env, t + 0.3)
-            phase = self.policy.phase_on(self.date(t))
+        """Monthly allotments and one-off grants, each at t + 0.3 of its day (monthly first on a shared day)."""
+        events: list[tuple[int, int, str]] = [(day, 0, "monthly") for day in self.grant_days()]
+        for i, grant in enumerate(self.policy.grants):
+            day = self.day_of(grant.date)
+            if 0 <= day < self.horizon:
+                events.append((day, i + 1, "one_off"))
+        for day, i, kind in sorted(events):
+            yield self._at(env, day + 0.3)
+            phase = self.policy.phase_on(self.date(day))
             seat_names = np.asarray(SEAT_TYPES)[self.rec.seat]
             if kind == "monthly":
-                per_rec = np.array([phase.allotment(s) for s in SEAT_TYPES], dtype=np.int64)[self.rec.seat]
+                per_seat = np.array([phase.allotment(s) for s in SEAT_TYPES], dtype=np.int64)[self.rec.seat]
             else:
-                g = self.policy.grants[i - 1]
-                per_rec = np.where(np.isin(seat_names, g.seat_types), g.amount, 0).astype(np.int64)
-            self._grant(env, t, phase, per_rec)
+                grant = self.policy.grants[i - 1]
+                per_seat = np.where(np.isin(seat_names, grant.seat_types), grant.amount, 0).astype(np.int64)
+            self._grant(day, phase, per_seat)
 
-    def _grant(self, env: simpy.Environment, t: int, phase: Phase, per_rec: np.ndarray) -> None:
-        acc = phase.accrual
-        amounts = self.ledger.to_accounts(per_rec)
+    def _grant(self, day: int, phase: Phase, per_seat: np.ndarray) -> None:
+        """Grant ``per_seat`` credits under the phase's accrual rule (a cap, or lots that expire)."""
+        accrual = phase.accrual
+        amounts = self.ledger.to_accounts(per_seat)
         cap = None
         expires = NEVER
-        if acc.kind == "cap":
+        if accrual.kind == "cap":
             monthly = np.array([phase.allotment(s) for s in SEAT_TYPES], dtype=np.int64)[self.rec.seat]
-            cap = np.floor(acc.cap_months * self.ledger.to_accounts(monthly))
+            cap = np.floor(accrual.cap_months * self.ledger.to_accounts(monthly))
             cap = cap.astype(np.int64)
-        elif acc.kind == "expire":
-            expires = t + acc.expire_days
+        elif accrual.kind == "expire":
+            expires = day + accrual.expire_days
             self._schedule_expiry(expires)
         granted, dropped = self.ledger.grant(amounts, expires, cap)
-        if t < self.horizon:
-            self.daily["credits_granted"][t] += granted
-            self.daily["credits_expired"][t] += dropped
+        if day < self.horizon:
+            self.daily["credits_granted"][day] += granted
+            self.daily["credits_expired"][day] += dropped
 
     def _schedule_expiry(self, day: int) -> None:
         """Expire lots on ``day`` (only inside the horizon: the resolution tail is not time passing for credits)."""
@@ -211,14 +253,15 @@ class Simulation:
         self.daily["credits_expired"][day] += self.ledger.expire(day)
 
     def _switch(self, env: simpy.Environment) -> Generator[Any, Any, None]:
-        sd = self.policy.switch_date
-        if sd is None:
+        """On the switch date (t + 0.2), remap the ledger's accounts if pooling changes."""
+        switch_date = self.policy.switch_date
+        if switch_date is None:
             return
-        t = self.day_of(sd)
-        if not 0 < t < self.horizon:
+        day = self.day_of(switch_date)
+        if not 0 < day < self.horizon:
             return
-        yield self._at(env, t + 0.2)
-        before, after = self.policy.phase_on(self.date(t - 1)), self.policy.phase_on(sd)
+        yield self._at(env, day + 0.2)
+        before, after = self.policy.phase_on(self.date(day - 1)), self.policy.phase_on(switch_date)
         if before.pooling != after.pooling:
             self.ledger.remap(accounts_for(self.rec.team, self.poolable, after.pooling))
 
@@ -227,182 +270,217 @@ class Simulation:
         adaptation = self.market.sending.adaptation
         adapting = adaptation.enabled and bool(self.rec.adaptive.any())
         reviewing = self.policy.threshold.enabled
-        for t in range(self.n_days):
-            yield self._at(env, t + 0.5)
-            if t < self.horizon:
-                self.send(t)
-            self.credit_refunds(t)
-            if t < self.horizon:
+        for day in range(self.n_days):
+            yield self._at(env, day + 0.5)
+            if day < self.horizon:
+                self.send(day)
+            self.credit_refunds(day)
+            if day < self.horizon:
                 if reviewing:
-                    self.review(t)
+                    self.review(day)
                 if adapting:
-                    self.adapt_recruiters(t)
+                    self.adapt_recruiters(day)
 
-    def review(self, t: int) -> None:
-        """End-of-day threshold review of day ``t``."""
-        self.book.advance(t)
-        w, ip = self.book.review(t, check_new_breaches=(t % self.policy.threshold.review_every_days == 0))
-        self.daily["warnings"][t] = w
-        self.daily["improvement_periods"][t] = ip
-        self.daily["in_improvement"][t] = self.book.in_improvement_count(t + 1)
+    def review(self, day: int) -> None:
+        """End-of-day threshold review of ``day``."""
+        self.book.advance(day)
+        warnings, improvement_periods = self.book.review(
+            day, check_new_breaches=(day % self.policy.threshold.review_every_days == 0))
+        self.daily["warnings"][day] = warnings
+        self.daily["improvement_periods"][day] = improvement_periods
+        self.daily["in_improvement"][day] = self.book.in_improvement_count(day + 1)
 
-    def adapt_recruiters(self, t: int) -> None:
+    def adapt_recruiters(self, day: int) -> None:
         """Adaptive recruiters update their memory of credit costs and move toward their targets."""
-        adaptation, rec, lg = self.market.sending.adaptation, self.rec, self.ledger
+        adaptation, rec, book = self.market.sending.adaptation, self.rec, self.book
         remember(rec, adaptation, self.spent_today, self.refunded_today)
-        book = self.book
-        warned = book.in_grace(t + 1) if book.warned.any() else False
-        p = pressure(rec, adaptation, lg.balance_per_seat(), self.to_next_grant[t], warned, book.in_improvement(t + 1))
-        adapt(rec, adaptation, p, self._adapt_terms)
+        warned = book.in_grace(day + 1) if book.warned.any() else False
+        incentive = pressure(rec, adaptation, self.ledger.balance_per_seat(), self.to_next_grant[day], warned,
+                             book.in_improvement(day + 1))
+        adapt(rec, adaptation, incentive, self._adapt_terms)
         self._record_means()
 
     # ------------------------------------------------------------------ the daily step
 
-    def day_streams(self, t: int) -> None:
-        """Put the sending, targeting and outcome streams at day ``t``'s own block of 2**64 draws.
+    def day_streams(self, day: int) -> None:
+        """Put the sending, targeting and outcome streams at ``day``'s own block of 2**64 draws.
 
-        Two policies run on the same seed then draw day ``t``'s numbers from the same place even
+        Two policies run on the same seed then draw the day's numbers from the same place even
         when earlier days consumed different amounts (different sends): common random numbers are
         restored every morning instead of being lost at the first difference.
         """
         for bit_generator, state in self._day_streams:
             bit_generator.state = state
-            bit_generator.advance(t << 64)
+            bit_generator.advance(day << 64)
 
-    def send(self, t: int) -> None:
-        """Decide, pay for, target and resolve every InMail of day ``t``."""
-        market, rec, m, rng, lg = self.market, self.rec, self.members, self.rng, self.ledger
-        self.day_streams(t)
-        phase = self.phase_of_day[t]
-        fatigue = market.fatigue.enabled
-        if fatigue:
-            self.fatigue.advance(t)
-        n_one, n_bulk = desired_sends(rec, market.sending, self.day_factor[t], self.book.bulk_allowed(t),
-                                      rng.sending)
+    def send(self, day: int) -> None:
+        """Decide, pay for, target and resolve every InMail of ``day``, then book and tally them.
+
+        The daily sending step of docs/model.md, sub-step by sub-step in its order; each handles
+        all recruiters at once.
+        """
+        self.day_streams(day)
+        if self.market.fatigue.enabled:
+            self.fatigue.advance(day)
+        paid = self._decide_and_pay(day)
+        kind = self._expand(paid)
+        receiver, rows = self._target(kind)
+        outcome = self._resolve(kind, rows)
+        self._book_refunds(day, paid.sends, outcome)
+        self.book.record(day, paid.sends, outcome.responder_seat, outcome.delay)
+        self._mark_members(kind, receiver, paid, outcome)
+        self._tally(day, paid, outcome, kind.size)
+
+    def _decide_and_pay(self, day: int) -> Paid:
+        """Each seat's desired one-to-one and bulk InMails, cut to what its account pays for; the credits are spent.
+
+        A seat short of credits keeps its bulk share of what it can pay for (desired > 0 there).
+        """
+        ledger = self.ledger
+        n_one, n_bulk = desired_sends(self.rec, self.market.sending, self.day_factor[day],
+                                      self.book.bulk_allowed(day), self.rng.sending)
         desired = n_one + n_bulk
-        allowed, spend = allocate_with_accounts(desired, lg.account_of, lg.bal, identity=lg.identity)
-        cut = (allowed < desired).nonzero()[0]  # seats short of credits today
-        if cut.size:  # short seats keep their bulk share of what they can pay for (desired > 0 there)
-            n_bulk[cut] = (n_bulk[cut] * allowed[cut]) // desired[cut]
+        allowed, spend = allocate_with_accounts(desired, ledger.account_of, ledger.bal, identity=ledger.identity)
+        short = (allowed < desired).nonzero()[0]
+        if short.size:
+            n_bulk[short] = (n_bulk[short] * allowed[short]) // desired[short]
             n_one = allowed - n_bulk
-        lg.spend(spend)
+        ledger.spend(spend)
         self.spent_today = allowed
-        n_bulk_total = int(n_bulk.sum())
+        return Paid(sends=allowed, one_to_one=n_one, bulk=n_bulk, short=short, bulk_total=int(n_bulk.sum()))
 
+    def _expand(self, paid: Paid) -> np.ndarray:
+        """One entry per InMail: its (recruiter, kind) index 2 r + k (k = 0 one-to-one, 1 bulk), seat by seat."""
         counts = self._kind_counts
-        counts[0::2], counts[1::2] = n_one, n_bulk
-        kind = self._kind_index.repeat(counts)
-        n = kind.size
+        counts[0::2], counts[1::2] = paid.one_to_one, paid.bulk
+        return self._kind_index.repeat(counts)
 
-        # targeting: a member of the recruiter's segment; a skilled recruiter (probability = skill)
-        # looks at a second candidate and keeps the better one by static score
-        tr = rng.targeting
-        # (gathers by ``take``: a third faster than fancy indexing on these sizes, same values)
-        start = self._kind_start.take(kind)  # per-(recruiter, kind) tables: no recruiter index per InMail needed
+    def _target(self, kind: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The receiver of every InMail and its member row (score, fatigue, inv_log_miss, openness) as float32 (n, 4).
+
+        A member of the recruiter's segment; a skilled recruiter (probability = skill) looks at a
+        second candidate and keeps the better one by static score.  Gathers are by ``take`` (a
+        third faster than fancy indexing on these sizes, same values) from per-(recruiter, kind)
+        tables, so that no recruiter index per InMail is needed.
+        """
+        draws, members = self.rng.targeting, self.members
+        n = kind.size
+        start = self._kind_start.take(kind)
         size = self._kind_size.take(kind)
-        who = tr.random(n)
-        who *= size
-        who = start + who.astype(np.int64)
-        look = (tr.random(n, dtype=np.float32) < self._kind_skill.take(kind)).nonzero()[0]
-        second = start.take(look) + (tr.random(look.size) * size.take(look)).astype(np.int64)
-        rows = m.gather_rows(who)  # one 16-byte row per InMail: score, fatigue, inv_log_miss, openness
-        second_rows = m.gather_rows(second)
+        receiver = draws.random(n)
+        receiver *= size
+        receiver = start + receiver.astype(np.int64)
+        look = (draws.random(n, dtype=np.float32) < self._kind_skill.take(kind)).nonzero()[0]
+        second = start.take(look) + (draws.random(look.size) * size.take(look)).astype(np.int64)
+        rows = members.gather_rows(receiver)  # one 16-byte row per InMail
+        second_rows = members.gather_rows(second)
         better = (second_rows.view(np.float32)[0::4] > rows.view(np.float32).take(4 * look)).nonzero()[0]
         swap = look.take(better)
-        who[swap] = second.take(better)
+        receiver[swap] = second.take(better)
         rows[swap] = second_rows.take(better)
-        hot = rows.view(np.float32).reshape(n, 4)
+        return receiver, rows.view(np.float32).reshape(n, 4)
 
-        # outcome: answer with p = expit(score + offset) * exp(-sensitivity * fatigue), written as
-        # exp(-s F) / (1 + exp(-z)) in float32 (score is -inf for inactive members, so p = 0);
-        # then the delay of each answer and whether it accepts
-        resp = market.response
+    def _resolve(self, kind: np.ndarray, rows: np.ndarray) -> Outcome:
+        """Whether each InMail is answered, after how many days, and whether the answer accepts.
+
+        Answer with p = expit(score + offset) * exp(-sensitivity * fatigue), written as
+        exp(-s F) / (1 + exp(-z)) in float32 (score is -inf for inactive members, so p = 0);
+        answers later than ``observation_days`` are not responses.
+        """
+        fatigue = self.market.fatigue
         z = self._offset.take(kind)
-        z += hot[:, 0]
+        z += rows[:, 0]
         np.negative(z, out=z)
         np.exp(z, out=z)
         z += np.float32(1.0)
-        if fatigue:
-            p = self.fatigue.current(hot[:, 1])
-            p *= np.float32(-market.fatigue.sensitivity)
+        if fatigue.enabled:
+            p = self.fatigue.current(rows[:, 1])
+            p *= np.float32(-fatigue.sensitivity)
             np.exp(p, out=p)
             p /= z
         else:
             p = np.reciprocal(z, out=z)
-        out = rng.outcomes
-        ans_idx = (out.random(n, dtype=np.float32) < p).nonzero()[0]
-        ans_hot = hot.take(ans_idx, axis=0)
-        delay = response_delay(ans_hot[:, 2], out)
-        observed = (delay <= resp.observation_days).nonzero()[0]
-        resp_idx, resp_delay = ans_idx.take(observed), delay.take(observed)
-        acc_idx = resp_idx[out.random(resp_idx.size, dtype=np.float32) < ans_hot[:, 3].take(observed)]
-        resp_rec = kind.take(resp_idx) >> 1
-        R = rec.count
+        draws = self.rng.outcomes
+        answered = (draws.random(kind.size, dtype=np.float32) < p).nonzero()[0]
+        answered_rows = rows.take(answered, axis=0)
+        delay = response_delay(answered_rows[:, 2], draws)
+        observed = (delay <= self.market.response.observation_days).nonzero()[0]
+        responded, responded_delay = answered.take(observed), delay.take(observed)
+        accepted = responded[draws.random(responded.size, dtype=np.float32) < answered_rows[:, 3].take(observed)]
+        return Outcome(responded=responded, delay=responded_delay, responder_seat=kind.take(responded) >> 1,
+                       accepted_seat=kind.take(accepted) >> 1)
 
-        # refunds, by the rule in force on the send day
-        rule = phase.refund
+    def _book_refunds(self, day: int, sends: np.ndarray, outcome: Outcome) -> None:
+        """Book the day's refunds into the refund calendar, by the rule in force on the send day."""
+        rule = self.phase_of_day[day].refund
+        n_seats = self.rec.count
         if rule.kind == "on_silence":
-            quick = resp_delay <= rule.window_days
-            silent = allowed - np.bincount(resp_rec[quick], minlength=R)
-            self.refund_cal[t + rule.window_days + rule.latency_days] += silent.astype(np.int32)
+            quick = outcome.delay <= rule.window_days
+            silent = sends - np.bincount(outcome.responder_seat[quick], minlength=n_seats)
+            self.refund_cal[day + rule.window_days + rule.latency_days] += silent.astype(np.int32)
         elif rule.kind == "on_response":
-            ok = resp_delay <= rule.window_days
-            flat = (t + rule.latency_days) * R + (resp_delay[ok] * R + resp_rec[ok])
+            ok = outcome.delay <= rule.window_days
+            flat = (day + rule.latency_days) * n_seats + (outcome.delay[ok] * n_seats + outcome.responder_seat[ok])
             np.add.at(self.refund_cal.reshape(-1), flat, np.int32(1))  # 1-D index: ufunc.at's fast path
 
-        # threshold window, fatigue, member tallies
-        self.book.record(t, allowed, resp_rec, resp_delay)
-        if fatigue:
-            fw = market.fatigue
-            if fw.weight_bulk == fw.weight_personalized:
-                self.fatigue.add(who, fw.weight_bulk)
+    def _mark_members(self, kind: np.ndarray, receiver: np.ndarray, paid: Paid, outcome: Outcome) -> None:
+        """Add the day's InMails to the receivers' fatigue and to the members' received and answered counts."""
+        fatigue = self.market.fatigue
+        if fatigue.enabled:
+            if fatigue.weight_bulk == fatigue.weight_personalized:
+                self.fatigue.add(receiver, fatigue.weight_bulk)
             else:
                 weights = self._kind_weight.take(kind)
-                self.fatigue.add(who, weights, total=fw.weight_personalized * (n - n_bulk_total)
-                                 + fw.weight_bulk * n_bulk_total)
-        self.received.add(who)
-        self.answered.add(who.take(resp_idx))
+                added = (fatigue.weight_personalized * (kind.size - paid.bulk_total)
+                         + fatigue.weight_bulk * paid.bulk_total)
+                self.fatigue.add(receiver, weights, total=added)
+        self.received.add(receiver)
+        self.answered.add(receiver.take(outcome.responded))
 
-        # recruiter tallies and the day's series
-        self._resp_count.add(resp_rec)
-        self._acc_count.add(kind.take(acc_idx) >> 1)
-        self.t_sent += allowed
-        self.t_bulk += n_bulk
-        self.t_stockout[cut] += 1
-        d = self.daily
-        sent = n
-        d["sent"][t] = sent
-        d["sent_bulk"][t] = n_bulk_total
-        d["sent_personalized"][t] = sent - n_bulk_total
-        d["responses"][t] = resp_idx.size
-        d["accepted"][t] = acc_idx.size
-        d["response_rate"][t] = ratio(resp_idx.size, sent)
-        d["acceptance_rate"][t] = ratio(acc_idx.size, sent)
-        d["credits_spent"][t] = sent
-        d["stockout_recruiters"][t] = cut.size
-        d["mean_member_fatigue"][t] = m.total_fatigue / m.count if fatigue else 0.0
-        if R:
-            d["mean_personalization"][t], d["mean_bulk_share"][t], d["mean_volume"][t] = self._means
+    def _tally(self, day: int, paid: Paid, outcome: Outcome, sent: int) -> None:
+        """Add the day to the per-seat tallies and write its daily series."""
+        self._responses_counter.add(outcome.responder_seat)
+        self._accepted_counter.add(outcome.accepted_seat)
+        self.seat_sent += paid.sends
+        self.seat_bulk += paid.bulk
+        self.seat_stockout_days[paid.short] += 1
+        responses, accepted = outcome.responder_seat.size, outcome.accepted_seat.size
+        daily = self.daily
+        daily["sent"][day] = sent
+        daily["sent_bulk"][day] = paid.bulk_total
+        daily["sent_personalized"][day] = sent - paid.bulk_total
+        daily["responses"][day] = responses
+        daily["accepted"][day] = accepted
+        daily["response_rate"][day] = ratio(responses, sent)
+        daily["acceptance_rate"][day] = ratio(accepted, sent)
+        daily["credits_spent"][day] = sent
+        daily["stockout_recruiters"][day] = paid.short.size
+        members = self.members
+        fatigue_on = self.market.fatigue.enabled
+        daily["mean_member_fatigue"][day] = members.total_fatigue / members.count if fatigue_on else 0.0
+        if self.rec.count:
+            daily["mean_personalization"][day], daily["mean_bulk_share"][day], daily["mean_volume"][day] = self._means
 
-    def credit_refunds(self, t: int) -> None:
-        """Credit the refunds due at the end of day ``t`` to their seats' accounts."""
-        due = self.refund_cal[t]
+    def credit_refunds(self, day: int) -> None:
+        """Credit the refunds due at the end of ``day`` to their seats' accounts."""
+        due = self.refund_cal[day]
         self.refunded_today = due
         total = int(due.sum())
         if not total:
             return
-        lg = self.ledger
-        phase = self.phase_of_day[min(t, self.horizon - 1)]
-        fallback = t + phase.accrual.expire_days if phase.accrual.kind == "expire" else NEVER
-        if not lg.lots and fallback != NEVER:
+        ledger = self.ledger
+        phase = self.phase_of_day[min(day, self.horizon - 1)]
+        fallback = day + phase.accrual.expire_days if phase.accrual.kind == "expire" else NEVER
+        if not ledger.lots and fallback != NEVER:
             self._schedule_expiry(fallback)
-        lg.refund(lg.to_accounts(due), t, fallback, total=total)
-        if t < self.horizon:
-            self.daily["credits_refunded"][t] += total
+        ledger.refund(ledger.to_accounts(due), day, fallback, total=total)
+        if day < self.horizon:
+            self.daily["credits_refunded"][day] += total
 
     # ------------------------------------------------------------------ run and summarize
 
     def execute(self) -> ReplicationResult:
+        """Run the calendar to the last refund and summarize the replication."""
         env = self.env
         self._record_means()  # here, not in __init__: tests and explain may edit the recruiters before the run
         self._adapt_terms = AdaptTerms.of(self.rec, self.market.sending.adaptation)
@@ -413,74 +491,75 @@ class Simulation:
         return self.result()
 
     def result(self) -> ReplicationResult:
-        d = self.daily
-        d["net_credit_burn"][:] = d["credits_spent"] - d["credits_refunded"]
-        d["balance"][:] = np.nan  # filled below from the flows
-        flows = np.cumsum(d["credits_granted"] - d["credits_spent"] + d["credits_refunded"] - d["credits_expired"])
-        d["balance"][:] = flows
-        lg, m = self.ledger, self.members
-        self._resp_count.flush()
-        self._acc_count.flush()
-        t_refund = self.refund_cal.sum(axis=0, dtype=np.int64)  # every refund ever scheduled, by seat
-        sent = int(self.t_sent.sum())
-        responses = int(self.t_resp.sum())
-        accepted = int(self.t_acc.sum())
-        active = m.active_count
+        """Metrics, daily series, per-seat tallies and per-member counts of the finished run."""
+        daily = self.daily
+        daily["net_credit_burn"][:] = daily["credits_spent"] - daily["credits_refunded"]
+        daily["balance"][:] = np.cumsum(daily["credits_granted"] - daily["credits_spent"] + daily["credits_refunded"]
+                                        - daily["credits_expired"])
+        ledger, members = self.ledger, self.members
+        self._responses_counter.flush()
+        self._accepted_counter.flush()
+        seat_refunded = self.refund_cal.sum(axis=0, dtype=np.int64)  # every refund ever scheduled, by seat
+        sent = int(self.seat_sent.sum())
+        sent_bulk = int(self.seat_bulk.sum())
+        responses = int(self.seat_responses.sum())
+        accepted = int(self.seat_accepted.sum())
+        active = members.active_count
         received = self.received.flush()
         unanswered = received - self.answered.flush()
-        received_active = int(received[m.active].sum())
+        received_active = int(received[members.active].sum())
         values = {
             "sent": sent,
-            "sent_bulk": int(self.t_bulk.sum()),
-            "sent_personalized": sent - int(self.t_bulk.sum()),
+            "sent_bulk": sent_bulk,
+            "sent_personalized": sent - sent_bulk,
             "responses": responses,
             "accepted": accepted,
             "declined": responses - accepted,
             "pending": sent - responses,
             "response_rate": ratio(responses, sent),
             "acceptance_rate": ratio(accepted, sent),
-            "credits_granted": lg.granted,
-            "credits_spent": lg.spent,
-            "credits_refunded": lg.refunded,
-            "credits_expired": lg.expired,
-            "net_credit_burn": lg.spent - lg.refunded,
-            "credits_per_response": ratio(lg.spent - lg.refunded, responses),
-            "stockout_recruiter_days": int(self.t_stockout.sum()),
+            "credits_granted": ledger.granted,
+            "credits_spent": ledger.spent,
+            "credits_refunded": ledger.refunded,
+            "credits_expired": ledger.expired,
+            "net_credit_burn": ledger.spent - ledger.refunded,
+            "credits_per_response": ratio(ledger.spent - ledger.refunded, responses),
+            "stockout_recruiter_days": int(self.seat_stockout_days.sum()),
             "warnings": int(self.book.warnings.sum()),
             "improvement_periods": int(self.book.improvement_periods.sum()),
             "inmails_per_active_member": ratio(received_active, active),
             # only active members answer, so their unanswered InMails are received minus responses
             "unanswered_per_active_member": ratio(received_active - responses, active),
-            "mean_member_fatigue": float(d["mean_member_fatigue"].mean()),
+            "mean_member_fatigue": float(daily["mean_member_fatigue"].mean()),
         }
         metrics = {k: float(values[k]) for k in METRIC_NAMES}
         rec = self.rec
-        groups = np.asarray([g.name for g in self.market.recruiters], dtype=object)
+        groups = np.asarray([group.name for group in self.market.recruiters], dtype=object)
         tally = RecruiterTally(
             seat_type=np.asarray(SEAT_TYPES, dtype=object)[rec.seat],
             behaviour=np.where(rec.adaptive, "adaptive", "fixed").astype(object),
             group=groups[rec.group] if rec.count else np.zeros(0, dtype=object),
             personalization_band=rec.personalization_band(),
-            sent=self.t_sent, sent_bulk=self.t_bulk, responses=self.t_resp, accepted=self.t_acc,
-            credits_spent=self.t_sent.copy(), credits_refunded=t_refund,
-            stockout_recruiter_days=self.t_stockout, warnings=self.book.warnings,
+            sent=self.seat_sent, sent_bulk=self.seat_bulk, responses=self.seat_responses, accepted=self.seat_accepted,
+            credits_spent=self.seat_sent.copy(), credits_refunded=seat_refunded,
+            stockout_recruiter_days=self.seat_stockout_days, warnings=self.book.warnings,
             improvement_periods=self.book.improvement_periods,
         )
         extra = {
-            "final_balance": float(lg.total_balance()),
-            "credits_conserved": float(lg.conserved()),
+            "final_balance": float(ledger.total_balance()),
+            "credits_conserved": float(ledger.conserved()),
             "active_members": float(active),
-            "members": float(m.count),
+            "members": float(members.count),
             "recruiters": float(rec.count),
             "horizon_days": float(self.horizon),
             "resolution_days": float(self.n_days - self.horizon),
         }
         return ReplicationResult(
             policy=self.policy.name, seed_entropy=self.rng.seed_entropy, spawn_key=self.rng.spawn_key,
-            metrics=metrics, daily=dict(d) if self.run.record_daily else {}, recruiters=tally,
+            metrics=metrics, daily=dict(daily) if self.run.record_daily else {}, recruiters=tally,
             member_received=received, member_unanswered=unanswered,
-            member_histograms={"received": member_histogram(received, m.active),
-                               "unanswered": member_histogram(unanswered, m.active)},
+            member_histograms={"received": member_histogram(received, members.active),
+                               "unanswered": member_histogram(unanswered, members.active)},
             extra=extra,
         )
 

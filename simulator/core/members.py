@@ -92,11 +92,11 @@ def build_members(pop: MemberPopulation, response: ResponseModel, rng: np.random
     openness = np.empty(n, dtype=np.float64)
     for k, seg in enumerate(pop.segments):
         sl = slice(int(starts[k]), int(starts[k] + sizes[k]))
-        m = int(sizes[k])
-        active[sl] = rng.random(m) < seg.active_share
+        size = int(sizes[k])
+        active[sl] = rng.random(size) < seg.active_share
         base[sl] = logit(seg.base_response)
-        interval[sl] = draw(seg.check_interval_days, m, rng)
-        openness[sl] = np.clip(draw(seg.openness, m, rng), 0.0, 1.0)
+        interval[sl] = draw(seg.check_interval_days, size, rng)
+        openness[sl] = np.clip(draw(seg.openness, size, rng), 0.0, 1.0)
     check_prob = 1.0 / np.maximum(interval, 1.0)
     with np.errstate(divide="ignore"):
         inv_log_miss = 1.0 / np.log1p(-check_prob)  # 1 / -inf = -0.0 for daily checkers
@@ -162,12 +162,12 @@ class FatigueClock:
 
     def advance(self, day: int) -> None:
         """Move the clock to ``day`` (days only move forward)."""
-        m = self.members
-        m.total_fatigue *= float(np.exp(self.log_decay * (day - self.day)))
+        members = self.members
+        members.total_fatigue *= float(np.exp(self.log_decay * (day - self.day)))
         self.day = day
         self.scale = float(np.exp(self.log_decay * (day - self.ref)))
         if self.scale < 1.0 / self.RESCALE_AT:
-            m.fatigue *= self.scale
+            members.fatigue *= self.scale
             self.ref, self.scale = day, 1.0
 
     def now(self, idx: np.ndarray) -> np.ndarray:

@@ -139,24 +139,24 @@ def _label_order(by: str, present: set[str]) -> list[str]:
     return [x for x in natural if x in present] + sorted(present - set(natural))
 
 
-def breakdown_arrays(t: RecruiterTally, by: str) -> dict[str, dict[str, float]]:
+def breakdown_arrays(tally: RecruiterTally, by: str) -> dict[str, dict[str, float]]:
     """label -> {metric -> value} for the recruiters grouped by attribute ``by``."""
     if by not in BREAKDOWN_KEYS:
         raise ValueError(f"breakdown key must be one of {', '.join(BREAKDOWN_KEYS)}, got {by!r}")
-    labels = getattr(t, by)
+    labels = getattr(tally, by)
     out: dict[str, dict[str, float]] = {}
     for label in _label_order(by, set(labels.tolist())):
-        m = labels == label
-        n = int(m.sum())
-        sent = float(t.sent[m].sum())
-        resp = float(t.responses[m].sum())
-        acc = float(t.accepted[m].sum())
-        spent = float(t.credits_spent[m].sum())
-        refunded = float(t.credits_refunded[m].sum())
+        in_group = labels == label
+        n = int(in_group.sum())
+        sent = float(tally.sent[in_group].sum())
+        resp = float(tally.responses[in_group].sum())
+        acc = float(tally.accepted[in_group].sum())
+        spent = float(tally.credits_spent[in_group].sum())
+        refunded = float(tally.credits_refunded[in_group].sum())
         out[str(label)] = {
             "recruiters": float(n),
             "sent": sent,
-            "sent_bulk": float(t.sent_bulk[m].sum()),
+            "sent_bulk": float(tally.sent_bulk[in_group].sum()),
             "responses": resp,
             "accepted": acc,
             "response_rate": ratio(resp, sent),
@@ -166,18 +166,18 @@ def breakdown_arrays(t: RecruiterTally, by: str) -> dict[str, dict[str, float]]:
             "net_credit_burn": spent - refunded,
             "sent_per_recruiter": ratio(sent, n),
             "net_credit_burn_per_recruiter": ratio(spent - refunded, n),
-            "stockout_recruiter_days": float(t.stockout_recruiter_days[m].sum()),
-            "warnings": float(t.warnings[m].sum()),
-            "improvement_periods": float(t.improvement_periods[m].sum()),
+            "stockout_recruiter_days": float(tally.stockout_recruiter_days[in_group].sum()),
+            "warnings": float(tally.warnings[in_group].sum()),
+            "improvement_periods": float(tally.improvement_periods[in_group].sum()),
         }
     return out
 
 
-def breakdown_frame(t: RecruiterTally, by: str) -> pd.DataFrame:
+def breakdown_frame(tally: RecruiterTally, by: str) -> pd.DataFrame:
     """:func:`breakdown_arrays` as a DataFrame indexed by the group label."""
     import pandas as pd
 
-    data = breakdown_arrays(t, by)
+    data = breakdown_arrays(tally, by)
     df = pd.DataFrame.from_dict(data, orient="index", columns=list(BREAKDOWN_METRICS))
     df.index.name = by
     return df

@@ -101,8 +101,8 @@ def new_2015() -> Policy:
 
 def pre_threshold_2014() -> Policy:
     """The old credit rule before the August 2014 threshold: no threshold at all."""
-    p = old_2014()
-    return replace(p, name="pre_threshold_2014", threshold=replace(p.threshold, enabled=False),
+    old = old_2014()
+    return replace(old, name="pre_threshold_2014", threshold=replace(old.threshold, enabled=False),
                    description="early 2014: refund on silence, no response-rate threshold")
 
 
@@ -112,10 +112,10 @@ def transition_2015() -> Policy:
     InMails sent before the switch keep the 7-day refund on silence (seed 000); the switch
     slipped from January 1 to the end of January (000), taken here as 2015-02-01.
     """
-    p = new_2015()
-    return replace(p, name="transition_2015", switch_date=dt.date(2015, 2, 1), before=OLD_PHASE,
+    new = new_2015()
+    return replace(new, name="transition_2015", switch_date=dt.date(2015, 2, 1), before=OLD_PHASE,
                    description="old rules until 2015-02-01, new rules from then on",
-                   sources=(*p.sources, ("switch_date", "end of January 2015 (000); 2015-01-01 was the first plan")))
+                   sources=(*new.sources, ("switch_date", "end of January 2015 (000); 2015-01-01 was the first plan")))
 
 
 PRESETS = {

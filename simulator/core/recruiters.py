@@ -60,28 +60,29 @@ def build_recruiters(market: Market, rng: np.random.Generator, cost_reference: f
     parts: dict[str, list[np.ndarray]] = {k: [] for k in (
         "seat", "group", "adaptive", "team", "segment", "skill", "budget", "pers0", "bulk0", "vol0")}
     next_team = 0
-    for gi, g in enumerate(market.recruiters):
-        n = g.count
-        weights = np.array(g.segment_weights, dtype=np.float64) if g.segment_weights is not None else seg_share
-        parts["seat"].append(np.full(n, SEAT_TYPES.index(g.seat_type), dtype=np.int8))
-        parts["group"].append(np.full(n, gi, dtype=np.int16))
-        parts["adaptive"].append(np.full(n, g.behaviour == "adaptive", dtype=bool))
-        parts["team"].append(next_team + np.arange(n, dtype=np.int64) // g.team_size)
-        next_team += -(-n // g.team_size)
+    for group_index, group in enumerate(market.recruiters):
+        n = group.count
+        weights = np.array(group.segment_weights, dtype=np.float64) if group.segment_weights is not None else seg_share
+        parts["seat"].append(np.full(n, SEAT_TYPES.index(group.seat_type), dtype=np.int8))
+        parts["group"].append(np.full(n, group_index, dtype=np.int16))
+        parts["adaptive"].append(np.full(n, group.behaviour == "adaptive", dtype=bool))
+        parts["team"].append(next_team + np.arange(n, dtype=np.int64) // group.team_size)
+        next_team += -(-n // group.team_size)
         seg = np.repeat(np.arange(nseg, dtype=np.int16), apportion(n, weights)) if n else np.zeros(0, np.int16)
         parts["segment"].append(rng.permutation(seg))
-        parts["pers0"].append(np.clip(draw(g.personalization, n, rng), 0.0, 1.0))
-        parts["skill"].append(np.clip(draw(g.targeting_skill, n, rng), 0.0, 1.0))
-        parts["vol0"].append(np.maximum(draw(g.daily_volume, n, rng), 0.0))
-        parts["bulk0"].append(np.clip(draw(g.bulk_share, n, rng), 0.0, 1.0))
-        parts["budget"].append(np.maximum(draw(g.time_budget_minutes, n, rng), 0.0))
-    a = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in parts.items()}
-    vol0 = a["vol0"].astype(np.float64)
+        parts["pers0"].append(np.clip(draw(group.personalization, n, rng), 0.0, 1.0))
+        parts["skill"].append(np.clip(draw(group.targeting_skill, n, rng), 0.0, 1.0))
+        parts["vol0"].append(np.maximum(draw(group.daily_volume, n, rng), 0.0))
+        parts["bulk0"].append(np.clip(draw(group.bulk_share, n, rng), 0.0, 1.0))
+        parts["budget"].append(np.maximum(draw(group.time_budget_minutes, n, rng), 0.0))
+    drawn = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in parts.items()}
+    vol0 = drawn["vol0"].astype(np.float64)
     return Recruiters(
-        seat=a["seat"].astype(np.int8), group=a["group"].astype(np.int16), adaptive=a["adaptive"].astype(bool),
-        team=a["team"].astype(np.int64), segment=a["segment"].astype(np.int16), skill=a["skill"],
-        budget=a["budget"], pers0=a["pers0"], bulk0=a["bulk0"], vol0=vol0,
-        pers=a["pers0"].copy(), bulk=a["bulk0"].copy(), vol=vol0.copy(),
+        seat=drawn["seat"].astype(np.int8), group=drawn["group"].astype(np.int16),
+        adaptive=drawn["adaptive"].astype(bool), team=drawn["team"].astype(np.int64),
+        segment=drawn["segment"].astype(np.int16), skill=drawn["skill"],
+        budget=drawn["budget"], pers0=drawn["pers0"], bulk0=drawn["bulk0"], vol0=vol0,
+        pers=drawn["pers0"].copy(), bulk=drawn["bulk0"].copy(), vol=vol0.copy(),
         ewma_spent=vol0.copy(), ewma_refunded=vol0 * (1.0 - cost_reference),
     )
 
@@ -122,7 +123,7 @@ def desired_sends(
 
 def pressure(
     rec: Recruiters, adaptation: Adaptation, balance_per_head: np.ndarray, days_to_grant: int,
-    warned: np.ndarray, in_improvement: np.ndarray,
+    warned: np.ndarray | bool, in_improvement: np.ndarray | bool,
 ) -> np.ndarray:
     """The incentive pressure P in [0, 1] each recruiter feels (docs/model.md, 'Adaptation').
 

@@ -41,5 +41,10 @@ def streams(seed: int | np.random.SeedSequence) -> Streams:
     # children built from (entropy, spawn_key) rather than ss.spawn(): spawn() is stateful, and the
     # same SeedSequence passed twice (once per policy) must give the same streams
     children = [np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, k)) for k in range(len(MECHANISMS))]
-    gens = {name: np.random.Generator(np.random.PCG64(child)) for name, child in zip(MECHANISMS, children, strict=True)}
-    return Streams(**gens, seed_entropy=int(ss.entropy), spawn_key=tuple(ss.spawn_key))  # type: ignore[arg-type]
+    members, recruiters, sending, targeting, outcomes = (np.random.Generator(np.random.PCG64(child))
+                                                         for child in children)  # in MECHANISMS order
+    entropy = ss.entropy
+    if not isinstance(entropy, int | np.integer):
+        raise TypeError(f"a seed's entropy must be one integer, got {entropy!r}")
+    return Streams(members=members, recruiters=recruiters, sending=sending, targeting=targeting, outcomes=outcomes,
+                   seed_entropy=int(entropy), spawn_key=tuple(ss.spawn_key))

@@ -39,14 +39,14 @@ class ThresholdBook:
         n_recruiters = subject.size
         rows = n_days + rule.maturity_days + rule.window_days + 2 if rule.enabled else 1
         cols = n_recruiters if rule.enabled else 0
-        z = np.zeros(n_recruiters, dtype=np.int64)
+        zeros = np.zeros(n_recruiters, dtype=np.int64)
         return cls(
             rule=rule,
             sends_delta=np.zeros((rows, cols), dtype=np.int32),
             resp_delta=np.zeros((rows, cols), dtype=np.int32),
-            win_sends=z.copy(), win_resp=z.copy(), warned=np.zeros(n_recruiters, dtype=bool),
-            grace_until=z.copy(), ip_until=np.full(n_recruiters, NOT_IN_IP, dtype=np.int64),
-            warnings=z.copy(), improvement_periods=z.copy(), subject=subject.astype(bool),
+            win_sends=zeros.copy(), win_resp=zeros.copy(), warned=np.zeros(n_recruiters, dtype=bool),
+            grace_until=zeros.copy(), ip_until=np.full(n_recruiters, NOT_IN_IP, dtype=np.int64),
+            warnings=zeros.copy(), improvement_periods=zeros.copy(), subject=subject.astype(bool),
         )
 
     def bulk_allowed(self, day: int) -> np.ndarray:
@@ -86,8 +86,8 @@ class ThresholdBook:
 
     def breach(self) -> np.ndarray:
         """Seats that sent at least ``min_sends`` in the window with a response rate below ``min_rate``."""
-        r = self.rule
-        return self.subject & (self.win_sends >= r.min_sends) & (self.win_resp < r.min_rate * self.win_sends)
+        rule = self.rule
+        return self.subject & (self.win_sends >= rule.min_sends) & (self.win_resp < rule.min_rate * self.win_sends)
 
     def review(self, day: int, check_new_breaches: bool = True) -> tuple[int, int]:
         """End-of-day review.  Returns (warnings issued, Improvement Periods started or extended).
@@ -97,7 +97,7 @@ class ThresholdBook:
         """
         if not self.rule.enabled:
             return 0, 0
-        r = self.rule
+        rule = self.rule
         breach = self.breach()
         tomorrow = day + 1
         n_ip = n_warn = 0
@@ -106,7 +106,7 @@ class ThresholdBook:
             again = breach[ending]
             self.ip_until[ending[~again]] = NOT_IN_IP
             extend = ending[again]
-            self.ip_until[extend] = tomorrow + r.improvement_days
+            self.ip_until[extend] = tomorrow + rule.improvement_days
             self.improvement_periods[extend] += 1
             n_ip = extend.size
         if check_new_breaches:
@@ -116,9 +116,9 @@ class ThresholdBook:
             warn = seats[~warned]
             start = seats[warned & (self.grace_until[seats] <= tomorrow)]
             self.warned[warn] = True
-            self.grace_until[warn] = tomorrow + r.ack_delay_days + r.warning_days
+            self.grace_until[warn] = tomorrow + rule.ack_delay_days + rule.warning_days
             self.warnings[warn] += 1
-            self.ip_until[start] = tomorrow + r.improvement_days
+            self.ip_until[start] = tomorrow + rule.improvement_days
             self.improvement_periods[start] += 1
             n_warn = warn.size
             n_ip += start.size

@@ -176,11 +176,11 @@ class Observed(Simulation):
         """The daily step, checking bulk against the Improvement Periods and the refunds it books."""
         w = self.watch
         in_ip = self.book.in_improvement(t).copy()
-        bulk_before = self.t_bulk.copy()
+        bulk_before = self.seat_bulk.copy()
         cal_before = self.refund_cal.copy()
         super().send(t)
         w.ip_seat_days += int(in_ip.sum())
-        new_bulk = self.t_bulk - bulk_before
+        new_bulk = self.seat_bulk - bulk_before
         if (new_bulk[in_ip] > 0).any():
             w.bulk_in_ip.append(f"day {t}: bulk {new_bulk[in_ip].tolist()} from seats in an Improvement Period")
         delta = self.refund_cal.astype(np.int64) - cal_before

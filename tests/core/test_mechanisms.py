@@ -207,9 +207,9 @@ def test_threshold_end_to_end_schedule(ack: int) -> None:
     orig = sim.send
 
     def send(day: int) -> None:
-        before = sim.t_bulk.copy()
+        before = sim.seat_bulk.copy()
         orig(day)
-        bulk_by_day.append(sim.t_bulk - before)
+        bulk_by_day.append(sim.seat_bulk - before)
 
     sim.send = send  # type: ignore[method-assign]
     sim.execute()
