@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from simulator import Market, Policy
+    from simulator import Market, Policy, RunConfig
 
 
 def _apportion(total: int, shares: Sequence[float]) -> list[int]:
@@ -73,3 +73,21 @@ def warm_up(policy: Policy) -> None:
     from simulator import RunConfig, run_replication
 
     run_replication(default_market(20, 500), policy, RunConfig(horizon_days=20), seed=0)
+
+
+def pinned_setup(size_name: str, policy_name: str) -> tuple[str, Any, Market, Policy, RunConfig]:
+    """A benchmark child's start: pin to one CPU, build the size's market, warm up.
+
+    Returns (pinned CPU note, size, market, policy, run config of ``HORIZON_DAYS``).
+    """
+    from bench_common import HORIZON_DAYS, SIZES, pin_one_cpu
+
+    from simulator import RunConfig, preset
+
+    pinned = pin_one_cpu()
+    size = SIZES[size_name]
+    market = default_market(size.recruiters, size.members)
+    policy = preset(policy_name)
+    run = RunConfig(horizon_days=HORIZON_DAYS)
+    warm_up(policy)
+    return pinned, size, market, policy, run

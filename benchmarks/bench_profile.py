@@ -19,8 +19,8 @@ from pathlib import Path
 from types import CodeType, FrameType
 from typing import Any
 
-from bench_common import HORIZON_DAYS, SIZES, emit, pin_one_cpu
-from bench_market import default_market, warm_up
+from bench_common import HORIZON_DAYS, emit
+from bench_market import pinned_setup
 
 DAILY_STEP_PHASES: dict[str, str] = {
     "send": "daily step: calls of its sub-steps",
@@ -128,15 +128,10 @@ def child_profile(policy_name: str, size_name: str = "medium", top_lines: int = 
     """Profile one replication of ``size_name``: pyinstrument call tree, then phases per line."""
     import linecache
 
-    from simulator import RunConfig, preset, run_replication
+    from simulator import run_replication
     from simulator.core.engine import Simulation
 
-    pinned = pin_one_cpu()
-    size = SIZES[size_name]
-    market = default_market(size.recruiters, size.members)
-    policy = preset(policy_name)
-    run = RunConfig(horizon_days=HORIZON_DAYS)
-    warm_up(policy)
+    pinned, size, market, policy, run = pinned_setup(size_name, policy_name)
 
     def once() -> Any:
         return run_replication(market, policy, run, seed=1)

@@ -25,7 +25,7 @@ from bench_common import (
     uniform_rate,
     verdict,
 )
-from bench_market import default_market, warm_up
+from bench_market import pinned_setup
 
 # --------------------------------------------------------------------------- children
 
@@ -44,14 +44,9 @@ def child_baseline(what: str) -> None:
 
 def child_size(size_name: str, policy_name: str, reps: int) -> None:
     """Run ``reps`` replications of one size in this (fresh, pinned) process."""
-    from simulator import RunConfig, preset, run_replication
+    from simulator import run_replication
 
-    pinned = pin_one_cpu()
-    size = SIZES[size_name]
-    market = default_market(size.recruiters, size.members)
-    policy = preset(policy_name)
-    run = RunConfig(horizon_days=HORIZON_DAYS)
-    warm_up(policy)
+    pinned, _size, market, policy, run = pinned_setup(size_name, policy_name)
     inmails, walls, cpus = [], [], []
     extra: dict[str, float] = {}
     speed_before = uniform_rate()
