@@ -1,6 +1,8 @@
-"""``inmail-sim baseline save|check``: regression tests on a run's summary statistics.
+"""``inmail-sim baseline save|check|plan``: regression tests on a run's summary statistics.
 
 The mechanism is :mod:`simulator.experiments.baseline`; ``check`` exits 1 when a number moved.
+``save`` and ``check`` also print the smallest change the check detects (its power,
+:mod:`simulator.experiments.power`); ``plan`` says how many replications a wanted sensitivity needs.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 
 
 def add_baseline_parser(commands: Subcommands) -> None:
-    """``inmail-sim baseline save`` and ``inmail-sim baseline check``."""
+    """``inmail-sim baseline save``, ``check`` and ``plan``."""
     baseline = commands.add_parser("baseline", help="store a run's summary statistics, or check a new run against them",
                                    description="Regression tests on summary statistics. `check` exits 1 when a "
                                                "number moved, 0 when none did, 2 on bad input or a changed "
@@ -49,21 +51,52 @@ def add_baseline_parser(commands: Subcommands) -> None:
     check.add_argument("--seed", type=int_at_least(0), metavar="S", help="root seed (default: the stored one)")
     check.add_argument("--replications", "-n", type=int_at_least(2), metavar="N",
                        help="replications per policy (default: the stored number)")
-    check.add_argument("--alpha", type=positive_float, default=0.01, metavar="A",
-                       help="family-wise false-alarm rate of statistical mode (default 0.01)")
+    for parser in (save, check):
+        parser.add_argument("--alpha", type=positive_float, default=0.01, metavar="A",
+                            help="family-wise false-alarm rate of statistical mode (default 0.01); save uses it "
+                                 "for the printed smallest detectable changes")
     check.add_argument("--allow-changed-scenario", action="store_true",
                        help="compare even if the scenario changed since the baseline was saved")
     check.add_argument("--failures-only", action="store_true", help="print only the rows that moved")
-    for parser in (save, check):
+    plan = _add_plan_parser(actions)
+    for parser in (save, check, plan):
         parser.add_argument("--workers", "-j", type=int_at_least(1), default=1, metavar="K",
                             help="worker processes (default 1); results do not depend on it")
         add_no_progress_option(parser)
+
+
+def _add_plan_parser(actions: Subcommands) -> argparse.ArgumentParser:
+    plan = actions.add_parser("plan", help="how many replications a check needs to detect a wanted change",
+                              description="Estimate the spread per replication (a pilot run, or a stored baseline "
+                                          "with --against) and solve the check's minimum detectable effect (80%% "
+                                          "power, the check's Holm-corrected alpha) for the replications.")
+    add_scenario_argument(plan)
+    plan.add_argument("--detect", required=True, metavar="CHANGE",
+                      help="the change to detect: 0.1pp (percentage points of a rate), 2%% (relative to the "
+                           "level) or a plain number in the metric's units")
+    plan.add_argument("--metric", default="response_rate", metavar="M", help="the metric (default response_rate)")
+    plan.add_argument("--alpha", type=positive_float, default=0.01, metavar="A",
+                      help="the check's family-wise false-alarm rate (default 0.01)")
+    plan.add_argument("--against", metavar="FILE", help="take the spread from this baseline file (no pilot run)")
+    plan.add_argument("--pilot", type=int_at_least(2), default=10, metavar="N",
+                      help="replications of the pilot run (default 10)")
+    plan.add_argument("--seed", type=int_at_least(0), metavar="S", help="root seed of the pilot (default: the "
+                                                                        "scenario's)")
+    add_set_option(plan)
+    return plan
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    """``inmail-sim baseline ACTION``."""
+    commands = {"save": cmd_baseline_save, "check": cmd_baseline_check, "plan": cmd_baseline_plan}
+    return commands[args.baseline_command](args)
 
 
 def cmd_baseline_save(args: argparse.Namespace) -> int:
     """``inmail-sim baseline save``: run the scenario and store its statistics."""
     from simulator.experiments.baseline import BaselineError, save_baseline
     from simulator.experiments.experiment import run_experiment
+    from simulator.experiments.power import mde_table, render_mde, holm_family_size
 
     if Path(args.to).is_dir():
         raise InputError(f"--to {args.to}: is a folder; give the baseline file name")
@@ -82,6 +115,8 @@ def cmd_baseline_save(args: argparse.Namespace) -> int:
     print(f"baseline of {saved.scenario} saved to {args.to}: {len(saved.stats)} rows (policies and paired "
           f"differences) x {metrics} metrics, {saved.replications} replications, seed {saved.root_seed}, "
           f"scenario hash {saved.scenario_hash[:12]}")
+    print("\nif the check runs with the same replications and spread:")
+    print(render_mde(mde_table(saved.stats, None, args.alpha), args.alpha, holm_family_size(saved.stats)))
     return EXIT_OK
 
 
@@ -99,3 +134,18 @@ def cmd_baseline_check(args: argparse.Namespace) -> int:
         raise InputError(str(exc)) from None
     print(report.render(only_failures=args.failures_only))
     return EXIT_OK if report.ok else EXIT_FAILURE
+
+
+def cmd_baseline_plan(args: argparse.Namespace) -> int:
+    """``inmail-sim baseline plan``: the replications a wanted sensitivity needs."""
+    from simulator.experiments.baseline import BaselineError, plan_replications
+
+    try:
+        with ProgressBar("pilot", unit="replication", hidden=bool(args.no_progress or args.against)) as bar:
+            plan = plan_replications(args.scenario, args.detect, args.metric, args.alpha, against=args.against,
+                                     pilot=args.pilot, seed=args.seed, overrides=args.set, workers=args.workers,
+                                     progress=bar)
+    except BaselineError as exc:
+        raise InputError(str(exc)) from None
+    print(plan.render())
+    return EXIT_OK

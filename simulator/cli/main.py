@@ -17,7 +17,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from simulator.cli.baseline import add_baseline_parser, cmd_baseline_check, cmd_baseline_save
+from simulator.cli.baseline import add_baseline_parser, cmd_baseline
 from simulator.cli.calibrate import add_calibrate_parser, cmd_calibrate
 from simulator.cli.common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, ErrorLog, InputError
 from simulator.cli.explain import add_explain_parser, cmd_explain
@@ -56,7 +56,7 @@ def run_command(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) ->
     if command == "validate":
         return cmd_validate(args)
     if command == "baseline":
-        return cmd_baseline_save(args) if args.baseline_command == "save" else cmd_baseline_check(args)
+        return cmd_baseline(args)
     if command == "report":
         return cmd_report(args)
     if command == "sweep":

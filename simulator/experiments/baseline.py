@@ -48,15 +48,16 @@ from simulator.experiments.baseline_file import (
     load_baseline,
 )
 from simulator.experiments.experiment import Results, run_experiment
+from simulator.experiments.power import ReplicationPlan, parse_detect, plan_table, holm_family_size
 from simulator.experiments.provenance import git_revision, scenario_hash
 from simulator.experiments.runner import Progress, atomic_write
 from simulator.scenario import load_scenario
 
 __all__ = [
     "DEFAULT_ALPHA", "DIFF_SEP", "MODEL_KEYS", "Baseline", "BaselineError", "BaselineMismatchError", "CheckReport",
-    "ExactNotApplicableError", "ScenarioChangedError", "Stat", "assert_matches_baseline", "baseline_from_results",
-    "check_results", "check_scenario", "compare_baselines", "dumps", "holm", "load_baseline", "render_report",
-    "rerun", "save_baseline", "statistics_of",
+    "ExactNotApplicableError", "ReplicationPlan", "ScenarioChangedError", "Stat", "assert_matches_baseline",
+    "baseline_from_results", "check_results", "check_scenario", "compare_baselines", "dumps", "holm", "load_baseline",
+    "plan_replications", "render_report", "rerun", "save_baseline", "statistics_of",
 ]
 
 
@@ -197,3 +198,39 @@ def check_scenario(scenario_file: str | Path, baseline: str | Path | Baseline, m
         raise BaselineError("statistical mode needs at least 2 replications")
     results = rerun(scenario_file, stored, seed=seed, replications=replications, workers=workers, progress=progress)
     return check_results(results, stored, mode, alpha, allow_changed_scenario)
+
+
+def plan_replications(scenario_file: str | Path, detect: str, metric: str = "response_rate",
+                      alpha: float = DEFAULT_ALPHA, *, against: str | Path | None = None, pilot: int = 10,
+                      seed: int | None = None, overrides: Sequence[str] = (), workers: int | None = None,
+                      progress: Progress | None = None) -> ReplicationPlan:
+    """How many replications a check needs to detect ``detect`` (``0.1pp``, ``2%``, ``0.003``) in ``metric``.
+
+    The per-replication spread comes from a pilot run of ``pilot`` replications, or from the stored
+    baseline ``against`` (then also: the replications of a check against that file as it is).
+    ``alpha`` is the check's family-wise rate; see :mod:`simulator.experiments.power` for the formula.
+    """
+    if metric not in METRIC_NAMES:
+        raise BaselineError(f"--metric {metric!r}: unknown metric; allowed: {', '.join(METRIC_NAMES)}")
+    if not 0.0 < alpha < 1.0:
+        raise BaselineError(f"--alpha {alpha}: the family-wise false-alarm rate must be in (0, 1)")
+    wanted = parse_detect(detect, metric)
+    if against is not None:
+        stored = load_baseline(against)
+        scenario = load_scenario(scenario_file, list(stored.overrides))
+        if scenario_hash(scenario, MODEL_KEYS) != stored.scenario_hash:
+            raise ScenarioChangedError(f"{against}: the scenario changed since this baseline was saved; plan with a "
+                                       "pilot run instead (leave out --against)")
+        if not any(metric in ms for ms in stored.stats.values()):
+            raise BaselineError(f"{against}: has no metric {metric!r}")
+        stats, source = stored.stats, f"{against} ({stored.replications} replications, seed {stored.root_seed})"
+    else:
+        if pilot < 2:
+            raise BaselineError(f"--pilot {pilot}: a spread needs at least 2 replications (10+ recommended)")
+        scenario = load_scenario(scenario_file, list(overrides))
+        results = run_experiment(scenario, replications=pilot, root_seed=seed, workers=workers, progress=progress)
+        stats = statistics_of(results)
+        source = f"a pilot run of {pilot} replications (seed {results.scenario.root_seed})"
+    tested = holm_family_size(stats)
+    table = plan_table(stats, metric, wanted, alpha, tested, against=against is not None)
+    return ReplicationPlan(table, metric, wanted, alpha, tested, source)

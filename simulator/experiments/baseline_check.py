@@ -32,6 +32,14 @@ from simulator.experiments.baseline_file import (
     ScenarioChangedError,
     Stat,
 )
+from simulator.experiments.power import (
+    HEADLINE_METRICS,
+    detectable_effect,
+    mde_table,
+    render_mde,
+    row_alpha,
+    welch_dof,
+)
 
 
 @dataclass
@@ -40,7 +48,8 @@ class CheckReport:
 
     ``rows`` columns: ``row`` (policy or ``"new - old"``), ``metric``, ``stored``, ``now``, ``diff``,
     ``se`` (combined standard error), ``z`` (difference in standard errors), ``p_adj`` (Holm-adjusted
-    p-value; NaN where compared exactly), ``verdict`` and ``regression`` (bool).
+    p-value; NaN where compared exactly), ``verdict``, ``regression`` (bool) and ``mde`` (the smallest
+    true difference the statistical check flags with 80% power, :mod:`simulator.experiments.power`).
     """
 
     mode: str
@@ -80,7 +89,7 @@ def _welch_p(diff: float, a: Stat, b: Stat) -> tuple[float, float]:
     """(combined se, two-sided Welch t-test p-value) of a difference of two independent means."""
     va, vb = a.se**2, b.se**2
     se = math.sqrt(va + vb)
-    dof = (va + vb) ** 2 / ((va**2 / (a.n - 1) if a.n > 1 else 0.0) + (vb**2 / (b.n - 1) if b.n > 1 else 0.0))
+    dof = welch_dof(va, vb, a.n, b.n)
     return se, float(2.0 * stats.t.sf(abs(diff) / se, dof))
 
 
@@ -137,9 +146,17 @@ def compare_baselines(stored: Baseline, now: Baseline, mode: str = "statistical"
         rows.loc[tested, "verdict"] = np.where(flagged[tested], "REGRESSION", "ok")
         rows.loc[tested, "regression"] = flagged[tested]
     rows["regression"] = rows["regression"].astype(bool)
+    alpha_row = row_alpha(alpha, int(tested.sum()))
+    rows["mde"] = [_row_mde(stored, now, r, m, alpha_row) for r, m in zip(rows["row"], rows["metric"], strict=True)]
     rows = rows.drop(columns="p")[["row", "metric", "stored", "now", "diff", "se", "z", "p_adj", "verdict",
-                                   "regression"]]
+                                   "regression", "mde"]]
     return CheckReport(mode=mode, alpha=alpha, stored=stored, now=now, rows=rows, notes=notes)
+
+
+def _row_mde(stored: Baseline, now: Baseline, row: str, metric: str, alpha_row: float) -> float:
+    """The row's minimum detectable effect at the check's per-row level (NaN when a side is missing)."""
+    s, n = stored.stats.get(row, {}).get(metric), now.stats.get(row, {}).get(metric)
+    return math.nan if s is None or n is None else detectable_effect(s, n, alpha_row)
 
 
 def _judge(s: Stat, n: Stat, mode: str) -> dict[str, Any]:
@@ -247,6 +264,9 @@ def render_report(report: CheckReport, only_failures: bool = False) -> str:
         for t in table:
             cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(t, widths, strict=True))]
             lines.append("  ".join(cells).rstrip())
+    if report.mode == "statistical" and not only_failures:
+        table = mde_table(s.stats, n.stats, report.alpha, HEADLINE_METRICS)
+        lines += ["", render_mde(table, report.alpha, report.tested)]
     bad = report.regressions
     lines.append("")
     if bad.empty:
