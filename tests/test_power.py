@@ -20,11 +20,11 @@ from simulator.cli import main
 from simulator.experiments.baseline import Baseline, Stat, compare_baselines, load_baseline, plan_replications
 from simulator.experiments.power import (
     detectable_effect,
+    holm_family_size,
     mde_table,
     parse_detect,
     replications_needed,
     row_alpha,
-    holm_family_size,
 )
 
 ALPHA = 0.01

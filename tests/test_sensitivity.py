@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from scenario_helpers import SCENARIOS, tiny, write_yaml
 from simulator.cli import main
 from simulator.experiments.design import Parameter
 from simulator.experiments.sensitivity import (
+    TARGET_HALF_WIDTH,
     check_sensitivity,
     run_sensitivity,
     sensitivity_spec,
@@ -24,6 +26,7 @@ from simulator.experiments.sensitivity import (
     sobol_table,
     tornado_analyse,
 )
+from simulator.experiments.sobol import sample_warnings, suggested_n
 from simulator.scenario import load_scenario, shrink_overrides
 
 # --------------------------------------------------------------------------- Ishigami
@@ -176,7 +179,7 @@ def test_sensitivity_command_writes_indices_tornado_and_figures(tmp_path: Path,
     assert code == 0, err
     ind = pd.read_csv(out / "sensitivity.csv")
     assert list(ind.columns) == ["output", "parameter", "S1", "S1_ci_low", "S1_ci_high", "ST", "ST_ci_low",
-                                 "ST_ci_high", "n"]
+                                 "ST_ci_high", "n", "warning"]
     assert len(ind) == 2 and (ind["n"] == 4).all()
     assert len(pd.read_csv(out / "tornado.csv")) == 2
     assert len(pd.read_csv(out / "sensitivity_samples.csv")) == 4 * 4 + 5
@@ -185,6 +188,9 @@ def test_sensitivity_command_writes_indices_tornado_and_figures(tmp_path: Path,
     man = json.loads((out / "manifest.json").read_text())
     assert man["kind"] == "sensitivity" and man["evaluations"] == 21 and man["model_runs"] == 21 * 2
     assert "S1 [95% CI]" in stdout
+    # n = 4 is far too small: the warning is in the printout, the manifest and every row of the CSV
+    assert len(man["warnings"]) == 1 and "n = 4" in man["warnings"][0] and man["target_half_width"] == 0.05
+    assert set(ind["warning"]) == {man["warnings"][0]} and f"WARNING: {man['warnings'][0]}" in stdout
 
 
 def test_tornado_only_mode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -231,3 +237,43 @@ def test_the_shipped_example_has_a_valid_sensitivity_block() -> None:
     path = SCENARIOS / "sweep_refund_window.yaml"
     spec = check_sensitivity(load_scenario(path, shrink_overrides(path)))
     assert len(spec.parameters) == 4 and spec.evaluations == 16 * 6 + 9
+
+
+# --------------------------------------------------------------------------- too small a sample
+
+
+def test_a_too_small_sobol_sample_warns_and_its_suggested_n_does_not() -> None:
+    """Ishigami at N = 256 (CIs ~ +-0.15): a warning with a suggested N; at that N no warning."""
+    small = sobol_analyse(ishigami, PARAMS, 256, seed=20150201, n_resamples=200)
+    warning = small["warning"].iloc[0]
+    assert warning and (small["warning"] == warning).all()
+    widest = max(((small["S1_ci_high"] - small["S1_ci_low"]) / 2).max(),
+                 ((small["ST_ci_high"] - small["ST_ci_low"]) / 2).max())
+    assert widest > TARGET_HALF_WIDTH and f"+-{widest:.2f} wide" in warning
+    n = suggested_n(256, widest)
+    assert n == 2 ** math.ceil(math.log2(256 * (widest / (0.8 * TARGET_HALF_WIDTH)) ** 2)) and n > 256
+    assert f"n = {n} would bring the widest" in warning
+    large = sobol_analyse(ishigami, PARAMS, n, seed=20150201, n_resamples=200)
+    assert (large["warning"] == "").all()
+    assert max((large["ST_ci_high"] - large["ST_ci_low"]).max(), (large["S1_ci_high"] - large["S1_ci_low"]).max()) \
+        < 2 * TARGET_HALF_WIDTH
+    assert sample_warnings(large) == {}
+
+
+def _indices(s1: list[float], st: list[float], half_width: float = 0.01) -> pd.DataFrame:
+    return pd.DataFrame({"output": "y", "parameter": [f"x{i}" for i in range(len(s1))], "S1": s1,
+                         "S1_ci_low": np.array(s1) - half_width, "S1_ci_high": np.array(s1) + half_width, "ST": st,
+                         "ST_ci_low": np.array(st) - half_width, "ST_ci_high": np.array(st) + half_width, "n": 64})
+
+
+def test_inconsistent_indices_beyond_their_cis_warn() -> None:
+    fine = _indices([0.3, 0.4], [0.35, 0.6])
+    assert sample_warnings(fine) == {}
+    over = sample_warnings(_indices([0.5, 0.2], [0.3, 0.6]))["y"]
+    assert "first-order above total beyond their CIs for x0" in over and "n = 128" in over
+    assert "sum to" not in over
+    summed = sample_warnings(_indices([0.6, 0.5], [0.7, 0.6]))["y"]
+    assert "first-order indices sum to 1.10, above 1 beyond their CIs" in summed
+    assert sample_warnings(_indices([0.6, 0.5], [0.7, 0.6], half_width=0.1)) != {}  # wide: the width warns
+    no_ci = _indices([0.5, 0.2], [0.3, 0.6]).assign(S1_ci_low=np.nan)
+    assert sample_warnings(no_ci) == {}  # no bootstrap, nothing to judge

@@ -96,7 +96,7 @@ def cmd_baseline_save(args: argparse.Namespace) -> int:
     """``inmail-sim baseline save``: run the scenario and store its statistics."""
     from simulator.experiments.baseline import BaselineError, save_baseline
     from simulator.experiments.experiment import run_experiment
-    from simulator.experiments.power import mde_table, render_mde, holm_family_size
+    from simulator.experiments.power import holm_family_size, mde_table, render_mde
 
     if Path(args.to).is_dir():
         raise InputError(f"--to {args.to}: is a folder; give the baseline file name")

@@ -48,7 +48,7 @@ from simulator.experiments.baseline_file import (
     load_baseline,
 )
 from simulator.experiments.experiment import Results, run_experiment
-from simulator.experiments.power import ReplicationPlan, parse_detect, plan_table, holm_family_size
+from simulator.experiments.power import ReplicationPlan, holm_family_size, parse_detect, plan_table
 from simulator.experiments.provenance import git_revision, scenario_hash
 from simulator.experiments.runner import Progress, atomic_write
 from simulator.scenario import load_scenario

@@ -17,6 +17,9 @@ are written by :func:`simulator.io.study_files.write_sensitivity`.
   ``SobolResult.bootstrap``, but computed with :func:`scipy.stats.bootstrap` on a generator derived
   from the root seed, so they are reproducible.  (scipy is used rather than SALib: it is already a
   dependency, takes precomputed model outputs, and gives the same Saltelli estimators.)
+  When an output's indices are not yet trustworthy (first-order above total or summing above 1
+  beyond their CIs, or CIs wider than +-0.05), :attr:`SensitivityResults.warnings` says so and
+  suggests the ``n`` that would do (:func:`simulator.experiments.sobol.sample_warnings`).
 * **Tornado** - one at a time around the scenario as written: each input at its ``low`` and
   ``high`` with the others untouched (``2 d + 1`` evaluations), sorted by swing.
 
@@ -49,15 +52,15 @@ from simulator.experiments.design import (
     parse_parameter,
 )
 from simulator.experiments.runner import Progress, TaskStore, open_executor
-from simulator.experiments.sobol import ab_matrices, saltelli_design, sobol_analyse, sobol_table
+from simulator.experiments.sobol import TARGET_HALF_WIDTH, ab_matrices, saltelli_design, sobol_analyse, sobol_table
 from simulator.experiments.sweep import Records, check_points_memory, run_points
 from simulator.experiments.tornado import tornado_analyse, tornado_points, tornado_table
 from simulator.scenario import Issue, PathT, Scenario, ScenarioError, with_changes
 
 __all__ = [
-    "DEFAULT_OUTPUTS", "Output", "SensitivityPlan", "SensitivityResults", "SensitivitySpec", "check_sensitivity",
-    "current_value", "evaluation_design", "needed_policies", "parse_output", "plan_sensitivity", "run_sensitivity",
-    "sensitivity_spec", "sobol_analyse", "sobol_table", "tornado_analyse", "tornado_table",
+    "DEFAULT_OUTPUTS", "TARGET_HALF_WIDTH", "Output", "SensitivityPlan", "SensitivityResults", "SensitivitySpec",
+    "check_sensitivity", "current_value", "evaluation_design", "needed_policies", "parse_output", "plan_sensitivity",
+    "run_sensitivity", "sensitivity_spec", "sobol_analyse", "sobol_table", "tornado_analyse", "tornado_table",
 ]
 
 DEFAULT_OUTPUTS: tuple[str, ...] = ("diff.response_rate", "net_credit_burn")
@@ -236,11 +239,19 @@ class SensitivityResults:
     def output_names(self) -> list[str]:
         return [o.name for o in self.spec.outputs]
 
+    @property
+    def warnings(self) -> list[str]:
+        """Per output whose Sobol indices are not yet trustworthy, why and the ``n`` that would do."""
+        if self.indices.empty or "warning" not in self.indices.columns:
+            return []
+        return [w for w in dict.fromkeys(self.indices["warning"]) if w]
+
     def text(self) -> str:
         """A short printout: indices and swings, largest first."""
         sp = self.spec
         lines = [f"sensitivity of {self.scenario.name}: {len(sp.parameters)} inputs, {sp.evaluations} evaluations "
                  f"x {sp.replications} replications; policy {sp.policy} vs {self.scenario.baseline}"]
+        lines += [f"WARNING: {w}" for w in self.warnings]
         for out in self.output_names:
             lines.append(f"\n{out}")
             if not self.indices.empty:

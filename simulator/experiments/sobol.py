@@ -5,10 +5,19 @@ First-order ``S1`` (the share of the output variance explained by an input alone
 scrambled Sobol' design A, B, AB (``N (d + 2)`` evaluations for ``N`` base samples and ``d``
 inputs).  The CIs are BCa bootstrap intervals over the ``N`` rows, computed with
 :func:`scipy.stats.bootstrap` on a generator derived from the root seed, so they are reproducible.
+
+:func:`sample_warnings` says when the indices of an output are not yet trustworthy: a first-order
+index above its total index beyond their CIs (``S1_ci_low > ST_ci_high``; impossible for the true
+indices), first-order indices summing above 1 beyond their CIs (``sum S1_ci_low > 1``; also
+impossible), or CIs wider than a target half-width (default +-0.05; the indices cannot be ranked).
+The CI half-width shrinks ~ ``1 / sqrt(N)``, so ``N * (widest / (0.8 target))^2`` (rounded up to a
+power of 2, with a 20% margin because a half-width measured on a small sample is itself noisy) is
+the base sample that brings the widest half-width below the target.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -67,14 +76,59 @@ def _bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n: int, n_resample
     return lo, hi
 
 
+TARGET_HALF_WIDTH = 0.05
+"""The CI half-width below which Sobol indices count as precise enough to rank inputs."""
+
+
+MARGIN = 0.8
+""":func:`suggested_n` aims at ``MARGIN * target``: a half-width measured on a small sample is itself noisy."""
+
+
+def suggested_n(n: int, half_width: float, target: float = TARGET_HALF_WIDTH) -> int:
+    """The power of 2 base sample (at least ``2 n``) that brings ``half_width`` at ``n`` below ``target``.
+
+    Bootstrap CI half-widths shrink ~ ``1 / sqrt(n)``: ``n * (half_width / (MARGIN * target))^2``.
+    """
+    need = n * (half_width / (MARGIN * target)) ** 2
+    return 2 ** max(math.ceil(math.log2(max(need, 2 * n))), 1)
+
+
+def sample_warnings(table: pd.DataFrame, target: float = TARGET_HALF_WIDTH) -> dict[str, str]:
+    """Per output, why its indices are not yet trustworthy and the ``n`` that would do (absent when fine).
+
+    Outputs without CIs (no bootstrap) are not judged.
+    """
+    out: dict[str, str] = {}
+    for output, t in table.groupby("output", sort=False):
+        bounds = t[["S1_ci_low", "S1_ci_high", "ST_ci_low", "ST_ci_high"]].to_numpy(dtype=np.float64)
+        if not np.isfinite(bounds).all():
+            continue
+        reasons = []
+        above = t.loc[t["S1_ci_low"] > t["ST_ci_high"], "parameter"].astype(str).tolist()
+        if above:
+            reasons.append("first-order above total beyond their CIs for " + ", ".join(above))
+        if t["S1_ci_low"].sum() > 1.0:
+            reasons.append(f"first-order indices sum to {t['S1'].sum():.2f}, above 1 beyond their CIs")
+        widest = float(np.max(bounds[:, [1, 3]] - bounds[:, [0, 2]]) / 2.0)
+        if widest > target:
+            reasons.append(f"CIs up to +-{widest:.2f} wide (target +-{target:g})")
+        if reasons:
+            n = int(t["n"].iloc[0])
+            out[str(output)] = (f"{output}: the Sobol sample is too small (n = {n}): {'; '.join(reasons)}. "
+                                f"CI half-widths shrink ~ 1/sqrt(n): n = {suggested_n(n, widest, target)} would "
+                                f"bring the widest (+-{widest:.2f}) below +-{target:g}")
+    return out
+
+
 def sobol_table(f_A: np.ndarray, f_B: np.ndarray, f_AB: np.ndarray, parameters: Sequence[str],
                 outputs: Sequence[str], *, n_resamples: int = 999, confidence: float = 0.95,
-                rng: np.random.Generator | None = None) -> pd.DataFrame:
+                rng: np.random.Generator | None = None, target: float = TARGET_HALF_WIDTH) -> pd.DataFrame:
     """Sobol indices with bootstrap CIs as a tidy table.
 
     ``f_A``, ``f_B``: ``(s, n)`` outputs at the rows of A and B; ``f_AB``: ``(d, s, n)``.  Point
     estimates come from :func:`scipy.stats.sobol_indices`; the CIs resample the ``n`` rows
-    (``n_resamples`` = 0: no CIs).  An output that does not vary gets indices 0.
+    (``n_resamples`` = 0: no CIs).  An output that does not vary gets indices 0.  The last column,
+    ``warning``, holds the output's :func:`sample_warnings` text (empty when the indices are fine).
     """
     f_A, f_B = np.atleast_2d(f_A).astype(np.float64), np.atleast_2d(f_B).astype(np.float64)
     f_AB = np.asarray(f_AB, dtype=np.float64).reshape(len(parameters), f_A.shape[0], f_A.shape[1])
@@ -102,12 +156,15 @@ def sobol_table(f_A: np.ndarray, f_B: np.ndarray, f_AB: np.ndarray, parameters: 
             rows.append({"output": out, "parameter": par, "S1": s1[k, j], "S1_ci_low": lo[0, k, j],
                          "S1_ci_high": hi[0, k, j], "ST": st[k, j], "ST_ci_low": lo[1, k, j],
                          "ST_ci_high": hi[1, k, j], "n": n})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    warned = sample_warnings(table, target)
+    table["warning"] = [warned.get(out, "") for out in table["output"]]
+    return table
 
 
 def sobol_analyse(func: Callable[[np.ndarray], np.ndarray], parameters: Sequence[Parameter], n: int, *,
                   seed: int, outputs: Sequence[str] | None = None, n_resamples: int = 999,
-                  confidence: float = 0.95) -> pd.DataFrame:
+                  confidence: float = 0.95, target: float = TARGET_HALF_WIDTH) -> pd.DataFrame:
     """Sobol indices of a vectorized ``func`` (``(m, d)`` input values -> ``(m,)`` or ``(m, s)``).
 
     The same design, estimator and bootstrap as the simulator's analysis (used to check them on
@@ -128,4 +185,4 @@ def sobol_analyse(func: Callable[[np.ndarray], np.ndarray], parameters: Sequence
     f_AB = np.stack([f(AB_u[i]) for i in range(d)])
     names = list(outputs) if outputs is not None else [f"y{k}" for k in range(f_A.shape[0])]
     return sobol_table(f_A, f_B, f_AB, [p.path for p in parameters], names, n_resamples=n_resamples,
-                       confidence=confidence, rng=design_rng(seed, PURPOSE_BOOTSTRAP))
+                       confidence=confidence, rng=design_rng(seed, PURPOSE_BOOTSTRAP), target=target)

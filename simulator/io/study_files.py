@@ -23,7 +23,7 @@ from simulator.experiments.calibration import CalibrationResult, calibrated_mapp
 from simulator.experiments.explain import UNLIMITED_CREDITS, ExplainResult
 from simulator.experiments.provenance import git_revision, package_version, run_fingerprint
 from simulator.experiments.runner import atomic_write
-from simulator.experiments.sensitivity import SensitivityResults, needed_policies
+from simulator.experiments.sensitivity import TARGET_HALF_WIDTH, SensitivityResults, needed_policies
 from simulator.experiments.sweep import MAIN_PLOT_METRICS, SweepResults
 from simulator.io.plotting import (
     FIGURES_DIR,
@@ -167,6 +167,7 @@ def sensitivity_manifest(res: SensitivityResults, files: Iterable[str], *, argv:
         "outputs": [o.name for o in spec.outputs], "n": spec.n, "replications": spec.replications,
         "evaluations": spec.evaluations, "model_runs": model_runs,
         "bootstrap_resamples": spec.bootstrap, "confidence": spec.confidence,
+        "target_half_width": TARGET_HALF_WIDTH, "warnings": res.warnings,
         "method": "Sobol: Saltelli 2010 estimators (scipy.stats.sobol_indices), BCa bootstrap over the N rows; "
                   "tornado: one at a time around the scenario's values",
         "seeding": "replication i of every evaluation uses SeedSequence(root_seed, spawn_key=(i,))",
