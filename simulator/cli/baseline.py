@@ -68,7 +68,7 @@ def add_baseline_parser(commands: Subcommands) -> None:
 def _add_plan_parser(actions: Subcommands) -> argparse.ArgumentParser:
     plan = actions.add_parser("plan", help="how many replications a check needs to detect a wanted change",
                               description="Estimate the spread per replication (a pilot run, or a stored baseline "
-                                          "with --against) and solve the check's minimum detectable effect (80%% "
+                                          "with --against) and solve the check's minimum detectable effect (80% "
                                           "power, the check's Holm-corrected alpha) for the replications.")
     add_scenario_argument(plan)
     plan.add_argument("--detect", required=True, metavar="CHANGE",
