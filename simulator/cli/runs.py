@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import numbers
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,8 +78,15 @@ def shown_folder(folder: str | Path) -> str:
         return str(path)
 
 
-def _present(value: Any) -> bool:
-    return value is not None and isinstance(value, int | float) and math.isfinite(value)
+def finite(value: Any) -> float | None:
+    """``value`` as a float, or None when it is missing or not finite."""
+    return float(value) if isinstance(value, numbers.Real) and math.isfinite(value) else None
+
+
+def significant(low: Any, high: Any) -> bool:
+    """Whether the interval [low, high] is known and excludes 0."""
+    lo, hi = finite(low), finite(high)
+    return lo is not None and hi is not None and (lo > 0 or hi < 0)
 
 
 def headline_cell(row: dict[str, Any], metric: str) -> str:
@@ -86,15 +94,15 @@ def headline_cell(row: dict[str, Any], metric: str) -> str:
     from simulator.io.run_index import RELATIVE_METRICS
     from simulator.io.tables import num, pct, scale_of
 
-    mean = row.get(metric)
-    if not _present(mean):
+    mean = finite(row.get(metric))
+    if mean is None:
         return "-"
     scale = scale_of(metric)
     text = f"{mean * scale:.2f}%" if scale != 1 else num(mean)
-    diff, low, high = row.get(f"{metric}_diff"), row.get(f"{metric}_diff_ci_low"), row.get(f"{metric}_diff_ci_high")
-    if not _present(diff):
+    diff = finite(row.get(f"{metric}_diff"))
+    if diff is None:
         return text
-    mark = "*" if _present(low) and _present(high) and (low > 0 or high < 0) else ""
+    mark = "*" if significant(row.get(f"{metric}_diff_ci_low"), row.get(f"{metric}_diff_ci_high")) else ""
     if metric in RELATIVE_METRICS:
         change = pct(row.get(f"{metric}_rel_change"))
     elif scale != 1:
@@ -202,7 +210,7 @@ def format_comparison(comparison: RunComparison) -> str:
                 rows.append([*cells, "reference", "", "", "", ""])
                 continue
             low, high = r["diff_ci_low"], r["diff_ci_high"]
-            mark = " *" if _present(low) and _present(high) and (low > 0 or high < 0) else ""
+            mark = " *" if significant(low, high) else ""
             how = f"paired, {r['n_pairs']} replications" if r["pairing"] == "paired" else "unpaired (Welch)"
             rows.append([*cells, r["reference"], fmt(r["diff"] * scale, True),
                          fmt.interval(low * scale, high * scale) + mark, pct(r["rel_change"]), how])

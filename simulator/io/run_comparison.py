@@ -162,8 +162,8 @@ def difference(row: pd.Series, ref: pd.Series, paired: bool, confidence: float =
         d = (both["r"] - both["b"]).to_numpy()
         mean, low, high = t_interval(d, confidence)
         return float(mean), float(low), float(high), float(both["b"].mean()), len(d)
-    diff, low, high = welch_interval(row.dropna().to_numpy(), ref.dropna().to_numpy(), confidence)
-    return diff, low, high, float(ref.mean()), 0
+    welch = welch_interval(row.dropna().to_numpy(), ref.dropna().to_numpy(), confidence)
+    return (*welch, float(ref.mean()), 0)
 
 
 # --------------------------------------------------------------------------- the comparison

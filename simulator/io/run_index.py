@@ -113,7 +113,7 @@ def index_for_folder(folder: str | Path) -> Path:
 
 
 def index_path(index: str | Path | None = None) -> Path:
-    """The index to read: ``index`` (a file, or a folder holding one), else ``$INMAIL_SIM_RUNS_DB``, else ``runs/``'s."""
+    """The index to read: ``index`` (a file, or a folder holding one), else ``$INMAIL_SIM_RUNS_DB``, else runs/'s."""
     if index is None or str(index) == "":
         env = os.environ.get(ENV_VAR, "").strip()
         return Path(env).expanduser() if env else DEFAULT_RUNS / INDEX_NAME
@@ -263,7 +263,7 @@ def _utc(stamp: str) -> str:
         return stamp
     if when.tzinfo is None:
         when = when.astimezone()
-    return when.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
+    return when.astimezone(dt.UTC).isoformat(timespec="seconds")
 
 
 def register_run(results: Results, folder: str | Path, manifest: Mapping[str, Any],
