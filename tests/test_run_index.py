@@ -256,3 +256,26 @@ def test_compare_runs_api_raises_on_bad_input(here: Path, capsys: pytest.Capture
         simulator.compare_runs(["runs/a"], metrics=["respone_rate"])
     with pytest.raises(RunComparisonError, match="no such run folder"):
         simulator.compare_runs(["runs/a", "runs/b"])
+
+
+def test_paired_uses_the_replications_both_runs_have(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "tiny.yaml", "runs/a", "--seed", "11")
+    run(capsys, "tiny.yaml", "runs/b", "--seed", "11", "-n", "4", "--set", WINDOW_60)
+    row = compare_runs(["runs/a", "runs/b"], metrics=["net_credit_burn"], policies=["new"]).iloc[1]
+    a, b = net_burn("runs/a", "new"), net_burn("runs/b", "new")
+    assert row["pairing"] == "paired" and row["n_pairs"] == 3 and row["n"] == 4
+    assert row["diff"] == pytest.approx((b[:3] - a).mean(), rel=1e-12)
+    assert row["mean"] == pytest.approx(b.mean(), rel=1e-12)  # the mean uses every replication of the run
+
+
+def test_the_environment_variable_names_one_index(here: Path, capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, str(here / "shared"))
+    (here / "shared").mkdir()
+    run(capsys, "tiny.yaml", "one/a")
+    run(capsys, "tiny.yaml", "two/b")
+    assert (here / "shared" / INDEX_NAME).is_file() and not (here / "one" / INDEX_NAME).exists()
+    code, out, _ = cli(capsys, "runs")
+    assert code == 0 and "one/a" in out and "two/b" in out and "2 runs in" in out
+    code, out, _ = cli(capsys, "compare", "1", "2", "-m", "sent")
+    assert code == 0 and "B vs A: paired" in out

@@ -38,7 +38,7 @@ def add_runs_parsers(commands: Subcommands) -> None:
 
     compare = commands.add_parser(
         "compare", help="put runs side by side: means and differences with CIs",
-        description="Compare the policies of several runs: means with 95%% CIs and differences to the first "
+        description="Compare the policies of several runs: means with 95% CIs and differences to the first "
                     "run with CIs - paired per replication when two runs share the root seed and the market: "
                     "block, unpaired (Welch) otherwise.")
     compare.add_argument("runs", nargs="+", metavar="RUN", help="a run folder, or a run id from `inmail-sim runs`")

@@ -1,6 +1,7 @@
 """The run index: every finished run folder registered in a small SQLite file, to list and find runs again.
 
-Where it lives (:func:`index_for_folder`, :func:`index_path`): ``$INMAIL_SIM_RUNS_DB`` when set, else
+Where it lives (:func:`index_for_folder`, :func:`index_path`): ``$INMAIL_SIM_RUNS_DB`` when set (a file,
+or a folder holding the index), else
 ``.inmail-sim-runs.sqlite`` in the parent of the run folder - ``runs/.inmail-sim-runs.sqlite`` for the
 default ``runs/<scenario>-<timestamp>`` folders.  A row holds what identifies a run (folder, scenario
 name, file, hash and market hash, overrides, root seed, replications, policies, code version, date)
@@ -104,21 +105,27 @@ class RunIndexError(Exception):
 # --------------------------------------------------------------------------- where the index is
 
 
+def _index_file(path: str | Path) -> Path:
+    """``path`` itself, or ``path/.inmail-sim-runs.sqlite`` when it is a folder."""
+    file = Path(path).expanduser()
+    return file / INDEX_NAME if file.is_dir() else file
+
+
+def _from_environment() -> Path | None:
+    env = os.environ.get(ENV_VAR, "").strip()
+    return _index_file(env) if env else None
+
+
 def index_for_folder(folder: str | Path) -> Path:
     """The index a run folder is registered in: ``$INMAIL_SIM_RUNS_DB``, else ``<parent>/.inmail-sim-runs.sqlite``."""
-    env = os.environ.get(ENV_VAR, "").strip()
-    if env:
-        return Path(env).expanduser()
-    return Path(folder).resolve().parent / INDEX_NAME
+    return _from_environment() or Path(folder).resolve().parent / INDEX_NAME
 
 
 def index_path(index: str | Path | None = None) -> Path:
     """The index to read: ``index`` (a file, or a folder holding one), else ``$INMAIL_SIM_RUNS_DB``, else runs/'s."""
     if index is None or str(index) == "":
-        env = os.environ.get(ENV_VAR, "").strip()
-        return Path(env).expanduser() if env else DEFAULT_RUNS / INDEX_NAME
-    path = Path(index).expanduser()
-    return path / INDEX_NAME if path.is_dir() else path
+        return _from_environment() or DEFAULT_RUNS / INDEX_NAME
+    return _index_file(index)
 
 
 def market_hash(scenario: Scenario) -> str:
@@ -319,12 +326,14 @@ def list_runs(index: str | Path | None = None, *, scenario: str | None = None, l
     runs["exists"] = [_is_complete(f) for f in runs["folder"]]
     runs["overrides"] = [tuple(json.loads(o)) for o in runs["overrides"]]
     runs["policies"] = [tuple(json.loads(p)) for p in runs["policies"]]
+    by_policy: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for h in heads.to_dict("records"):
+        by_policy.setdefault((int(h["run_id"]), str(h["policy"])), []).append(h)
     rows = []
     for run in runs.to_dict("records"):
         for policy in run["policies"]:
             row = {**run, "policy": policy, "is_baseline": policy == run["baseline"]}
-            mine = heads[(heads["run_id"] == run["id"]) & (heads["policy"] == policy)]
-            for h in mine.to_dict("records"):
+            for h in by_policy.get((int(run["id"]), policy), []):
                 m = h["metric"]
                 row.update({m: h["mean"], f"{m}_ci_low": h["ci_low"], f"{m}_ci_high": h["ci_high"],
                             f"{m}_diff": h["diff"], f"{m}_diff_ci_low": h["diff_ci_low"],
