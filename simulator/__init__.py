@@ -12,7 +12,8 @@ Beyond one comparison (the ``inmail-sim`` commands of the same names): :func:`ru
 market parameters to published figures) and :func:`run_explain` (Shapley decomposition of a policy
 difference, :func:`waterfall`, :func:`waterfall_figure`).  :func:`calibrate` and
 :func:`run_explain` take ``workers=K`` or an executor shared by several calls
-(``with open_executor(workers) as ex: ...``).
+(``with open_executor(workers) as ex: ...``).  Finished run folders: :func:`list_runs` (the run
+index, newest first) and :func:`compare_runs` (runs side by side, paired or Welch differences).
 """
 
 from importlib import import_module
@@ -47,6 +48,8 @@ _LAZY = {
     "Results": "simulator.api",
     "run_experiment": "simulator.api",
     "run_scenario": "simulator.api",
+    "compare_runs": "simulator.api",
+    "list_runs": "simulator.api",
     "ScenarioError": "simulator.scenario",
     "load_scenario": "simulator.scenario",
     "open_executor": "simulator.experiments.runner",
@@ -105,6 +108,8 @@ __all__ = [
     "assert_matches_baseline",
     "calibrate",
     "calibration_spec",
+    "compare_runs",
+    "list_runs",
     "load_scenario",
     "observe",
     "open_executor",

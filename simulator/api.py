@@ -11,11 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from simulator.experiments import experiment
+from simulator.io.run_comparison import compare_runs
+from simulator.io.run_index import list_runs
 from simulator.io.view import ResultsView
 from simulator.scenario import Overrides, Scenario
 
 Results = ResultsView
 """The results type of the public API."""
+
+__all__ = ["Results", "compare_runs", "list_runs", "run_experiment", "run_scenario"]
 
 
 def run_experiment(scenario: Scenario, **options: Any) -> ResultsView:

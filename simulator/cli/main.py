@@ -25,6 +25,7 @@ from simulator.cli.explore import add_explore_parsers, cmd_sensitivity, cmd_swee
 from simulator.cli.policies import add_policies_parser, cmd_policies_diff, cmd_policies_list, cmd_policies_show
 from simulator.cli.report import add_report_parser, cmd_report
 from simulator.cli.run import add_run_parser, add_validate_parser, cmd_run, cmd_validate
+from simulator.cli.runs import add_runs_parsers, cmd_compare, cmd_runs
 from simulator.scenario import ScenarioError
 
 __all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_INVALID", "EXIT_OK", "InputError", "build_parser", "main"]
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_calibrate_parser(commands)
     add_explain_parser(commands)
     add_report_parser(commands)
+    add_runs_parsers(commands)
     return parser
 
 
@@ -67,6 +69,10 @@ def run_command(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) ->
         return cmd_calibrate(args, argv, log)
     if command == "explain":
         return cmd_explain(args, argv, log)
+    if command == "runs":
+        return cmd_runs(args)
+    if command == "compare":
+        return cmd_compare(args)
     action = args.policies_command or "list"
     if action == "show":
         return cmd_policies_show(args.name, sys.stdout)

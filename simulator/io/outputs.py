@@ -48,6 +48,7 @@ from simulator.experiments.provenance import (
     scenario_hash,
 )
 from simulator.experiments.runner import TaskStore, atomic_write
+from simulator.io.run_index import register_run
 from simulator.io.view import ResultsView
 from simulator.scenario import load_scenario
 
@@ -299,11 +300,14 @@ def manifest(results: Results, *, argv: Sequence[str] | None, started: dt.dateti
 
 def write_run(results: Results, out: str | Path, *, argv: Sequence[str] | None = None,
               started: dt.datetime | None = None, finished: dt.datetime | None = None,
-              workers: int | None = None, executor: str | None = None) -> Path:
-    """Write the run folder ``out`` (created if needed); return its path.
+              workers: int | None = None, executor: str | None = None,
+              index: str | Path | bool | None = None) -> Path:
+    """Write the run folder ``out`` (created if needed), register it in the run index; return its path.
 
     ``timeseries.csv`` is left out when the run did not keep the daily series (``--no-timeseries``),
-    ``member_distribution.csv`` when the results hold no member histograms.
+    ``member_distribution.csv`` when the results hold no member histograms.  ``index``: the run index
+    file (default: :func:`~simulator.io.run_index.index_for_folder`), or False not to register; an index
+    that cannot be written is a warning, never a failed run.
     """
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -334,6 +338,8 @@ def write_run(results: Results, out: str | Path, *, argv: Sequence[str] | None =
     man = manifest(results, argv=argv, started=started, finished=finished, files=files, workers=workers,
                    executor=executor)
     atomic_write(folder / "manifest.json", _text(json.dumps(man, indent=2, default=str) + "\n"))
+    if index is not False:
+        register_run(results, folder, man, index=None if index is True else index)
     return folder
 
 
