@@ -14,7 +14,7 @@ from simulator.experiments import experiment
 from simulator.io.run_comparison import compare_runs
 from simulator.io.run_index import list_runs
 from simulator.io.view import ResultsView
-from simulator.scenario import Overrides, Scenario
+from simulator.scenario import Overrides, Scenario, load_scenario
 
 Results = ResultsView
 """The results type of the public API."""
@@ -27,8 +27,12 @@ def run_experiment(scenario: Scenario, **options: Any) -> ResultsView:
     return ResultsView.of(experiment.run_experiment(scenario, **options))
 
 
-def run_scenario(source: str | Path | Mapping[str, Any], overrides: Overrides = (), **options: Any) -> ResultsView:
+def run_scenario(source: str | Path | Mapping[str, Any], overrides: Overrides = (), scale: float | None = None,
+                 **options: Any) -> ResultsView:
     """Load a scenario (file path or mapping, with ``--set``-style overrides) and run it.
+
+    ``scale`` (in (0, 10]) multiplies members and every recruiter group together after the
+    overrides: ``scale=0.2`` is a quick look at a fifth of the market that keeps the answer.
 
     ``options`` go to :func:`run_experiment` (``replications``, ``root_seed``, ``workers``,
     ``precision``, ...).  The notebook one-liner::
@@ -36,4 +40,4 @@ def run_scenario(source: str | Path | Mapping[str, Any], overrides: Overrides = 
         res = run_scenario("scenarios/old_vs_new.yaml", ["market.members.count=20000"], replications=5)
         res.comparison, res.summary, res.replications, res.timeseries
     """
-    return ResultsView.of(experiment.run_scenario(source, overrides, **options))
+    return ResultsView.of(experiment.run_experiment(load_scenario(source, overrides, scale=scale), **options))

@@ -89,11 +89,53 @@ def add_study_out_option(parser: argparse.ArgumentParser) -> None:
                         help="output folder (default: runs/<scenario name>-<command>-<timestamp>)")
 
 
+def scale_factor(text: str) -> float:
+    """An argparse type: the ``--scale`` factor, a number in (0, 10]."""
+    from simulator.scenario.scale import MAX_SCALE
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, {MAX_SCALE:g}], got {text!r}") from None
+    if not 0 < value <= MAX_SCALE:
+        raise argparse.ArgumentTypeError(f"must be in (0, {MAX_SCALE:g}] (0.2 = a fifth of the members and of "
+                                         f"every recruiter group), got {text}")
+    return value
+
+
+class _SetAction(argparse.Action):
+    """``--set``: appended to ``args.set``, before the ``scale=F`` entry of ``--scale`` (which stays last)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        entries = list(getattr(namespace, self.dest) or [])
+        at = len(entries) - 1 if getattr(namespace, "scale", None) is not None else len(entries)
+        entries.insert(at, values)
+        setattr(namespace, self.dest, entries)
+
+
+class _ScaleAction(argparse.Action):
+    """``--scale F``: ``args.scale``, and the override ``scale=F`` last in ``args.set`` (so every command
+    that loads the scenario with ``args.set`` scales it, and baselines and manifests record it)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        entries = list(getattr(namespace, "set", None) or [])
+        if getattr(namespace, "scale", None) is not None:
+            entries.pop()
+        namespace.set = [*entries, f"scale={values!r}"]
+        setattr(namespace, self.dest, values)
+
+
 def add_set_option(parser: argparse.ArgumentParser) -> None:
-    """``--set PATH=VALUE`` scenario overrides (repeatable)."""
-    parser.add_argument("--set", "-s", action="append", default=[], metavar="PATH=VALUE",
+    """``--set PATH=VALUE`` scenario overrides (repeatable) and ``--scale F``."""
+    parser.add_argument("--set", "-s", action=_SetAction, default=[], metavar="PATH=VALUE",
                         help="override a scenario field by dotted path, e.g. market.members.count=200000 "
                              "(repeatable; VALUE is YAML)")
+    parser.add_argument("--scale", type=scale_factor, action=_ScaleAction, default=None, metavar="F",
+                        help="multiply members and every recruiter group's count by F in (0, 10] after "
+                             "extends and --set (a quick look that keeps members per recruiter, so it keeps "
+                             "the answer: e.g. --scale 0.2); same as the scenario key scale: F")
 
 
 def add_executor_options(parser: argparse.ArgumentParser) -> None:

@@ -94,6 +94,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) -> int
     scenario = with_changes(load_scenario(args.scenario, args.set), replications=args.replications,
                             root_seed=args.seed, max_replications=args.max_replications)
     note_ignored_blocks(scenario)
+    warn_about_size(args.scenario, scenario)
     if args.no_timeseries:
         scenario = dataclasses.replace(scenario, run=dataclasses.replace(scenario.run, record_daily=False))
     if dask in (None, "local"):
@@ -103,6 +104,25 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) -> int
     out = Path(args.out) if args.out else Path("runs") / f"{scenario.name}-{started:%Y%m%d-%H%M%S}"
     with opened_executor(workers, dask) as executor:
         return _run_in_folder(args, argv, log, scenario, out, executor, workers, dask, started)
+
+
+def warn_about_size(file: str, scenario: Scenario) -> None:
+    """Warn (on stderr) when ``--set`` or a small scale changed members per recruiter, or a scale leaves a
+    group tiny."""
+    from simulator.scenario import ScenarioError
+    from simulator.scenario.scale import FLOOR_ADVICE, load_change_note, small_group_note
+
+    full = scenario.full_market or scenario.market
+    notes = [small_group_note(full, scenario.market, scenario.scale),
+             load_change_note(full, scenario.market, f"scale {scenario.scale:g}", FLOOR_ADVICE)]
+    if any(not text.startswith("scale=") for text in scenario.overrides):
+        try:
+            as_written = load_scenario(file, scale=1.0).market
+        except ScenarioError:  # the file alone is invalid (the overrides repair it): nothing to compare with
+            as_written = full
+        notes.insert(0, load_change_note(as_written, full))
+    for note in filter(None, notes):
+        print(f"inmail-sim: warning: {note}", file=sys.stderr)
 
 
 def note_ignored_blocks(scenario: Scenario) -> None:
@@ -170,6 +190,7 @@ def _write_figures_or_warn(results: Results, out: Path) -> None:
 def cmd_validate(args: argparse.Namespace) -> int:
     """``inmail-sim validate``: load and check the scenario (and its study blocks), describe it."""
     scenario = load_scenario(args.scenario, args.set)
+    warn_about_size(args.scenario, scenario)
     studies = describe_explore_blocks(scenario)
     if scenario.resolved.get("calibration") is not None:  # checked before anything is printed
         from simulator.experiments.calibration import describe_spec
@@ -181,7 +202,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
           f"{scenario.run.start_date.isoformat()}, {scenario.replications} replications "
           f"(cap {scenario.max_replications}), root seed {scenario.root_seed}")
     print(f"  market: {market.members.count:,} members in {len(market.members.segments)} segments, "
-          f"{market.recruiter_count:,} recruiters in {len(market.recruiters)} groups")
+          f"{market.recruiter_count:,} recruiters in {len(market.recruiters)} groups{_scale_note(scenario)}")
     print(f"  memory: about {_memory_note(scenario)}")
     for name in scenario.policy_names:
         policy = scenario.policies[name]
@@ -190,6 +211,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for line in studies:
         print(line)
     return EXIT_OK
+
+
+def _scale_note(scenario: Scenario) -> str:
+    """`` (scale 0.2 of 100,000 members, 1,000 recruiters)`` when the scenario is scaled."""
+    if scenario.full_market is None:
+        return ""
+    full = scenario.full_market
+    return (f" (scale {scenario.scale:g} of {full.members.count:,} members, "
+            f"{full.recruiter_count:,} recruiters)")
 
 
 def _memory_note(scenario: Scenario) -> str:

@@ -42,6 +42,7 @@ from simulator.scenario.errors import NO_VALUE, Issue, PathT, ScenarioError
 from simulator.scenario.files import resolve_file
 from simulator.scenario.locations import Loc, issue_at
 from simulator.scenario.overrides import Overrides, apply_overrides, override_texts
+from simulator.scenario.scale import scale_market, with_scale
 from simulator.scenario.schema import MarketSchema, PolicySchema, ScenarioSchema
 from simulator.scenario.schema_issues import validation_issues
 
@@ -65,6 +66,10 @@ class Scenario:
     resolved: dict[str, Any]
     source: str | None = None
     overrides: tuple[str, ...] = ()
+    scale: float = 1.0
+    """The factor members and recruiter groups were scaled by (``market`` holds the scaled counts)."""
+    full_market: Market | None = field(default=None, repr=False, compare=False)
+    """The market at scale 1 (None when ``scale`` is 1: then it is ``market``)."""
     locations: Mapping[PathT, Loc] = field(default_factory=dict, repr=False, compare=False)
     """Where each value of ``resolved`` came from (file and line, or ``--set``)."""
 
@@ -88,12 +93,17 @@ def scenario_yaml(data: Mapping[str, Any], header: str = "") -> str:
     return lines + yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True, width=100)
 
 
-def load_scenario(source: str | Path | Mapping[str, Any], overrides: Overrides = ()) -> Scenario:
+def load_scenario(source: str | Path | Mapping[str, Any], overrides: Overrides = (),
+                  scale: float | None = None) -> Scenario:
     """Load, merge, override and validate a scenario; raise ``ScenarioError`` listing every problem.
 
     ``source`` is a YAML file path or an already-parsed mapping (e.g. from a notebook).
     ``overrides`` are ``"path=value"`` strings (value parsed as YAML) or a ``{path: value}`` mapping.
+    ``scale`` (in (0, 10]) multiplies members and every recruiter group together, after ``extends``
+    and the overrides; it is the override ``scale=F`` (recorded in ``Scenario.overrides``).
     """
+    if scale is not None:
+        overrides = with_scale(overrides, scale)
     duplicate_keys: list[Issue] = []
     if isinstance(source, Mapping):
         data = copy.deepcopy(dict(source))
@@ -144,14 +154,17 @@ def _validate(data: dict[str, Any], marks: Mapping[PathT, Loc], file: str | None
     if builder.issues:
         raise ScenarioError(builder.issues)
     assert market is not None
+    factor = 1.0 if schema.scale is None else float(schema.scale)
+    scaled = scale_market(market, factor)
     name = schema.name or (Path(file).stem if file else "scenario")
     resolved = copy.deepcopy(data)
     resolved.setdefault("name", name)
     resolved.setdefault("baseline", baseline)
     return Scenario(
-        name=name, description=schema.description, market=market, policies=policies, baseline=baseline, run=run,
+        name=name, description=schema.description, market=scaled, policies=policies, baseline=baseline, run=run,
         replications=schema.replications, max_replications=schema.max_replications, root_seed=schema.root_seed,
-        resolved=resolved, source=file, overrides=overrides, locations=dict(marks),
+        resolved=resolved, source=file, overrides=overrides, scale=factor,
+        full_market=None if scaled is market else market, locations=dict(marks),
     )
 
 

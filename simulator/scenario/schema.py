@@ -23,6 +23,7 @@ from simulator.core.config import (
     SendingModel,
 )
 from simulator.scenario.experiment_schema import CalibrationSchema, SensitivitySchema, SweepSchema
+from simulator.scenario.scale import ScaleFactor
 from simulator.scenario.schema_fields import (
     MAX_DAYS,
     MAX_LOG_SD,
@@ -237,6 +238,7 @@ class ScenarioSchema(StrictSchema):
     replications: Annotated[int, in_range(1, 100_000)] = 20
     max_replications: Annotated[int, in_range(1, 100_000)] = 200
     root_seed: Annotated[int, in_range(0)] = 20150201
+    scale: ScaleFactor | None = None
     baseline: Name | None = None
     market: MarketSchema | None = None
     policies: Annotated[dict[PolicyName, PolicySchema], Field(min_length=1)]
