@@ -110,3 +110,26 @@ def test_a_run_records_unanswered_credits_lost_and_the_deprecated_column() -> No
     for policy in ("old", "new"):
         a, b = summary.loc[(policy, "pending")], summary.loc[(policy, "unanswered")]
         assert a.to_dict() == b.to_dict()
+
+
+def test_the_old_name_is_still_accepted_where_users_name_metrics() -> None:
+    """``pending`` keeps working for one release in every layer that validates a metric name:
+    explain's ``--metric``, a sensitivity output and the scenario schema's metric names (a sweep's
+    ``metrics:``)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from simulator.experiments.explain import check_metrics
+    from simulator.experiments.sensitivity import Output, parse_output
+    from simulator.scenario import load_scenario
+    from simulator.scenario.schema_fields import MetricName
+
+    names = TypeAdapter(MetricName)
+    assert [names.validate_python(m) for m in ("pending", "unanswered", "credits_lost")]
+    with pytest.raises(ValidationError):
+        names.validate_python("no_such_metric")
+
+    scenario = load_scenario(tiny())
+    check_metrics(["pending", "unanswered", "credits_lost"])  # raises on an unknown name
+    for text in ("diff.pending", "new.unanswered", "credits_lost"):
+        assert isinstance(parse_output(text, scenario, "new"), Output), text
+    assert isinstance(parse_output("diff.no_such_metric", scenario, "new"), str)
