@@ -515,6 +515,8 @@ class Simulation:
             "responses": responses,
             "accepted": accepted,
             "declined": responses - accepted,
+            # never answered within observation_days; "pending" is its deprecated name (same values)
+            "unanswered": sent - responses,
             "pending": sent - responses,
             "response_rate": ratio(responses, sent),
             "acceptance_rate": ratio(accepted, sent),
@@ -523,6 +525,8 @@ class Simulation:
             "credits_refunded": ledger.refunded,
             "credits_expired": ledger.expired,
             "net_credit_burn": ledger.spent - ledger.refunded,
+            # credits the recruiters no longer hold: granted - final balance, by the ledger's conservation
+            "credits_lost": ledger.spent - ledger.refunded + ledger.expired,
             "credits_per_response": ratio(ledger.spent - ledger.refunded, responses),
             "stockout_recruiter_days": int(self.seat_stockout_days.sum()),
             "warnings": int(self.book.warnings.sum()),

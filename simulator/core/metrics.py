@@ -1,11 +1,14 @@
 """Named metrics of one replication: pure functions from engine tallies to numbers and tables.
 
 The names in :data:`METRIC_NAMES` are a public contract (analysts write regression tests
-against them); definitions follow POLICY_FACTS section 4.
+against them); definitions follow POLICY_FACTS section 4 and are tabled in docs/metrics.md.
+A renamed metric keeps its old name for one release in :data:`DEPRECATED_METRICS`: the old
+column is still recorded (same values) and :func:`canonical_metric` maps the old name to the new.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -15,13 +18,20 @@ if TYPE_CHECKING:
     import pandas as pd
 
 METRIC_NAMES: tuple[str, ...] = (
-    "sent", "sent_bulk", "sent_personalized", "responses", "accepted", "declined", "pending",
+    "sent", "sent_bulk", "sent_personalized", "responses", "accepted", "declined", "unanswered", "pending",
     "response_rate", "acceptance_rate", "credits_granted", "credits_spent", "credits_refunded",
-    "credits_expired", "net_credit_burn", "credits_per_response", "stockout_recruiter_days",
+    "credits_expired", "net_credit_burn", "credits_lost", "credits_per_response", "stockout_recruiter_days",
     "warnings", "improvement_periods", "inmails_per_active_member", "unanswered_per_active_member",
     "mean_member_fatigue",
 )
-"""Per-replication metrics, in report order."""
+"""Per-replication metrics, in report order (deprecated names included while they are still recorded)."""
+
+DEPRECATED_METRICS: dict[str, str] = {"pending": "unanswered"}
+"""Old metric name -> its new name.  The old column is recorded for one more release with the
+new one's values, so scripts reading ``replications.csv`` or ``metrics["pending"]`` keep working."""
+
+CURRENT_METRICS: tuple[str, ...] = tuple(m for m in METRIC_NAMES if m not in DEPRECATED_METRICS)
+"""The metric names to use: :data:`METRIC_NAMES` without the deprecated ones."""
 
 BREAKDOWN_KEYS: tuple[str, ...] = ("seat_type", "personalization_band", "behaviour", "group")
 """Recruiter attributes a breakdown can be taken by."""
@@ -41,6 +51,29 @@ MEMBER_QUANTITIES: tuple[str, ...] = ("received", "unanswered")
 
 PERSONALIZATION_BANDS: tuple[str, ...] = ("low", "mid", "high")
 """Bands of a recruiter's initial personalization: [0, 1/3), [1/3, 2/3), [2/3, 1]."""
+
+
+def deprecation_note(name: str) -> str | None:
+    """The one-line note shown when the deprecated metric ``name`` is used, or None if it is current."""
+    new = DEPRECATED_METRICS.get(name)
+    if new is None:
+        return None
+    return (f"metric {name!r} is deprecated and will be removed in the next release: "
+            f"use {new!r} (same values)")
+
+
+def canonical_metric(name: str) -> str:
+    """The current name of metric ``name``: a deprecated name is mapped to its replacement, with a
+    DeprecationWarning; any other name is returned unchanged (validating it is the caller's job).
+
+    Scenario validation, the CLI's ``--metric`` options and the experiment layers call this on
+    every metric name a user writes, so an old name keeps working and says what replaced it.
+    """
+    note = deprecation_note(name)
+    if note is None:
+        return name
+    warnings.warn(note, DeprecationWarning, stacklevel=2)
+    return DEPRECATED_METRICS[name]
 
 
 def ratio(num: float, den: float) -> float:

@@ -30,10 +30,11 @@ RATE_METRICS: frozenset[str] = frozenset({"response_rate", "acceptance_rate"})
 
 METRIC_UNITS: dict[str, str] = {
     "sent": "InMails", "sent_bulk": "InMails", "sent_personalized": "InMails", "responses": "InMails",
-    "accepted": "InMails", "declined": "InMails", "pending": "InMails",
+    "accepted": "InMails", "declined": "InMails", "unanswered": "InMails", "pending": "InMails",
     "response_rate": "%", "acceptance_rate": "%",
     "credits_granted": "credits", "credits_spent": "credits", "credits_refunded": "credits",
-    "credits_expired": "credits", "net_credit_burn": "credits", "credits_per_response": "cr/resp",
+    "credits_expired": "credits", "net_credit_burn": "credits", "credits_lost": "credits",
+    "credits_per_response": "cr/resp",
     "stockout_recruiter_days": "rec-days", "warnings": "count", "improvement_periods": "count",
     "inmails_per_active_member": "/member", "unanswered_per_active_member": "/member",
     "mean_member_fatigue": "index",
@@ -42,10 +43,12 @@ METRIC_UNITS: dict[str, str] = {
 
 METRIC_LABELS: dict[str, str] = {
     "sent": "InMails sent", "sent_bulk": "bulk InMails sent", "sent_personalized": "one-to-one InMails sent",
-    "responses": "responses", "accepted": "accepted", "declined": "declined", "pending": "no response",
+    "responses": "responses", "accepted": "accepted", "declined": "declined",
+    "unanswered": "unanswered", "pending": "unanswered (deprecated name)",
     "response_rate": "response rate", "acceptance_rate": "acceptance rate",
     "credits_granted": "credits granted", "credits_spent": "credits spent", "credits_refunded": "credits refunded",
     "credits_expired": "credits expired", "net_credit_burn": "net credit burn",
+    "credits_lost": "credits lost (burned or expired)",
     "credits_per_response": "net credits per response", "stockout_recruiter_days": "recruiter-days short of credits",
     "warnings": "threshold warnings", "improvement_periods": "Improvement Periods",
     "inmails_per_active_member": "InMails per active member",

@@ -259,13 +259,21 @@ def test_replication_invariants(case: tuple[Market, Policy, RunConfig], seed: in
     assert 0 <= m["credits_refunded"] <= m["credits_spent"]
     assert m["net_credit_burn"] == m["credits_spent"] - m["credits_refunded"]
     assert m["credits_expired"] >= 0
+    # credits lost: what sending burned plus what expired, i.e. every granted credit no longer held
+    assert m["credits_lost"] == m["credits_spent"] - m["credits_refunded"] + m["credits_expired"]
+    assert m["credits_lost"] == m["net_credit_burn"] + m["credits_expired"]
+    assert m["credits_lost"] == m["credits_granted"] - x["final_balance"]
+    assert m["credits_lost"] >= m["net_credit_burn"]
+    if all(p.accrual.kind != "expire" and p.accrual.kind != "cap" for p in pol.phases):
+        assert m["credits_lost"] == m["net_credit_burn"], "credits expired under a policy where none can"
 
     # counts
     assert m["sent_bulk"] + m["sent_personalized"] == m["sent"]
     assert 0 <= m["accepted"] <= m["responses"] <= m["sent"]
-    assert m["pending"] == m["sent"] - m["responses"]
+    assert m["unanswered"] == m["sent"] - m["responses"]
+    assert m["pending"] == m["unanswered"], "the deprecated name must carry the same values"
     assert m["declined"] == m["responses"] - m["accepted"]
-    assert m["accepted"] + m["declined"] + m["pending"] == m["sent"]  # POLICY_FACTS section 4
+    assert m["accepted"] + m["declined"] + m["unanswered"] == m["sent"]  # POLICY_FACTS section 4
     if m["sent"]:
         assert m["response_rate"] == m["responses"] / m["sent"]
 
@@ -302,7 +310,7 @@ def test_replication_invariants(case: tuple[Market, Policy, RunConfig], seed: in
     # member tallies agree with the InMail counts
     recv, unans = res.member_received, res.member_unanswered
     assert recv is not None and unans is not None
-    assert recv.sum() == m["sent"] and unans.sum() == m["pending"]
+    assert recv.sum() == m["sent"] and unans.sum() == m["unanswered"]
     assert (unans <= recv).all()
     active = sim.members.active
     assert x["active_members"] == active.sum() and x["members"] == active.size == market.members.count

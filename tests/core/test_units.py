@@ -10,10 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator import PRESETS, SEAT_TYPES, Accrual, Dist, Phase, Policy, RefundRule, Threshold, preset
+from simulator import PRESETS, SEAT_TYPES, Accrual, Dist, Phase, Policy, RefundRule, Threshold, preset, run_replication
 from simulator.core.config import POOLABLE_SEATS
 from simulator.core.ledger import Ledger, accounts_for, allocate, allocate_with_accounts
 from simulator.core.members import apportion
+
+from .helpers import constant_market, fixed_group, phase, policy, run_config
 
 # --------------------------------------------------------------------------- members.apportion
 
@@ -223,3 +225,35 @@ def test_config_rejects_inconsistent_policy() -> None:
     with pytest.raises(ValueError, match="min_rate"):
         Threshold(min_rate=1.3)
     assert replace(ph, pooling=True).pooling is True
+
+
+# --------------------------------------------------------------------------- credits lost, unanswered
+
+
+def test_credits_lost_counts_expired_credits_that_net_burn_leaves_out() -> None:
+    """Hand-checked run: 10 recruiters get 100 credits on Feb 1 that expire after 10 days, spend ~5 a
+    day and never get a refund; what they had not spent by day 10 expires.  Net burn misses it,
+    ``credits_lost`` does not, and equals granted - final balance (ledger conservation)."""
+    market = constant_market(groups=(fixed_group(count=10, volume=5.0),))
+    expiring = policy(phase(allot=100, accrual=Accrual("expire", expire_days=10)))
+    res = run_replication(market, expiring, run_config(horizon=30), seed=11)
+    m, spent_daily = res.metrics, res.daily["credits_spent"]
+    assert m["credits_granted"] == 2 * 10 * 100  # Feb 1 and Mar 1 (day 28)
+    assert 0 < spent_daily[:10].sum() < 1000  # nobody ran dry: each lot's leftover is exact
+    assert m["credits_expired"] == 1000 - spent_daily[:10].sum()  # the Mar 1 lot expires after the horizon
+    assert m["net_credit_burn"] == m["credits_spent"]  # refund rule "never"
+    assert m["credits_lost"] == m["net_credit_burn"] + m["credits_expired"] > m["net_credit_burn"]
+    assert m["credits_lost"] == m["credits_granted"] - res.extra["final_balance"]
+
+    kept = run_replication(market, policy(phase(allot=100)), run_config(horizon=30), seed=11)
+    assert kept.metrics["credits_expired"] == 0
+    assert kept.metrics["credits_lost"] == kept.metrics["net_credit_burn"]  # nothing expires: the two agree
+
+
+def test_unanswered_is_sent_minus_responses_and_pending_its_old_name() -> None:
+    """With every member inactive nobody answers: all InMails are unanswered, under both names."""
+    res = run_replication(constant_market(active_share=0.0), policy(), run_config(horizon=10), seed=3)
+    m = res.metrics
+    assert m["sent"] > 0 and m["responses"] == 0
+    assert m["unanswered"] == m["pending"] == m["sent"]
+    assert m["unanswered_per_active_member"] == 0.0  # no active member to hold them
