@@ -94,8 +94,8 @@ def _timeseries(results: Results, ax: Axes | None, metric: str, title: str, ylab
     return fig
 
 
-def _group_errorbars(ax: Axes, results: Results, stats_frame: pd.DataFrame, scale: float = 1.0,
-                     marks: dict[tuple[str, str], bool] | None = None) -> list[str]:
+def group_errorbars(ax: Axes, results: Results, stats_frame: pd.DataFrame, scale: float = 1.0,
+                    marks: dict[tuple[str, str], bool] | None = None) -> list[str]:
     """Dots with 95% CI per (label, policy), policies side by side within a label; returns the labels."""
     colors = policy_colors(results)
     labels = list(dict.fromkeys(stats_frame["label"]))
@@ -115,7 +115,7 @@ def _group_errorbars(ax: Axes, results: Results, stats_frame: pd.DataFrame, scal
                 if marks.get((label, policy)):
                     ax.annotate("*", (at, top), xytext=(0, 2), textcoords="offset points", ha="center",
                                 va="bottom", color=colors[policy], fontsize=12, fontweight="bold")
-    ax.set_xticks(np.arange(len(labels)), [_short_label(label) for label in labels])
+    ax.set_xticks(np.arange(len(labels)), [short_label(label) for label in labels])
     ax.set_xlim(-0.6, len(labels) - 0.4)
     if marks:  # room for the stars above the highest interval
         bottom, top = ax.get_ylim()
@@ -123,7 +123,7 @@ def _group_errorbars(ax: Axes, results: Results, stats_frame: pd.DataFrame, scal
     return labels
 
 
-def _short_label(label: str) -> str:
+def short_label(label: str) -> str:
     """A subgroup label as a tick: spaces for underscores, wrapped at 14 characters."""
     return textwrap.fill(str(label).replace("professional_services", "prof. services").replace("_", " "), 14)
 
@@ -279,7 +279,7 @@ def breakdown(results: Results, by: str = "personalization_band", metric: str = 
     marks = {(row.label, row.policy): bool(row.significant) for row in compared.itertuples()}
     fig, ax = figure_and_axes(ax)
     scale = 100.0 if metric in RATE_METRICS else 1.0
-    _group_errorbars(ax, results, rows, scale, marks)
+    group_errorbars(ax, results, rows, scale, marks)
     ylabel = BREAKDOWN_METRIC_AXES.get(metric, metric.replace("_", " "))
     style_axes(ax, f"{ylabel.split(' (')[0].capitalize()} by {BREAKDOWN_LABELS.get(by, by)}", ylabel)
     if metric not in RATE_METRICS:
@@ -351,7 +351,7 @@ def threshold_share(results: Results, by: str = "group", ax: Axes | None = None,
     frame = group_stats(results, by,
                         lambda rows: 100.0 * rows[metric] / rows["recruiters"].where(rows["recruiters"] > 0))
     fig, ax = figure_and_axes(ax)
-    _group_errorbars(ax, results, frame)
+    group_errorbars(ax, results, frame)
     if metric == "warnings":
         style_axes(ax, f"Recruiters warned, by {BREAKDOWN_LABELS.get(by, by)}", "recruiters warned (%)")
     else:
