@@ -22,7 +22,7 @@ from simulator.experiments.group_outcomes import (
     group_verdicts,
     worse_off,
 )
-from simulator.io.tables import BREAKDOWN_WIDTHS, ratio_text, rel_interval
+from simulator.io.tables import BREAKDOWN_WIDTHS, diff_interval, ratio_text, rel_interval
 
 # --------------------------------------------------------------------------- the marking rule
 
@@ -116,6 +116,11 @@ def test_number_texts() -> None:
     assert ratio_text(math.nan) == "n/a" and ratio_text(0.01) == "<0.1x"
     assert rel_interval(-0.22, -0.25, -0.19) == "-22% [-25,-19]"
     assert rel_interval(-0.013, -0.021, -0.005, True) == "-1.3% [-2.1%, -0.5%]"
+    # an interval that excludes 0 never shows a bound of 0: more decimals instead
+    assert rel_interval(-0.02, -0.033, -0.004) == "-2.0% [-3.3,-0.4]"
+    assert diff_interval(1.94, 0.004, 3.876) == "+1.940 [+0.004, +3.876]"
+    assert diff_interval(2.5, 2.1, 2.9) == "+2.50 [+2.10, +2.90]"  # two digits of the half-width
+    assert diff_interval(0.0, 0.0, 0.0) == "0 [0, 0]"
 
 
 # --------------------------------------------------------------------------- end to end

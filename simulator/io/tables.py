@@ -210,9 +210,9 @@ def _single_policy_table(summary: pd.DataFrame, base: str, metrics: Sequence[str
     return lines
 
 
-BREAKDOWN_WIDTHS: tuple[int, ...] = (15, 4, 6, 6, 17, 6, 5, 5, 6, 5, 6, 6)
+BREAKDOWN_WIDTHS: tuple[int, ...] = (15, 4, 6, 6, 18, 6, 5, 5, 6, 5, 6, 5)
 """label, n, responses old/new/change [CI], rate pp, stock-out days old/new/ratio, credits/resp old/new,
-verdict: 99 columns with the spaces."""
+verdict: 98 columns with the spaces."""
 
 BY_WORDS: dict[str, str] = {"personalization_band": "personalization"}
 """Subgroupings whose name is longer than the label column, shortened for the table."""
@@ -242,15 +242,39 @@ def ratio_text(ratio: float) -> str:
     return f"{ratio:.1f}x" if ratio >= 0.095 or ratio == 0 else "<0.1x"
 
 
+def places_that_show(values: Sequence[float], places: int, most: int = 3) -> int:
+    """``places``, raised (up to ``most``) until no non-zero value rounds to 0.
+
+    So an interval that excludes 0 never shows a bound of ``0`` or ``-0``.
+    """
+    while places < most and any(v != 0 and round(abs(v), places) == 0 for v in values if math.isfinite(v)):
+        places += 1
+    return places
+
+
+def _signed(value: float, places: int) -> str:
+    """``value`` with a sign and ``places`` decimals (a bare ``0`` for zero)."""
+    return "0" if value == 0 else f"{value:+.{places}f}"
+
+
 def rel_interval(rel: float, low: float, high: float, brackets_pct: bool = False) -> str:
     """A relative change with its CI, ``-22% [-25,-19]`` (one decimal when the CI is narrower than +/-1%)."""
     if not math.isfinite(rel):
         return MISSING
-    places = 1 if math.isfinite(high - low) and 50 * (high - low) < 1 and abs(rel) < 1 else 0
+    values = [100 * rel, 100 * low, 100 * high]
+    places = places_that_show(values, 1 if math.isfinite(high - low) and 50 * (high - low) < 1 else 0, 2)
     unit = "%" if brackets_pct else ""
     sep = ", " if brackets_pct else ","
-    return (f"{rel * 100:+.{places}f}% [{low * 100:+.{places}f}{unit}{sep}{high * 100:+.{places}f}{unit}]"
-            .replace("+0%", "0%").replace("-0%", "0%"))
+    v, lo, hi = (_signed(x, places) for x in values)
+    return f"{v}% [{lo}{unit}{sep}{hi}{unit}]"
+
+
+def diff_interval(diff: float, low: float, high: float) -> str:
+    """A difference with its CI, ``+2.5 [+2.1, +2.9]``: two significant digits of the half-width."""
+    if not math.isfinite(diff):
+        return MISSING
+    places = places_that_show([diff, low, high], decimals(0.5 * (high - low), abs(diff)), 4)
+    return f"{_signed(diff, places)} [{_signed(low, places)}, {_signed(high, places)}]"
 
 
 def breakdown_table(results: Results, keys: tuple[str, ...] = BREAKDOWN_TABLE_KEYS) -> list[str]:
@@ -292,7 +316,8 @@ def breakdown_table(results: Results, keys: tuple[str, ...] = BREAKDOWN_TABLE_KE
                 mark = "LOSES" if verdict["worse_off"] else "gains" if verdict["better_off"] else ""
                 lines.append(_row([(_short(str(label), w[0]), w[0], "<"), *_group_cells(rows), (mark, w[11], "<")]))
                 if verdict["worse_off"]:
-                    losers.append(f"  {by} {label}: {loss_summary(rows)}")
+                    losers += textwrap.wrap(f"  {by} {label}: {loss_summary(rows)}", 100,
+                                            subsequent_indent="      ")
         lines.append("n = recruiters; responses = mean per replication, change = paired relative change; "
                      "* = CI excludes 0")
         lines.append("rate pp = response-rate diff in points; stock-out d/recr. = days short of credits per "
@@ -319,11 +344,10 @@ def _loss_words(rows: pd.DataFrame, metric: str) -> str:
     row = rows.loc[metric]
     if metric == "responses":
         return f"{LOSS_WORDS[metric]} {rel_interval(row['rel_change'], row['rel_ci_low'], row['rel_ci_high'], True)}"
-    number = RowFormat([row["diff"], row["ci_low"], row["ci_high"]], 0.5 * (row["ci_high"] - row["ci_low"]))
     ratio = ratio_text(row["ratio"])
-    level = f"{ratio}, " if ratio != MISSING else f"from {short(row['baseline_mean'])} to {short(row['policy_mean'])}, "
-    return (f"{LOSS_WORDS[metric]} {level}{number(row['diff'], True)} "
-            f"{number.interval(row['ci_low'], row['ci_high'])} per recruiter")
+    level = ratio if ratio != MISSING else f"from {short(row['baseline_mean'])} to {short(row['policy_mean'])}"
+    return (f"{LOSS_WORDS[metric]} {level} "
+            f"({diff_interval(row['diff'], row['ci_low'], row['ci_high'])} per recruiter)")
 
 
 def _star(rows: pd.DataFrame, metric: str) -> str:
@@ -346,8 +370,9 @@ def _group_cells(rows: pd.DataFrame) -> list[tuple[str, int, str]]:
     change = MISSING
     if "responses" in rows.index:
         change = rel_interval(value("responses", "rel_change"), value("responses", "rel_ci_low"),
-                              value("responses", "rel_ci_high")) + _star(rows, "responses")
+                              value("responses", "rel_ci_high"))
     rate = value("response_rate", "diff") * 100
+    rate_text = _signed(rate, places_that_show([rate], 1, 2)) if math.isfinite(rate) else MISSING
     stockouts = "stockout_days_per_recruiter"
 
     def starred(text: str, metric: str, width: int) -> tuple[str, int, str]:
@@ -356,8 +381,7 @@ def _group_cells(rows: pd.DataFrame) -> list[tuple[str, int, str]]:
     return [
         (num(value("recruiters", "baseline_mean")), w[1], ">"),
         (num(value("responses", "baseline_mean")), w[2], ">"), (num(value("responses", "policy_mean")), w[3], ">"),
-        (change, w[4], "<"), starred(f"{rate:+.1f}".replace("-0.0", "0.0").replace("+0.0", "0.0")
-                                             if math.isfinite(rate) else MISSING, "response_rate", w[5]),
+        (change + _star(rows, "responses"), w[4], "<"), starred(rate_text, "response_rate", w[5]),
         (short(value(stockouts, "baseline_mean")), w[6], ">"), (short(value(stockouts, "policy_mean")), w[7], ">"),
         starred(ratio_text(value(stockouts, "ratio")), stockouts, w[8]),
         (short(value("credits_per_response", "baseline_mean")), w[9], ">"),
