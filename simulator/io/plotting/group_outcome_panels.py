@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import PercentFormatter
 
 from simulator.io.plotting.canvas import add_legend, figure_and_axes, style_axes
 from simulator.io.plotting.panels import BREAKDOWN_LABELS, group_errorbars, short_label
@@ -79,7 +79,7 @@ def responses_change(results: Results, by: str = "seat_type", ax: Axes | None = 
     ax.set_xlim(-0.6, len(labels) - 0.4)
     bottom, top = ax.get_ylim()
     ax.set_ylim(bottom - 0.12 * (top - bottom), top)  # room for the labels under the lowest interval
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:+.0f}%" if value else "0"))
+    ax.yaxis.set_major_formatter(PercentFormatter(100))  # decimals from the axis range: no two ticks alike
     style_axes(ax, f"Change in responses by {BREAKDOWN_LABELS.get(by, by)}",
                "responses vs baseline (%, paired 95% CI)")
     ax.grid(False, axis="x")
