@@ -15,8 +15,14 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from simulator.io.plotting.canvas import add_legend, figure_and_axes, style_axes
-from simulator.io.plotting.panels import BREAKDOWN_LABELS, group_errorbars, short_label
-from simulator.io.plotting.series import outcome_stats, policy_colors, policy_order
+from simulator.io.plotting.panels import (
+    BREAKDOWN_LABELS,
+    group_errorbars,
+    group_slots,
+    short_label,
+    significance_marks,
+)
+from simulator.io.plotting.series import outcome_stats, policy_colors
 from simulator.io.tables import ratio_text
 
 if TYPE_CHECKING:
@@ -57,12 +63,8 @@ def responses_change(results: Results, by: str = "seat_type", ax: Axes | None = 
     rows = _outcomes(results, by, "responses")
     fig, ax = figure_and_axes(ax)
     colors = policy_colors(results)
-    labels = list(dict.fromkeys(rows["label"]))
-    policies = [p for p in policy_order(results) if p in set(rows["policy"])]
-    width = 0.7 / max(len(policies), 1)
-    for j, policy in enumerate(policies):
-        of_policy = rows[rows["policy"] == policy].set_index("label").reindex(labels)
-        x = np.arange(len(labels)) + (j - (len(policies) - 1) / 2) * width
+    labels, slots = group_slots(results, rows)
+    for policy, of_policy, x in slots:
         rel, low, high = (of_policy[c].to_numpy(dtype=np.float64) * 100 for c in ("rel_change", "rel_ci_low",
                                                                                    "rel_ci_high"))
         sig = of_policy["significant"].fillna(False).to_numpy(dtype=bool)
@@ -100,14 +102,13 @@ def group_outcome(results: Results, by: str = "seat_type", metric: str = "stocko
     levels = outcome_stats(results, by, metric)
     if levels.empty:
         raise ValueError(f"no breakdown by {by!r} in these results")
-    compared = results.group_outcomes
-    compared = compared[(compared["by"] == by) & (compared["metric"] == metric)]
-    marks = {(row.label, row.policy): bool(row.significant) for row in compared.itertuples()}
+    marks = significance_marks(results.group_outcomes, by, metric)
     fig, ax = figure_and_axes(ax)
     labels = group_errorbars(ax, results, levels, 1.0, marks if metric == "credits_per_response" else None)
     ax.set_ylim(bottom=0)
     if metric == "stockout_days_per_recruiter":
-        _ratio_labels(ax, results, levels, compared, labels)
+        outcomes = results.group_outcomes
+        _ratio_labels(ax, results, levels, outcomes[(outcomes["by"] == by) & (outcomes["metric"] == metric)], labels)
     style_axes(ax, f"{OUTCOME_AXES[metric].split(' (')[0].capitalize()} by {BREAKDOWN_LABELS.get(by, by)}",
                OUTCOME_AXES[metric])
     ax.grid(False, axis="x")
@@ -118,14 +119,14 @@ def group_outcome(results: Results, by: str = "seat_type", metric: str = "stocko
 def _ratio_labels(ax: Axes, results: Results, levels: pd.DataFrame, compared: pd.DataFrame,
                   labels: list[str]) -> None:
     """Above each compared policy's dot, at the top: the ratio policy/baseline of stock-out days, red when worse off."""
-    policies = [p for p in policy_order(results) if p in set(levels["policy"])]
-    width = 0.7 / max(len(policies), 1)
+    places = {(label, policy): at for policy, _, x in group_slots(results, levels)[1]
+              for label, at in zip(labels, x, strict=True)}
     bottom, top = ax.get_ylim()
     ax.set_ylim(bottom, top + 0.25 * (top - bottom))
     for row in compared.itertuples():
-        if row.label not in labels or row.policy not in policies:
+        if (row.label, row.policy) not in places:
             continue
-        x = labels.index(row.label) + (policies.index(row.policy) - (len(policies) - 1) / 2) * width
+        x = places[(row.label, row.policy)]
         text = ratio_text(float(row.ratio))
         worse = bool(row.worse_off)
         ax.annotate(f"{text}\nworse off" if worse else text, (x, 0.98), xycoords=("data", "axes fraction"),

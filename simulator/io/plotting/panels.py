@@ -94,16 +94,24 @@ def _timeseries(results: Results, ax: Axes | None, metric: str, title: str, ylab
     return fig
 
 
+def group_slots(results: Results, frame: pd.DataFrame
+                ) -> tuple[list[str], list[tuple[str, pd.DataFrame, np.ndarray]]]:
+    """Where per-group values go: the labels in order, and per policy its rows (indexed by label, in
+    label order) and x positions - policies side by side within a label."""
+    labels = list(dict.fromkeys(frame["label"]))
+    policies = [p for p in policy_order(results) if p in set(frame["policy"])]
+    width = 0.7 / max(len(policies), 1)
+    return labels, [(policy, frame[frame["policy"] == policy].set_index("label").reindex(labels),
+                     np.arange(len(labels)) + (j - (len(policies) - 1) / 2) * width)
+                    for j, policy in enumerate(policies)]
+
+
 def group_errorbars(ax: Axes, results: Results, stats_frame: pd.DataFrame, scale: float = 1.0,
                     marks: dict[tuple[str, str], bool] | None = None) -> list[str]:
     """Dots with 95% CI per (label, policy), policies side by side within a label; returns the labels."""
     colors = policy_colors(results)
-    labels = list(dict.fromkeys(stats_frame["label"]))
-    policies = [p for p in policy_order(results) if p in set(stats_frame["policy"])]
-    width = 0.7 / max(len(policies), 1)
-    for j, policy in enumerate(policies):
-        rows = stats_frame[stats_frame["policy"] == policy].set_index("label").reindex(labels)
-        x = np.arange(len(labels)) + (j - (len(policies) - 1) / 2) * width
+    labels, slots = group_slots(results, stats_frame)
+    for policy, rows, x in slots:
         mean = rows["mean"].to_numpy(dtype=np.float64) * scale
         low = rows["ci_low"].to_numpy(dtype=np.float64) * scale
         high = rows["ci_high"].to_numpy(dtype=np.float64) * scale
@@ -121,6 +129,12 @@ def group_errorbars(ax: Axes, results: Results, stats_frame: pd.DataFrame, scale
         bottom, top = ax.get_ylim()
         ax.set_ylim(bottom, top + 0.08 * (top - bottom))
     return labels
+
+
+def significance_marks(comparison: pd.DataFrame, by: str, metric: str) -> dict[tuple[str, str], bool]:
+    """(label, policy) -> whether the paired difference of ``metric`` by ``by`` is significant."""
+    compared = comparison[(comparison["by"] == by) & (comparison["metric"] == metric)]
+    return {(row.label, row.policy): bool(row.significant) for row in compared.itertuples()}
 
 
 def short_label(label: str) -> str:
@@ -274,9 +288,7 @@ def breakdown(results: Results, by: str = "personalization_band", metric: str = 
     rows = breakdowns[(breakdowns["by"] == by) & (breakdowns["metric"] == metric)]
     if rows.empty:
         raise ValueError(f"no breakdown {metric!r} by {by!r} in these results")
-    comparison = results.breakdown_comparison
-    compared = comparison[(comparison["by"] == by) & (comparison["metric"] == metric)]
-    marks = {(row.label, row.policy): bool(row.significant) for row in compared.itertuples()}
+    marks = significance_marks(results.breakdown_comparison, by, metric)
     fig, ax = figure_and_axes(ax)
     scale = 100.0 if metric in RATE_METRICS else 1.0
     group_errorbars(ax, results, rows, scale, marks)
