@@ -109,6 +109,42 @@ def test_winners_and_losers_per_group(res: Results, by: str) -> None:
     assert "credits" in fig.axes[0].get_ylabel()
 
 
+def test_winners_losers_figure_draws_responses_change_stockouts_and_credits(res: Results) -> None:
+    from simulator.io.tables import ratio_text
+
+    fig = report_figures.winners_losers(res)
+    keys = list(report_figures.BREAKDOWN_PANELS)
+    assert len(fig.axes) == 4 * len(keys)
+    outcomes = res.group_outcomes
+    for i, by in enumerate(keys):
+        change, rate, stock, cpr = fig.axes[4 * i: 4 * i + 4]
+        rows = outcomes[(outcomes["by"] == by) & (outcomes["policy"] == "new")].set_index(["metric", "label"])
+        labels = list(dict.fromkeys(rows.loc["responses"].index))
+        dots = next(c for c in change.collections if c.get_gid() == "change:new")
+        np.testing.assert_allclose(dots.get_offsets()[:, 1], 100 * rows.loc["responses", "rel_change"].to_numpy())
+        assert "responses" in change.get_title("left").lower() and "%" in change.get_ylabel()
+        assert "Response rate" in rate.get_title("left")
+        # stock-out levels: the mean over replications of days short of credits per recruiter
+        br = res.breakdown_replications
+        sub = br[(br["by"] == by) & (br["policy"] == "old")]
+        expected = (sub["stockout_recruiter_days"] / sub["recruiters"]).groupby(sub["label"], sort=False).mean()
+        container = next(c for c in stock.containers if c.get_label() == "old")
+        np.testing.assert_allclose(container.lines[0].get_ydata(), expected.reindex(labels).to_numpy())
+        ratios = [t.get_text().split("\n")[0] for t in stock.texts if t.get_gid() in ("ratio", "worse_off")]
+        assert ratios == [ratio_text(v) for v in rows.loc["stockout_days_per_recruiter", "ratio"]]
+        losers = int(rows.loc[["responses", "stockout_days_per_recruiter"], "worse_off"].sum())
+        marked = [t for ax in (change, stock) for t in ax.texts if t.get_gid() == "worse_off"]
+        assert len(marked) == losers and all("worse off" in t.get_text() for t in marked)
+        assert "per response" in cpr.get_ylabel()
+    assert outcomes["worse_off"].any()  # the tiny market has a loser (Recruiter Lite runs out of credits)
+
+
+def test_winners_losers_of_one_policy_shows_levels_only() -> None:
+    one = run_scenario(tiny(policies={"old": {"preset": "old_2014"}}), {"horizon_days": 15}, replications=2)
+    fig = report_figures.winners_losers(one)
+    assert len(fig.axes) == 2 * len(report_figures.BREAKDOWN_PANELS)
+
+
 def test_threshold_share_is_warned_recruiters_over_recruiters(res: Results) -> None:
     fig = plotting.threshold_share(res, "group")
     br = res.breakdown_replications

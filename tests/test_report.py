@@ -73,6 +73,32 @@ def test_report_reads_question_answer_policies_figures_provenance(report_html: P
     assert (report_html.parent / "figures" / "rates.png").is_file()
 
 
+def test_report_shows_who_wins_and_who_loses(report_html: Path, res: Results) -> None:
+    from simulator.experiments.group_outcomes import WORSE_OFF_RULE, group_verdicts
+
+    text = report_html.read_text(encoding="utf-8")
+    at = text.find("<h2>Who wins, who loses</h2>")
+    assert text.find("The question and the answer") < at < text.find("The policies, rule by rule")
+    section = text[at:text.find("</section>", at)]
+    for head in ("responses (per replication)", "response rate (%)", "days short of credits per recruiter",
+                 "net credits per response", "ratio", "verdict", "seat type", "personalization band", "behaviour",
+                 "recruiter group"):
+        assert head in section, head
+    verdicts = group_verdicts(res.group_outcomes)
+    losers = verdicts[verdicts["worse_off"]]
+    assert len(losers) > 0  # the tiny market's Recruiter Lite seats run out of credits under the new rules
+    assert section.count('<tr class="loser">') == len(losers)
+    assert section.count("WORSE OFF: ") == len(losers)
+    for row in losers.itertuples():
+        assert f" {row.label}</b>: " in section  # named in the list above the tables
+    assert WORSE_OFF_RULE[1:] in section
+    lite = res.group_outcomes.set_index(["by", "label", "metric"]).loc[("seat_type", "recruiter_lite",
+                                                                        "stockout_days_per_recruiter")]
+    from simulator.io.tables import ratio_text
+
+    assert f'<td class="n">{ratio_text(lite["ratio"])}</td>' in section
+
+
 def test_member_distribution_csv_is_picked_up(res: Results, tmp_path: Path) -> None:
     folder = res.write(tmp_path / "run")
     rows = pd.DataFrame({"policy": ["old", "new"], "replication": [0, 0], "quantity": ["received"] * 2,
@@ -227,7 +253,8 @@ def test_terminal_table_fits_100_columns_with_units_signs_and_marks(res: Results
         row = next(line for line in lines if line.startswith(metric + " "))
         assert row.rstrip().endswith("*") == bool(comp.loc[metric, "significant"]), row
         assert f"{comp.loc[metric, 'rel_change'] * 100:+.0f}"[:2] in row  # signed relative change
-    assert "who wins, who loses" in text and "response rate, %" in text
+    assert "who wins, who loses" in text and "responses per group" in text and "stock-out d/recr." in text
+    assert any(line.startswith("LOSES = worse off") for line in lines)
 
 
 def test_terminal_table_with_three_policies_fits(tmp_path: Path) -> None:

@@ -220,6 +220,13 @@ class Results:
         """Per recruiter subgroup: the paired difference against the baseline (who wins, who loses)."""
         return compare(self.breakdown_replications, self.baseline, BREAKDOWN_METRICS, keys=("by", "label"))
 
+    @cached_property
+    def group_outcomes(self) -> pd.DataFrame:
+        """Per recruiter subgroup: responses, rate, stock-outs, credits per response vs the baseline, losers marked."""
+        from simulator.experiments.group_outcomes import group_outcomes
+
+        return group_outcomes(self.breakdown_replications, self.baseline)
+
     def breakdown(self, by: str) -> pd.DataFrame:
         """:attr:`breakdown_comparison` for one key (``seat_type``, ``personalization_band``, ...)."""
         if by not in BREAKDOWN_KEYS:

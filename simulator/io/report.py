@@ -1,9 +1,9 @@
 """The HTML report of a run folder: one self-contained ``report.html`` (figures embedded, no network).
 
 It reads in the order an analyst asks: the scenario's description, the question and the answer
-(the headline differences with their CIs), the policies side by side rule by rule, the figures,
-then the provenance (``manifest.json``).  Built from the files of a finished run folder, so it
-can be (re)made at any time: ``inmail-sim report DIR``.
+(the headline differences with their CIs), who wins and who loses among the recruiters, the
+policies side by side rule by rule, the figures, then the provenance (``manifest.json``).  Built
+from the files of a finished run folder, so it can be (re)made at any time: ``inmail-sim report DIR``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from simulator.io.group_outcome_section import SECTION_CSS, winners_losers_section
 from simulator.io.tables import METRIC_LABELS, METRIC_UNITS, MISSING, RATE_METRICS, RowFormat, pct, pval, scale_of
 
 if TYPE_CHECKING:
@@ -125,6 +126,7 @@ def render_html(results: Results, pngs: dict[str, bytes], errors: dict[str, str]
         f"<p class=\"description\">{_escape(scenario.description) or '<i>(the scenario has no description)</i>'}</p>",
         f"<p class=\"meta\">{_escape(_setting(results))}</p></header>",
         _question_and_answer(results),
+        winners_losers_section(results),
         _policies_section(results),
         _figures_section(pngs, errors or {}),
         _provenance_section(results, manifest),
@@ -166,7 +168,7 @@ def _head(title: str) -> str:
     """The document head (title and the inline style sheet) and the opening ``<body>``."""
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{_escape(title)}</title><style>{CSS}</style></head><body>")
+            f"<title>{_escape(title)}</title><style>{CSS}{SECTION_CSS}</style></head><body>")
 
 
 def _escape(text: object) -> str:

@@ -213,86 +213,183 @@ def _single_policy_table(summary: pd.DataFrame, base: str, metrics: Sequence[str
     return lines
 
 
-BREAKDOWN_WIDTHS: tuple[int, ...] = (22, 4, 5, 5, 21, 6, 6, 22)
-"""label, recruiters, rate old/new, rate diff [CI], burn old/new, burn change [CI]: 98 columns."""
+BREAKDOWN_WIDTHS: tuple[int, ...] = (15, 4, 6, 6, 18, 6, 5, 5, 6, 5, 6, 5)
+"""label, n, responses old/new/change [CI], rate pp, stock-out days old/new/ratio, credits/resp old/new,
+verdict: 98 columns with the spaces."""
+
+BY_WORDS: dict[str, str] = {"personalization_band": "personalization"}
+"""Subgroupings whose name is longer than the label column, shortened for the table."""
+
+LOSS_WORDS: dict[str, str] = {"responses": "responses", "stockout_days_per_recruiter": "stock-out days"}
+"""How the loss quantities of :data:`~simulator.experiments.group_outcomes.LOSS_DIRECTIONS` read in a sentence."""
+
+
+def short(value: float | None) -> str:
+    """A small positive quantity in at most 5 characters (``0``, ``0.42``, ``6.13``, ``12.3``, ``140``)."""
+    if value is None or not math.isfinite(value):
+        return MISSING
+    if value == 0:
+        return "0"
+    size = abs(value)
+    if size >= 1e4:
+        return num(value)
+    return f"{value:.0f}" if size >= 100 else f"{value:.1f}" if size >= 10 else f"{value:.2f}"
+
+
+def ratio_text(ratio: float) -> str:
+    """A ratio new/old as ``6.0x``, ``14x``, ``0.5x`` (:data:`MISSING` from a zero baseline)."""
+    if not math.isfinite(ratio):
+        return MISSING
+    if ratio >= 9.95:
+        return f"{ratio:.0f}x"
+    return f"{ratio:.1f}x" if ratio >= 0.095 or ratio == 0 else "<0.1x"
+
+
+def places_that_show(values: Sequence[float], places: int, most: int = 3) -> int:
+    """``places``, raised (up to ``most``) until no non-zero value rounds to 0.
+
+    So an interval that excludes 0 never shows a bound of ``0`` or ``-0``.
+    """
+    while places < most and any(v != 0 and round(abs(v), places) == 0 for v in values if math.isfinite(v)):
+        places += 1
+    return places
+
+
+def _signed(value: float, places: int) -> str:
+    """``value`` with a sign and ``places`` decimals (a bare ``0`` for zero)."""
+    return "0" if value == 0 else f"{value:+.{places}f}"
+
+
+def rel_interval(rel: float, low: float, high: float, brackets_pct: bool = False) -> str:
+    """A relative change with its CI, ``-22% [-25,-19]`` (one decimal when the CI is narrower than +/-1%)."""
+    if not math.isfinite(rel):
+        return MISSING
+    values = [100 * rel, 100 * low, 100 * high]
+    places = places_that_show(values, 1 if math.isfinite(high - low) and 50 * (high - low) < 1 else 0, 2)
+    unit = "%" if brackets_pct else ""
+    sep = ", " if brackets_pct else ","
+    v, lo, hi = (_signed(x, places) for x in values)
+    return f"{v}% [{lo}{unit}{sep}{hi}{unit}]"
+
+
+def diff_interval(diff: float, low: float, high: float) -> str:
+    """A difference with its CI, ``+2.5 [+2.1, +2.9]``: two significant digits of the half-width."""
+    if not math.isfinite(diff):
+        return MISSING
+    places = places_that_show([diff, low, high], decimals(0.5 * (high - low), abs(diff)), 4)
+    return f"{_signed(diff, places)} [{_signed(low, places)}, {_signed(high, places)}]"
 
 
 def breakdown_table(results: Results, keys: tuple[str, ...] = BREAKDOWN_TABLE_KEYS) -> list[str]:
-    """Who wins and who loses: paired differences per recruiter subgroup."""
-    comparison = results.breakdown_comparison
-    if comparison.empty:
+    """Who wins and who loses: per recruiter subgroup, responses, rate, stock-outs, credits per response.
+
+    Groups whose responses fall or whose stock-out days rise (95% paired CI excluding zero) are
+    marked ``LOSES`` and listed again in words under the table.
+    """
+    from simulator.experiments.group_outcomes import WORSE_OFF_RULE, group_verdicts
+
+    outcomes = results.group_outcomes
+    if outcomes.empty:
         return []
-    (w_label, w_n, w_rate_base, w_rate_policy, w_rate_diff,
-     w_burn_base, w_burn_policy, w_burn_change) = BREAKDOWN_WIDTHS
-    rate_widths = (w_rate_base, w_rate_policy, w_rate_diff)
-    burn_widths = (w_burn_base, w_burn_policy, w_burn_change)
-    lines: list[str] = []
+    verdicts = group_verdicts(outcomes).set_index(["policy", "by", "label"])
+    w = BREAKDOWN_WIDTHS
     base = results.baseline
-    for policy in comparison["policy"].drop_duplicates():
-        lines.append(f"who wins, who loses: {policy} - {base} per recruiter subgroup (paired, 95% CI, "
-                     "* = significant at 5%)")
-        lines.append(_row([("", w_label + w_n + 1, "<"), ("response rate, %", sum(rate_widths) + 2, "<"),
-                           ("net credit burn per recruiter, credits", sum(burn_widths) + 2, "<")]))
+    lines: list[str] = []
+    for policy in outcomes["policy"].drop_duplicates():
+        of_policy = outcomes[outcomes["policy"] == policy]
+        n = int(of_policy["n"].max())
+        lines.append(f"who wins, who loses: {policy} - {base} per recruiter subgroup, paired over {n} "
+                     "replications (95% CI)")
+        lines.append(_row([("", w[0] + w[1] + 1, "<"), ("responses per group", w[2] + w[3] + w[4] + 2, "<"),
+                           ("rate", w[5], ">"), (" stock-out d/recr.", w[6] + w[7] + w[8] + 2, "<"),
+                           (" credits/resp", w[9] + w[10] + 1, "<")]))
+        losers: list[str] = []
         for by in keys:
-            groups = comparison[(comparison["policy"] == policy) & (comparison["by"] == by)]
+            groups = of_policy[of_policy["by"] == by]
             if groups.empty:
                 continue
-            lines.append(_row([(by, w_label, "<"), ("n", w_n, ">"), (_short(base, w_rate_base), w_rate_base, ">"),
-                               (_short(policy, w_rate_policy), w_rate_policy, ">"),
-                               ("diff pp [95% CI]", w_rate_diff, "<"),
-                               (_short(base, w_burn_base), w_burn_base, ">"),
-                               (_short(policy, w_burn_policy), w_burn_policy, ">"),
-                               ("change [95% CI]", w_burn_change, "<")]))
+            lines.append(_row([(BY_WORDS.get(by, by), w[0], "<"), ("n", w[1], ">"), (_short(base, w[2]), w[2], ">"),
+                               (_short(policy, w[3]), w[3], ">"), ("change [95% CI]", w[4], "<"),
+                               ("pp", w[5], ">"), (_short(base, w[6]), w[6], ">"), (_short(policy, w[7]), w[7], ">"),
+                               ("ratio", w[8], ">"), (_short(base, w[9]), w[9], ">"),
+                               (_short(policy, w[10]), w[10], ">"), ("", w[11], "<")]))
             for label in groups["label"].drop_duplicates():
                 rows = groups[groups["label"] == label].set_index("metric")
-                lines.append(_row([
-                    (_short(str(label), w_label), w_label, "<"),
-                    (num(_get(rows, "recruiters", "baseline_mean")), w_n, ">"),
-                    *_rate_cells(rows, rate_widths), *_burn_cells(rows, burn_widths),
-                ]))
-        lines.append("n = recruiters in the group (mean over replications)")
+                verdict = verdicts.loc[(policy, by, label)]
+                mark = "LOSES" if verdict["worse_off"] else "gains" if verdict["better_off"] else ""
+                lines.append(_row([(_short(str(label), w[0]), w[0], "<"), *_group_cells(rows), (mark, w[11], "<")]))
+                if verdict["worse_off"]:
+                    losers += textwrap.wrap(f"  {by} {label}: {loss_summary(rows)}", 100,
+                                            subsequent_indent="      ")
+        lines.append("n = recruiters; responses = mean per replication, change = paired relative change; "
+                     "* = CI excludes 0")
+        lines.append("rate pp = response-rate diff in points; stock-out d/recr. = days short of credits per "
+                     "recruiter")
+        lines.append(f"LOSES = {WORSE_OFF_RULE}")
+        lines.append("gains = better off on responses or stock-out days, and worse off on neither")
+        lines += ([f"worse off under {policy}:", *losers] if losers
+                  else [f"no recruiter subgroup is worse off under {policy} (at 95%)"])
         lines.append("")
     return lines
 
 
-def _get(rows: pd.DataFrame, metric: str, column: str) -> float:
+def loss_summary(rows: pd.DataFrame) -> str:
+    """What a subgroup loses, in words (``rows``: its ``group_outcomes`` rows indexed by metric).
+
+    ``responses -22% [-25%, -19%]; stock-out days 6.0x, +2.5 [+2.1, +2.9] per recruiter``.
+    """
+    lost = [m for m in LOSS_WORDS if m in rows.index and bool(rows.loc[m, "worse_off"])]
+    return "; ".join(_loss_words(rows, metric) for metric in lost)
+
+
+def _loss_words(rows: pd.DataFrame, metric: str) -> str:
+    """A loss in words: ``responses -22% [-25%, -19%]`` or ``stock-out days 6.0x (+2.5 [+2.1, +2.9] per recruiter)``."""
+    row = rows.loc[metric]
+    if metric == "responses":
+        return f"{LOSS_WORDS[metric]} {rel_interval(row['rel_change'], row['rel_ci_low'], row['rel_ci_high'], True)}"
+    ratio = ratio_text(row["ratio"])
+    level = ratio if ratio != MISSING else f"from {short(row['baseline_mean'])} to {short(row['policy_mean'])}"
+    return (f"{LOSS_WORDS[metric]} {level} "
+            f"({diff_interval(row['diff'], row['ci_low'], row['ci_high'])} per recruiter)")
+
+
+def _star(rows: pd.DataFrame, metric: str) -> str:
+    """``*`` when the metric's paired CI excludes zero."""
+    return "*" if metric in rows.index and bool(rows.loc[metric, "significant"]) else ""
+
+
+def _value(rows: pd.DataFrame, metric: str, column: str) -> float:
     """``rows.loc[metric, column]``, NaN when the metric is not there."""
     return float(rows.loc[metric, column]) if metric in rows.index else math.nan
 
 
-def _missing_cells(widths: tuple[int, int, int]) -> list[tuple[str, int, str]]:
-    """Three :data:`MISSING` cells: a subgroup without the metric."""
-    w_base, w_policy, w_change = widths
-    return [(MISSING, w_base, ">"), (MISSING, w_policy, ">"), (MISSING, w_change, "<")]
+def _group_cells(rows: pd.DataFrame) -> list[tuple[str, int, str]]:
+    """The number cells of one subgroup row of :func:`breakdown_table` (every column but label and verdict)."""
+    w = BREAKDOWN_WIDTHS
 
+    def value(metric: str, column: str) -> float:
+        return _value(rows, metric, column)
 
-def _rate_cells(rows: pd.DataFrame, widths: tuple[int, int, int]) -> list[tuple[str, int, str]]:
-    """Response rate of a subgroup: both policies (%) and the difference in pp with its CI."""
-    if "response_rate" not in rows.index:
-        return _missing_cells(widths)
-    w_base, w_policy, w_diff = widths
-    row = rows.loc["response_rate"]
-    low, high = 100 * row["ci_low"], 100 * row["ci_high"]
-    number = RowFormat([100 * row["diff"], low, high], 0.5 * (high - low))
-    sig = "*" if bool(row["significant"]) else ""
-    return [(f"{100 * row['baseline_mean']:.1f}", w_base, ">"), (f"{100 * row['policy_mean']:.1f}", w_policy, ">"),
-            (f"{number(100 * row['diff'], True):>5} {number.interval(low, high)}{sig}", w_diff, "<")]
+    change = MISSING
+    if "responses" in rows.index:
+        change = rel_interval(value("responses", "rel_change"), value("responses", "rel_ci_low"),
+                              value("responses", "rel_ci_high"))
+    rate = value("response_rate", "diff") * 100
+    rate_text = _signed(rate, places_that_show([rate], 1, 2)) if math.isfinite(rate) else MISSING
+    stockouts = "stockout_days_per_recruiter"
 
+    def starred(text: str, metric: str, width: int) -> tuple[str, int, str]:
+        return f"{text:>{width - 1}}{_star(rows, metric)}", width, "<"
 
-def _burn_cells(rows: pd.DataFrame, widths: tuple[int, int, int]) -> list[tuple[str, int, str]]:
-    """Net credit burn per recruiter of a subgroup: both policies and the relative change with its CI."""
-    metric = "net_credit_burn_per_recruiter"
-    if metric not in rows.index:
-        return _missing_cells(widths)
-    w_base, w_policy, w_change = widths
-    row = rows.loc[metric]
-    sig = "*" if bool(row["significant"]) else ""
-    if math.isfinite(row["rel_change"]):
-        change = f"{pct(row['rel_change']):>5} [{pct(row['rel_ci_low'])}, {pct(row['rel_ci_high'])}]{sig}"
-    else:
-        change = f"{num(row['diff'], True)} {compact_interval(row['ci_low'], row['ci_high'])}{sig}"
-    return [(num(row["baseline_mean"]), w_base, ">"), (num(row["policy_mean"]), w_policy, ">"),
-            (change, w_change, "<")]
+    return [
+        (num(value("recruiters", "baseline_mean")), w[1], ">"),
+        (num(value("responses", "baseline_mean")), w[2], ">"), (num(value("responses", "policy_mean")), w[3], ">"),
+        (change + _star(rows, "responses"), w[4], "<"), starred(rate_text, "response_rate", w[5]),
+        (short(value(stockouts, "baseline_mean")), w[6], ">"), (short(value(stockouts, "policy_mean")), w[7], ">"),
+        starred(ratio_text(value(stockouts, "ratio")), stockouts, w[8]),
+        (short(value("credits_per_response", "baseline_mean")), w[9], ">"),
+        starred(short(value("credits_per_response", "policy_mean")), "credits_per_response", w[10]),
+    ]
 
 
 def format_results(results: Results, width: int = 100) -> str:

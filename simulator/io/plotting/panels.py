@@ -94,16 +94,24 @@ def _timeseries(results: Results, ax: Axes | None, metric: str, title: str, ylab
     return fig
 
 
-def _group_errorbars(ax: Axes, results: Results, stats_frame: pd.DataFrame, scale: float = 1.0,
-                     marks: dict[tuple[str, str], bool] | None = None) -> list[str]:
+def group_slots(results: Results, frame: pd.DataFrame
+                ) -> tuple[list[str], list[tuple[str, pd.DataFrame, np.ndarray]]]:
+    """Where per-group values go: the labels in order, and per policy its rows (indexed by label, in
+    label order) and x positions - policies side by side within a label."""
+    labels = list(dict.fromkeys(frame["label"]))
+    policies = [p for p in policy_order(results) if p in set(frame["policy"])]
+    width = 0.7 / max(len(policies), 1)
+    return labels, [(policy, frame[frame["policy"] == policy].set_index("label").reindex(labels),
+                     np.arange(len(labels)) + (j - (len(policies) - 1) / 2) * width)
+                    for j, policy in enumerate(policies)]
+
+
+def group_errorbars(ax: Axes, results: Results, stats_frame: pd.DataFrame, scale: float = 1.0,
+                    marks: dict[tuple[str, str], bool] | None = None) -> list[str]:
     """Dots with 95% CI per (label, policy), policies side by side within a label; returns the labels."""
     colors = policy_colors(results)
-    labels = list(dict.fromkeys(stats_frame["label"]))
-    policies = [p for p in policy_order(results) if p in set(stats_frame["policy"])]
-    width = 0.7 / max(len(policies), 1)
-    for j, policy in enumerate(policies):
-        rows = stats_frame[stats_frame["policy"] == policy].set_index("label").reindex(labels)
-        x = np.arange(len(labels)) + (j - (len(policies) - 1) / 2) * width
+    labels, slots = group_slots(results, stats_frame)
+    for policy, rows, x in slots:
         mean = rows["mean"].to_numpy(dtype=np.float64) * scale
         low = rows["ci_low"].to_numpy(dtype=np.float64) * scale
         high = rows["ci_high"].to_numpy(dtype=np.float64) * scale
@@ -115,7 +123,7 @@ def _group_errorbars(ax: Axes, results: Results, stats_frame: pd.DataFrame, scal
                 if marks.get((label, policy)):
                     ax.annotate("*", (at, top), xytext=(0, 2), textcoords="offset points", ha="center",
                                 va="bottom", color=colors[policy], fontsize=12, fontweight="bold")
-    ax.set_xticks(np.arange(len(labels)), [_short_label(label) for label in labels])
+    ax.set_xticks(np.arange(len(labels)), [short_label(label) for label in labels])
     ax.set_xlim(-0.6, len(labels) - 0.4)
     if marks:  # room for the stars above the highest interval
         bottom, top = ax.get_ylim()
@@ -123,7 +131,13 @@ def _group_errorbars(ax: Axes, results: Results, stats_frame: pd.DataFrame, scal
     return labels
 
 
-def _short_label(label: str) -> str:
+def significance_marks(comparison: pd.DataFrame, by: str, metric: str) -> dict[tuple[str, str], bool]:
+    """(label, policy) -> whether the paired difference of ``metric`` by ``by`` is significant."""
+    compared = comparison[(comparison["by"] == by) & (comparison["metric"] == metric)]
+    return {(row.label, row.policy): bool(row.significant) for row in compared.itertuples()}
+
+
+def short_label(label: str) -> str:
     """A subgroup label as a tick: spaces for underscores, wrapped at 14 characters."""
     return textwrap.fill(str(label).replace("professional_services", "prof. services").replace("_", " "), 14)
 
@@ -274,12 +288,10 @@ def breakdown(results: Results, by: str = "personalization_band", metric: str = 
     rows = breakdowns[(breakdowns["by"] == by) & (breakdowns["metric"] == metric)]
     if rows.empty:
         raise ValueError(f"no breakdown {metric!r} by {by!r} in these results")
-    comparison = results.breakdown_comparison
-    compared = comparison[(comparison["by"] == by) & (comparison["metric"] == metric)]
-    marks = {(row.label, row.policy): bool(row.significant) for row in compared.itertuples()}
+    marks = significance_marks(results.breakdown_comparison, by, metric)
     fig, ax = figure_and_axes(ax)
     scale = 100.0 if metric in RATE_METRICS else 1.0
-    _group_errorbars(ax, results, rows, scale, marks)
+    group_errorbars(ax, results, rows, scale, marks)
     ylabel = BREAKDOWN_METRIC_AXES.get(metric, metric.replace("_", " "))
     style_axes(ax, f"{ylabel.split(' (')[0].capitalize()} by {BREAKDOWN_LABELS.get(by, by)}", ylabel)
     if metric not in RATE_METRICS:
@@ -351,7 +363,7 @@ def threshold_share(results: Results, by: str = "group", ax: Axes | None = None,
     frame = group_stats(results, by,
                         lambda rows: 100.0 * rows[metric] / rows["recruiters"].where(rows["recruiters"] > 0))
     fig, ax = figure_and_axes(ax)
-    _group_errorbars(ax, results, frame)
+    group_errorbars(ax, results, frame)
     if metric == "warnings":
         style_axes(ax, f"Recruiters warned, by {BREAKDOWN_LABELS.get(by, by)}", "recruiters warned (%)")
     else:

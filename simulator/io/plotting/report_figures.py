@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from simulator.experiments.runner import atomic_write
 from simulator.io.plotting.canvas import panel_grid, render_png, shared_legend
+from simulator.io.plotting.group_outcome_panels import group_outcome, responses_change
 from simulator.io.plotting.panels import (
     acceptance_rate,
     breakdown,
@@ -57,15 +58,35 @@ def credits(results: Results) -> Figure:
     return fig
 
 
+WINNERS_LOSERS_COLUMNS = 4
+"""Panels per subgrouping: change in responses, response rate, stock-out days, credits per response."""
+
+
 def winners_losers(results: Results, keys: Sequence[str] = BREAKDOWN_PANELS) -> Figure:
-    """Response rate and net credits burned per recruiter by personalization band, seat type and behaviour."""
+    """Who ends up worse off, by personalization band, seat type and behaviour (one row each).
+
+    Per row: the paired change in responses (losers labelled "worse off"), the response rate, the
+    days short of credits per recruiter (ratio policy/baseline written on top, red when worse off)
+    and the net credits burned per response.  With one policy there is no change: the rate and
+    net credits per recruiter are drawn instead.
+    """
     present = set(results.breakdowns["by"])
     keys = [key for key in keys if key in present]
-    fig, axes = panel_grid(len(keys), 2, (11, 3.3 * len(keys)))
+    if results.group_outcomes.empty:
+        fig, axes = panel_grid(len(keys), 2, (11, 3.3 * len(keys)))
+        for i, by in enumerate(keys):
+            breakdown(results, by, "response_rate", axes[2 * i])
+            breakdown(results, by, "net_credit_burn_per_recruiter", axes[2 * i + 1])
+        shared_legend(fig, axes)
+        return fig
+    cols = WINNERS_LOSERS_COLUMNS
+    fig, axes = panel_grid(len(keys), cols, (20, 3.6 * len(keys)))
     for i, by in enumerate(keys):
-        breakdown(results, by, "response_rate", axes[2 * i])
-        breakdown(results, by, "net_credit_burn_per_recruiter", axes[2 * i + 1])
-    shared_legend(fig, axes)
+        responses_change(results, by, axes[cols * i])
+        breakdown(results, by, "response_rate", axes[cols * i + 1])
+        group_outcome(results, by, "stockout_days_per_recruiter", axes[cols * i + 2])
+        group_outcome(results, by, "credits_per_response", axes[cols * i + 3])
+    shared_legend(fig, [axes[1], *axes[:1], *axes[2:]])  # the policies' colours, from a panel of levels
     return fig
 
 
@@ -111,8 +132,11 @@ FIGURES: tuple[FigureSpec, ...] = (
                "Relative change of each metric against the baseline with its 95% paired CI (common random "
                "numbers); filled = significant at 5%. The absolute difference is written at the right.", differences),
     FigureSpec("winners_losers", "Winners and losers among recruiters",
-               "Response rate and net credits burned per recruiter, per recruiter subgroup and policy (mean, 95% "
-               "CI); * = the paired difference against the baseline is significant at 5%.", winners_losers),
+               "Per recruiter subgroup (one row per subgrouping): the paired change in responses against the "
+               "baseline (95% CI; filled = CI excludes 0), the response rate, the days short of credits per "
+               "recruiter (ratio policy/baseline on top) and the net credits burned per response (mean, 95% CI; "
+               "* = paired difference significant). Red \"worse off\": the CI of responses lies below 0 or that "
+               "of stock-out days above 0.", winners_losers),
     FigureSpec("members", "The member side",
                "Share of active members by the number of InMails they received (left) and left unanswered "
                "(middle) over the run - bars: mean over replications, whiskers: 95% CI - and the mean member "

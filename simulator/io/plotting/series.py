@@ -139,6 +139,28 @@ def group_stats(results: Results, by: str, value: Callable[[pd.DataFrame], pd.Se
     return pd.DataFrame(out, columns=["label", "policy", "mean", "ci_low", "ci_high", "n"])
 
 
+def outcome_stats(results: Results, by: str, metric: str) -> pd.DataFrame:
+    """Per recruiter subgroup and policy: mean and 95% CI over replications of a group outcome.
+
+    ``metric``: one of :data:`~simulator.experiments.group_outcomes.GROUP_OUTCOME_METRICS`
+    (e.g. ``stockout_days_per_recruiter``, ``credits_per_response``), computed replication by
+    replication; a replication where it is undefined (no response) is left out.  Columns as
+    :func:`group_stats`.
+    """
+    from simulator.experiments.group_outcomes import group_outcome_replications
+
+    breakdowns = results.breakdown_replications
+    rows = group_outcome_replications(breakdowns[breakdowns["by"] == by])
+    out = []
+    for (label, policy), group in rows.groupby(["label", "policy"], sort=False):
+        values = group[metric].to_numpy(dtype=np.float64)
+        values = values[np.isfinite(values)]
+        mean, low, high = t_interval(values) if len(values) else (np.nan, np.nan, np.nan)
+        out.append({"label": label, "policy": policy, "mean": float(mean), "ci_low": float(low),
+                    "ci_high": float(high), "n": len(values)})
+    return pd.DataFrame(out, columns=["label", "policy", "mean", "ci_low", "ci_high", "n"])
+
+
 def member_frame(results: Results) -> pd.DataFrame | None:
     """The per-replication histogram of active members (policy, replication, quantity, bin, members), if recorded.
 
