@@ -133,3 +133,42 @@ def test_the_old_name_is_still_accepted_where_users_name_metrics() -> None:
     for text in ("diff.pending", "new.unanswered", "credits_lost"):
         assert isinstance(parse_output(text, scenario, "new"), Output), text
     assert isinstance(parse_output("diff.no_such_metric", scenario, "new"), str)
+
+
+def test_the_old_name_is_mapped_with_a_warning_where_users_name_it() -> None:
+    from simulator.experiments.explain import check_metrics
+
+    with pytest.warns(DeprecationWarning, match="'pending' is deprecated"):
+        assert check_metrics(["pending", "sent"]) == ["unanswered", "sent"]
+
+
+def test_the_command_line_prints_one_note_for_an_old_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from simulator.cli import main
+
+    code = main(["explain", "scenarios/old_vs_new.yaml", "-n", "2", "-m", "pending", "--scale", "0.03",
+                 "--set", "horizon_days=15", "--out", str(tmp_path / "x"), "--no-progress", "--no-figure"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert err.count("inmail-sim: note: metric 'pending' is deprecated") == 1 and "use 'unanswered'" in err
+    assert "unanswered:" in out and "Traceback" not in err
+
+
+def test_a_run_folder_written_before_the_new_names_still_loads(tmp_path: Path) -> None:
+    """Old folders have ``pending`` but no ``unanswered`` / ``credits_lost`` columns: both are derived."""
+    import pandas as pd
+
+    from simulator.io.outputs import load_results
+
+    res = run_scenario(tiny(), replications=2)
+    folder = res.write(tmp_path / "run")
+    reps = pd.read_csv(folder / "replications.csv")
+    reps.drop(columns=["unanswered", "credits_lost"]).to_csv(folder / "replications.csv", index=False)
+    again = load_results(folder).replications
+    np.testing.assert_array_equal(again["unanswered"], reps["pending"])
+    np.testing.assert_allclose(again["credits_lost"], reps["net_credit_burn"] + reps["credits_expired"])
+
+
+def test_the_printed_comparison_shows_the_current_names_only() -> None:
+    res = run_scenario(tiny(), replications=2)
+    table = res.table()
+    assert METRIC_LABELS["unanswered"] in table and METRIC_LABELS["pending"] not in table

@@ -61,7 +61,7 @@ def cmd_explain(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) ->
     metrics = tuple(args.metric or explain.DEFAULT_METRICS)
     try:  # bad input exits 2 before anything runs
         explain.plan(scenario, args.policy, channels)
-        explain.check_metrics(metrics)
+        metrics = tuple(explain.check_metrics(metrics))
     except explain.ExplainInputError as exc:
         raise InputError(f"{args.scenario}: {exc}") from None
 

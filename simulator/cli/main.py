@@ -15,7 +15,8 @@ import contextlib
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 
 from simulator.cli.baseline import add_baseline_parser, cmd_baseline
 from simulator.cli.calibrate import add_calibrate_parser, cmd_calibrate
@@ -81,6 +82,18 @@ def run_command(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) ->
     return cmd_policies_list(sys.stdout)
 
 
+@contextlib.contextmanager
+def deprecations_as_notes() -> Iterator[None]:
+    """Show the simulator's DeprecationWarnings (an old metric name, ...) as one ``note:`` line on stderr."""
+    def show(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+        print(f"inmail-sim: note: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", DeprecationWarning)
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (never raises for bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -91,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_INVALID
     log = ErrorLog()
     try:
-        return run_command(args, argv, log)
+        with deprecations_as_notes():
+            return run_command(args, argv, log)
     except ScenarioError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_INVALID

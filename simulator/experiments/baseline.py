@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulator.core.metrics import METRIC_NAMES
+from simulator.core.metrics import CURRENT_METRICS, METRIC_NAMES, canonical_metric
 from simulator.experiments.baseline_check import CheckReport, compare_baselines, holm, render_report
 from simulator.experiments.baseline_file import (
     DEFAULT_ALPHA,
@@ -210,8 +210,9 @@ def plan_replications(scenario_file: str | Path, detect: str, metric: str = "res
     baseline ``against`` (then also: the replications of a check against that file as it is).
     ``alpha`` is the check's family-wise rate; see :mod:`simulator.experiments.power` for the formula.
     """
+    metric = canonical_metric(metric)
     if metric not in METRIC_NAMES:
-        raise BaselineError(f"--metric {metric!r}: unknown metric; allowed: {', '.join(METRIC_NAMES)}")
+        raise BaselineError(f"--metric {metric!r}: unknown metric; allowed: {', '.join(CURRENT_METRICS)}")
     if not 0.0 < alpha < 1.0:
         raise BaselineError(f"--alpha {alpha}: the family-wise false-alarm rate must be in (0, 1)")
     wanted = parse_detect(detect, metric)

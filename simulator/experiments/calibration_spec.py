@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 
 from simulator.core.config import SEAT_TYPES, Dist
-from simulator.core.metrics import BREAKDOWN_KEYS, BREAKDOWN_METRICS, METRIC_NAMES, PERSONALIZATION_BANDS
+from simulator.core.metrics import (
+    BREAKDOWN_KEYS,
+    BREAKDOWN_METRICS,
+    CURRENT_METRICS,
+    METRIC_NAMES,
+    PERSONALIZATION_BANDS,
+    canonical_metric,
+)
 from simulator.experiments.observation import (
     SEAT_SHARES,
     SEGMENT_EXTREMES,
@@ -254,8 +261,8 @@ def _target_issues(scenario: Scenario, t: Target, loc: PathT) -> list[Issue]:
     """Problems with a target's metric / by / label in this scenario."""
     m = scenario.market
     if t.by is None:
-        allowed = [*METRIC_NAMES, *SEAT_SHARES]
-        if t.metric not in allowed:
+        if canonical_metric(t.metric) not in [*METRIC_NAMES, *SEAT_SHARES]:
+            allowed = [*CURRENT_METRICS, *SEAT_SHARES]
             return [scenario.issue((*loc, "metric"), "unknown metric; allowed: " + ", ".join(allowed)
                                    + " (or by + label for a breakdown)", t.metric)]
         return []
@@ -318,9 +325,9 @@ def _check(scenario: Scenario, raw: Mapping[str, Any], loc: PathT) -> tuple[Chec
         path = (base / raw["scenario"]).resolve()
         if not path.is_file():
             return None, [scenario.issue((*loc, "scenario"), f"file not found: {path}", raw["scenario"])]
-    metric = raw.get("metric", "response_rate")
+    metric = canonical_metric(raw.get("metric", "response_rate"))
     if metric not in METRIC_NAMES:
-        return None, [scenario.issue((*loc, "metric"), "unknown metric; allowed: " + ", ".join(METRIC_NAMES),
+        return None, [scenario.issue((*loc, "metric"), "unknown metric; allowed: " + ", ".join(CURRENT_METRICS),
                                      metric)]
     if path is None and raw.get("policy") is not None and raw["policy"] not in scenario.policies:
         return None, [scenario.issue((*loc, "policy"), "must name one of the policies: "

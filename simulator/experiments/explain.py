@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.core.config import SEAT_TYPES, Market, Phase, Policy
-from simulator.core.metrics import BREAKDOWN_KEYS, METRIC_NAMES
+from simulator.core.metrics import BREAKDOWN_KEYS, CURRENT_METRICS, METRIC_NAMES, canonical_metric
 from simulator.experiments.observation import SEAT_SHARES, SEGMENT_KEY, Observation, observe_task
 from simulator.experiments.runner import Progress, Task, TaskKey, TaskStore, failure_report, open_executor, run_tasks
 from simulator.experiments.statistics import t_interval
@@ -347,18 +347,23 @@ def decompose(design: ExplainPlan, obs: Mapping[tuple[str, int], Observation], m
     }
 
 
-def check_metrics(metrics: Sequence[str]) -> None:
-    """Metrics an explanation can decompose: any of METRIC_NAMES, the threshold shares, or ``by:label:metric``."""
+def check_metrics(metrics: Sequence[str]) -> list[str]:
+    """Metrics an explanation can decompose: any of METRIC_NAMES, the threshold shares, or ``by:label:metric``.
+
+    Returns them with deprecated names replaced by the current ones (with a DeprecationWarning).
+    """
     if not metrics:
         raise ExplainInputError("give at least one metric")
+    metrics = [canonical_metric(m) for m in metrics]
     for m in metrics:
         if m in METRIC_NAMES or m in SEAT_SHARES:
             continue
         by, _, rest = m.partition(":")
         if by in (*BREAKDOWN_KEYS, SEGMENT_KEY) and ":" in rest:
             continue
-        raise ExplainInputError(f"unknown metric {m!r}; allowed: {', '.join(METRIC_NAMES)}, "
+        raise ExplainInputError(f"unknown metric {m!r}; allowed: {', '.join(CURRENT_METRICS)}, "
                                 f"{', '.join(SEAT_SHARES)}, or BY:LABEL:METRIC (e.g. group:bulk_heavy:sent)")
+    return metrics
 
 
 def explain(scenario: Scenario, executor: Executor | None = None, *, workers: int = 1,
@@ -375,7 +380,7 @@ def explain(scenario: Scenario, executor: Executor | None = None, *, workers: in
             return explain(scenario, ex, policy=policy, metrics=metrics, replications=replications,
                            channels=channels, store=store, progress=progress)
     design = plan(scenario, policy, channels)
-    check_metrics(metrics)
+    metrics = check_metrics(metrics)
     indices = tuple(range(replications or scenario.replications))
     obs = run_worlds(scenario, design, indices, executor, store=store, progress=progress)
     first = obs[(next(iter(design.worlds.values())).id, indices[0])].values

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simulator.core.metrics import METRIC_NAMES
+from simulator.core.metrics import CURRENT_METRICS, METRIC_NAMES, canonical_metric
 from simulator.experiments.design import (
     PURPOSE_BOOTSTRAP,
     PURPOSE_SENSITIVITY,
@@ -109,8 +109,9 @@ class SensitivitySpec:
 def parse_output(text: str, scenario: Scenario, policy: str) -> Output | str:
     """An :class:`Output` from ``diff.METRIC``, ``POLICY.METRIC`` or ``METRIC``; else an error message."""
     head, _, metric = text.rpartition(".")
+    metric = canonical_metric(metric)
     if metric not in METRIC_NAMES:
-        return f"unknown metric {metric!r}; allowed: " + ", ".join(METRIC_NAMES)
+        return f"unknown metric {metric!r}; allowed: " + ", ".join(CURRENT_METRICS)
     if head == "diff":
         return Output(text, metric, policy, True)
     if head == "":

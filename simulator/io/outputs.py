@@ -353,11 +353,22 @@ def _resolved_header(results: Results) -> str:
     return "\n".join(lines) + "\n"
 
 
+def with_derived_metrics(reps: pd.DataFrame) -> pd.DataFrame:
+    """A replications frame with the metrics a run folder written before they existed lacks, derived from
+    the ones it has (``unanswered`` was called ``pending``; ``credits_lost`` = net burn + expired)."""
+    reps = reps.copy()
+    if "unanswered" not in reps.columns and "pending" in reps.columns:
+        reps["unanswered"] = reps["pending"]
+    if "credits_lost" not in reps.columns and {"net_credit_burn", "credits_expired"} <= set(reps.columns):
+        reps["credits_lost"] = reps["net_credit_burn"] + reps["credits_expired"]
+    return reps
+
+
 def load_results(folder: str | Path) -> ResultsView:
     """Rebuild the results (:class:`ResultsView`) of a run folder (statistics recomputed from the replications)."""
     folder = Path(folder)
     scenario = load_scenario(folder / "scenario.resolved.yaml")
-    reps = pd.read_csv(folder / "replications.csv")
+    reps = with_derived_metrics(pd.read_csv(folder / "replications.csv"))
     reps = reps[["policy", "replication", "seed", *METRIC_NAMES]]
     ts_path = folder / "timeseries.csv"
     ts = pd.read_csv(ts_path) if ts_path.is_file() else pd.DataFrame(columns=list(TIMESERIES_COLUMNS))

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simulator.core.metrics import METRIC_NAMES
+from simulator.core.metrics import CURRENT_METRICS, METRIC_NAMES, canonical_metric
 from simulator.experiments.statistics import CONFIDENCE, t_interval, t_quantile_dof
 from simulator.io.outputs import load_results
 from simulator.io.run_index import HEADLINE_METRICS, RunIndexError, find_run, market_hash, run_id_of
@@ -171,10 +171,10 @@ def difference(row: pd.Series, ref: pd.Series, paired: bool, confidence: float =
 
 def _check_choices(runs: Sequence[ComparedRun], metrics: Sequence[str] | None, policies: Sequence[str] | None,
                    against: str | None) -> tuple[list[str], list[str] | None]:
-    chosen = list(metrics) if metrics else list(HEADLINE_METRICS)
+    chosen = [canonical_metric(m) for m in metrics] if metrics else list(HEADLINE_METRICS)
     unknown = [m for m in chosen if m not in METRIC_NAMES]
     if unknown:
-        raise RunComparisonError(f"unknown metric {', '.join(unknown)}: choose from {', '.join(METRIC_NAMES)}")
+        raise RunComparisonError(f"unknown metric {', '.join(unknown)}: choose from {', '.join(CURRENT_METRICS)}")
     everywhere = [p for r in runs for p in r.results.scenario.policy_names]
     if policies:
         bad = [p for p in policies if p not in everywhere]

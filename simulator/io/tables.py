@@ -12,7 +12,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from simulator.core.metrics import METRIC_NAMES
+from simulator.core.metrics import CURRENT_METRICS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -149,7 +149,7 @@ COMPARISON_WIDTHS: tuple[int, ...] = (28, 8, 8, 8, 8, 18, 8, 7)
 """metric, unit, baseline, policy, diff, 95% CI of diff, change, p (+ mark): 100 columns with spaces."""
 
 
-def comparison_table(results: Results, metrics: tuple[str, ...] = METRIC_NAMES) -> list[str]:
+def comparison_table(results: Results, metrics: tuple[str, ...] = CURRENT_METRICS) -> list[str]:
     """One block per non-baseline policy: every metric, both means, the paired difference and its CI."""
     comparison = results.comparison
     summary = results.summary.set_index(["policy", "metric"])
