@@ -84,11 +84,15 @@ def describe_explore_blocks(scenario: Scenario) -> list[str]:
     """Check the sweep: / sensitivity: blocks as the commands would (raises ScenarioError); describe them."""
     lines = []
     if scenario.resolved.get("sweep") is not None:
-        from simulator.experiments.sweep import check_sweep, sweep_spec
+        from simulator.experiments.sweep import check_sweep, sweep_spec, task_owners
 
         spec, points = sweep_spec(scenario), check_sweep(scenario)
+        owners = task_owners(points)
+        runs = sum(owner == pid for (pid, _), owner in owners.items()) * spec.replications
         lines.append(f"  sweep: {spec.method}, {len(points)} points x {len(scenario.policies)} policies x "
-                     f"{spec.replications} replications over " + ", ".join(spec.paths))
+                     f"{spec.replications} replications over " + ", ".join(spec.paths)
+                     + f"; {runs} of {len(owners) * spec.replications} runs (a policy is not re-run for "
+                       "a lever it does not see)")
     if scenario.resolved.get("sensitivity") is not None:
         from simulator.experiments.sensitivity import check_sensitivity
 

@@ -258,10 +258,10 @@ def run_sweep(scenario: Scenario, *, replications: int | None = None, executor: 
     opener = open_executor(workers or 1, dask) if executor is None else contextlib.nullcontext(executor)
     with opener as ex:
         records = run_points(points, spec.replications, ex, progress=progress, store=store, owners=owners)
-    shared = sorted({name for (pid, name), owner in owners.items() if owner != pid})
-    tasks = {"planned": len(owners) * spec.replications,
-             "run": sum(owner == pid for (pid, _), owner in owners.items()) * spec.replications,
-             "shared_policies": shared}
+    runs_at = {name: sum(o == pid for (pid, n), o in owners.items() if n == name) for name in scenario.policy_names}
+    tasks = {"planned": len(owners) * spec.replications, "run": sum(runs_at.values()) * spec.replications,
+             "shared_policies": [name for name, k in runs_at.items() if k < len(points)],
+             "points_run": runs_at}
     return SweepResults(scenario=with_changes(scenario, replications=spec.replications), spec=spec,
                         points=points, replications=_replication_frame(points, records, spec), tasks=tasks)
 
@@ -294,8 +294,9 @@ class SweepResults:
 
     ``replications``: one row per (point, policy, replication) with a column per metric.
     ``points``: point id, the swept values, the root seed.  ``table``: ``sweep.csv``.
-    ``tasks``: ``planned`` (points x policies x replications), ``run`` (distinct tasks: a policy the
-    levers do not touch runs once) and ``shared_policies``.
+    ``tasks``: ``planned`` (points x policies x replications), ``run`` (distinct tasks: a policy is not
+    re-run at points that differ only in levers it does not see), ``shared_policies`` (those) and
+    ``points_run`` (per policy, at how many points it ran).
     """
 
     scenario: Scenario

@@ -109,7 +109,8 @@ def sweep_manifest(res: SweepResults, files: Iterable[str], *, argv: Sequence[st
                     "replication i of every policy at point p uses SeedSequence(point seed, spawn_key=(i,)); "
                     "point seeds are in sweep_points.csv"),
         "tasks": len(res.replications), "tasks_run": res.tasks.get("run"),
-        "shared_policies": res.tasks.get("shared_policies", []), "reference": spec.reference,
+        "shared_policies": res.tasks.get("shared_policies", []), "points_run": res.tasks.get("points_run"),
+        "reference": spec.reference,
         "workers": workers, "executor": executor,
         "command": " ".join(argv) if argv else None,
         "started": _timestamp(started), "finished": _timestamp(finished),

@@ -103,7 +103,8 @@ def format_point_comparison(res: SweepResults, frame: pd.DataFrame, title: str,
                             metrics: Sequence[str] | None = None, width: int = 100) -> str:
     """A :meth:`SweepResults.against` / :meth:`~SweepResults.compare` frame as text, per metric and policy."""
     columns = _value_columns(frame, res.spec.paths)
-    shared = list(res.tasks.get("shared_policies", []))
+    runs_at = res.tasks.get("points_run", {})
+    shared = [name for name, k in runs_at.items() if k == 1 and len(res.points) > 1]
     lines = [title]
     if shared:
         lines.append(", ".join(shared) + ": the same at every point (not touched by the swept levers), not shown")
@@ -133,8 +134,9 @@ def format_sweep(res: SweepResults, metrics: Sequence[str] | None = None, width:
             f"{spec.replications} replications ({spec.method}), root seed {res.scenario.root_seed}, "
             + ("common random numbers" if spec.seeds == "common" else "per-point seeds")]
     if tasks.get("shared_policies"):
-        head.append(f"{tasks['run']} of {tasks['planned']} runs: the levers do not touch "
-                    + ", ".join(tasks["shared_policies"]) + ", run once and reused at every point")
+        runs_at = ", ".join(f"{name} at {tasks['points_run'][name]}" for name in tasks["shared_policies"])
+        head.append(f"{tasks['run']} of {tasks['planned']} runs: {runs_at} of {len(res.points)} points (the same "
+                    "inputs elsewhere: reused, not re-run)")
     head += [SWEEP_UNITS_NOTE, ""]
     columns = _value_columns(res.point_frame, spec.paths)
     lines = [*head]
