@@ -175,3 +175,14 @@ def test_the_printed_table_uses_runs_units_rates_in_percent_and_points() -> None
     assert 1 < float(number(100 * base["mean"])) < 100  # a percentage, not a fraction
     # the CSV keeps fractions
     assert 0 < row["mean"] < 1
+
+
+def test_a_single_policy_sweep_prints_means_in_percent() -> None:
+    from simulator.io.sweep_tables import format_sweep
+
+    data = with_sweep({"replications": 2, "metrics": ["response_rate"], "parameters": {FATIGUE: [0.0, 0.3]}})
+    data["policies"] = {"old": data["policies"]["old"]}
+    res = run_sweep(load_scenario(data))
+    text = format_sweep(res)
+    mean = res.table.query("point == 1")["mean"].iloc[0]
+    assert "response_rate (%): old at each point" in text and f"{100 * mean:.1f}" in text

@@ -86,6 +86,8 @@ def _baseline_block(res: SweepResults, metric: str, columns: Sequence[tuple[str,
     rows = table[table["metric"] == metric]
     base = rows[rows["policy"] == res.baseline].set_index("point")["mean"]
     lines: list[str] = []
+    if len(res.scenario.policy_names) == 1:
+        return _means_block(res, metric, rows, columns)
     for policy in [p for p in res.scenario.policy_names if p != res.baseline]:
         lines.append(f"{metric} ({METRIC_UNITS.get(metric, '')}): {policy} - {res.baseline} at each point "
                      f"(paired, {res.spec.replications} replications)")
@@ -97,6 +99,19 @@ def _baseline_block(res: SweepResults, metric: str, columns: Sequence[tuple[str,
                 row["rel_change"], row["p_value"], sig))
         lines.append("")
     return lines
+
+
+def _means_block(res: SweepResults, metric: str, rows: pd.DataFrame,
+                 columns: Sequence[tuple[str, str, int]]) -> list[str]:
+    """A single-policy sweep: the mean of ``metric`` and its 95% CI at every point."""
+    lines = [f"{metric} ({METRIC_UNITS.get(metric, '')}): {res.baseline} at each point "
+             f"({res.spec.replications} replications)", f"{_lead_heading(columns)} {'mean':>9} {'95% CI':>20}"]
+    scale = scale_of(metric)
+    for row in rows.to_dict("records"):
+        mean, low, high = (row[c] * scale for c in ("mean", "ci_low", "ci_high"))
+        number = RowFormat([mean, low, high], 0.5 * (high - low))
+        lines.append(f"{_lead(row, columns)} {number(mean):>9} {f'[{number(low)}, {number(high)}]':>20}")
+    return [*lines, ""]
 
 
 def format_point_comparison(res: SweepResults, frame: pd.DataFrame, title: str,
