@@ -7,6 +7,7 @@ difference's CI supports (:class:`simulator.io.tables.RowFormat`).  The CSV file
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -152,12 +153,13 @@ def format_sweep(res: SweepResults, metrics: Sequence[str] | None = None, width:
         runs_at = ", ".join(f"{name} at {tasks['points_run'][name]}" for name in tasks["shared_policies"])
         head.append(f"{tasks['run']} of {tasks['planned']} runs: {runs_at} of {len(res.points)} points (the same "
                     "inputs elsewhere: reused, not re-run)")
-    head += [SWEEP_UNITS_NOTE, ""]
+    head = [wrapped for line in head for wrapped in textwrap.wrap(line, width, subsequent_indent="  ")]
+    head += [*SWEEP_UNITS_NOTE.splitlines(), ""]
     columns = _value_columns(res.point_frame, spec.paths)
     lines = [*head]
     for metric in _shown_metrics(res, metrics):
         lines += _baseline_block(res, metric, columns)
-    text = "\n".join(_cut(line, width) for line in "\n".join(lines).splitlines()).rstrip() + "\n"
+    text = "\n".join(_cut(line, width) for line in lines).rstrip() + "\n"
     if res.reference_table is not None:
         ref = spec.reference
         named = ref if isinstance(ref, int) else ", ".join(f"{k}={v}" for k, v in dict(ref or {}).items())
