@@ -167,8 +167,11 @@ def task_owners(points: Sequence[Point], policies: Sequence[str] | None = None, 
         sc = point.scenario
         run = replace(sc.run, record_daily=False)
         for name in (policies if policies is not None else sc.policy_names):
-            inputs = repr((name, sc.market, sc.policies[name], run, point.root_seed))
-            owners[(point.id, name)] = first.setdefault(inputs, point.id) if share else point.id
+            if not share:
+                owners[(point.id, name)] = point.id
+                continue
+            inputs = repr((name, sc.market, sc.policies[name], run, point.root_seed))  # frozen config: exact
+            owners[(point.id, name)] = first.setdefault(inputs, point.id)
     return owners
 
 
