@@ -183,13 +183,13 @@ def test_an_interrupted_sweep_keeps_its_tasks_and_a_resumed_one_computes_only_th
     assert task_store(tmp_path).count() == 5
     ex = CountingExecutor()
     resumed = run_sweep(sc, store=task_store(tmp_path), executor=ex)
-    assert ex.calls == 3 * 2 * 2 - 5
+    assert ex.calls == (3 + 1) * 2 - 5  # new at 3 points, old (untouched by the window) at one, 2 replications
     pd.testing.assert_frame_equal(resumed.table, run_sweep(sc).table)
     # change one point's value: only that point is computed again
     sc2 = load_scenario(with_sweep({**sweep, "parameters": {WINDOW: [7, 30, 60]}}))
     ex2 = CountingExecutor()
     run_sweep(sc2, store=task_store(tmp_path), executor=ex2)
-    assert ex2.calls == 2 * 2
+    assert ex2.calls == 2  # the new policy at the changed point; the old one's inputs did not change
 
 
 # --------------------------------------------------------------------------- the command line
@@ -218,7 +218,7 @@ def test_sweep_command_writes_the_table_figures_and_manifest(sweep_file: Path, t
     man = json.loads((out / "manifest.json").read_text())
     assert man["kind"] == "sweep" and man["points"] == 4 and man["replications"] == 2
     assert man["figure_errors"] == {} and "figures/sweep_response_rate.png" in man["files"]
-    assert "window_days=7" in stdout and "response_rate" in stdout
+    assert "window_days" in stdout and "response_rate (%)" in stdout
     # the same command again: refused (the folder holds a sweep); --resume computes nothing new
     assert main(["sweep", str(sweep_file), "--out", str(out), "--no-progress", "--set", "horizon_days=30"]) == 2
     assert "--resume" in capsys.readouterr().err
@@ -316,3 +316,45 @@ def test_the_shipped_sweep_example_runs_small(tmp_path: Path, capsys: pytest.Cap
     assert code == 0, capsys.readouterr().err
     table = pd.read_csv(tmp_path / "out" / "sweep.csv")
     assert table["point"].nunique() == 15 and set(table["policy"]) == {"old", "new"}
+
+
+# --------------------------------------------------------------------------- reuse of untouched policies
+
+
+def test_a_policy_the_levers_do_not_touch_runs_once_with_the_numbers_of_a_full_rerun() -> None:
+    """Sweeping the new policy's window leaves the old policy's inputs unchanged: its replications run
+    at the first point only (task count), and every number equals a forced re-run at every point."""
+    sc = load_scenario(with_sweep({"replications": 2, "parameters": {WINDOW: [7, 30, 90]}}))
+    shared_ex, full_ex = CountingExecutor(), CountingExecutor()
+    shared = run_sweep(sc, executor=shared_ex)
+    full = run_sweep(sc, executor=full_ex, share=False)
+    assert shared_ex.calls == 3 * 2 + 1 * 2  # new at 3 points + old once, 2 replications each
+    assert full_ex.calls == 3 * 2 * 2
+    assert shared.tasks == {"planned": 12, "run": 8, "shared_policies": ["old"], "points_run": {"old": 1, "new": 3}}
+    assert full.tasks["run"] == 12 and full.tasks["shared_policies"] == []
+    pd.testing.assert_frame_equal(shared.replications, full.replications, check_exact=True)
+    pd.testing.assert_frame_equal(shared.table, full.table, check_exact=True)
+
+
+def test_a_market_lever_touches_every_policy_so_nothing_is_shared() -> None:
+    ex = CountingExecutor()
+    res = run_sweep(load_scenario(with_sweep({"replications": 1, "parameters": {FATIGUE: [0.0, 0.3]}})), executor=ex)
+    assert ex.calls == 2 * 2 and res.tasks["shared_policies"] == []
+    # a window x fatigue grid: the old policy runs once per fatigue level, not once per point
+    sc = load_scenario(with_sweep({"replications": 2, "parameters": {WINDOW: [7, 30, 90], FATIGUE: [0.0, 0.3]}}))
+    ex = CountingExecutor()
+    mixed = run_sweep(sc, executor=ex)
+    assert ex.calls == (6 + 2) * 2 and mixed.tasks["points_run"] == {"old": 2, "new": 6}
+    pd.testing.assert_frame_equal(mixed.replications, run_sweep(sc, share=False).replications, check_exact=True)
+    per_point = load_scenario(with_sweep({"replications": 1, "seeds": "per_point", "parameters": {WINDOW: [7, 90]}}))
+    assert run_sweep(per_point).tasks["run"] == 4  # other seeds at every point: nothing to share
+
+
+def test_a_resumed_sharing_sweep_reuses_the_shared_task_files(tmp_path: Path) -> None:
+    sc = load_scenario(with_sweep({"replications": 2, "parameters": {WINDOW: [7, 30]}}))
+    first = run_sweep(sc, store=task_store(tmp_path))
+    assert task_store(tmp_path).count() == 2 * 2 + 2  # old's files at point 0 only
+    ex = CountingExecutor()
+    again = run_sweep(sc, store=task_store(tmp_path), executor=ex)
+    assert ex.calls == 0
+    pd.testing.assert_frame_equal(first.replications, again.replications, check_exact=True)

@@ -68,6 +68,12 @@ def add_explore_parsers(commands: Subcommands) -> None:
         add_resume_options(parser)
         add_no_progress_option(parser)
         add_quiet_summary_option(parser)
+    sweep.add_argument("--reference", metavar="POINT",
+                       help="compare every point with this one: NAME=VALUE[,NAME=VALUE] (NAME: a swept path or its "
+                            "last part; naming some parameters keeps each point's others) or a point id; "
+                            "overrides sweep.reference; writes sweep_reference.csv")
+    sweep.add_argument("--compare", nargs=2, metavar=("A", "B"),
+                       help="point A minus point B (paired), printed and written to sweep_comparison.csv")
     sensitivity.add_argument("--samples", type=int_at_least(2), metavar="N",
                              help="Sobol base sample size N, a power of 2 (overrides sensitivity.n)")
     sensitivity.add_argument("--no-sobol", action="store_true", help="the tornado only (2 d + 1 evaluations)")
@@ -78,11 +84,15 @@ def describe_explore_blocks(scenario: Scenario) -> list[str]:
     """Check the sweep: / sensitivity: blocks as the commands would (raises ScenarioError); describe them."""
     lines = []
     if scenario.resolved.get("sweep") is not None:
-        from simulator.experiments.sweep import check_sweep, sweep_spec
+        from simulator.experiments.sweep import check_sweep, sweep_spec, task_owners
 
         spec, points = sweep_spec(scenario), check_sweep(scenario)
+        owners = task_owners(points)
+        runs = sum(owner == pid for (pid, _), owner in owners.items()) * spec.replications
         lines.append(f"  sweep: {spec.method}, {len(points)} points x {len(scenario.policies)} policies x "
-                     f"{spec.replications} replications over " + ", ".join(spec.paths))
+                     f"{spec.replications} replications over " + ", ".join(spec.paths)
+                     + f"; {runs} of {len(owners) * spec.replications} runs (a policy is not re-run for "
+                       "a lever it does not see)")
     if scenario.resolved.get("sensitivity") is not None:
         from simulator.experiments.sensitivity import check_sensitivity
 
@@ -95,12 +105,52 @@ def describe_explore_blocks(scenario: Scenario) -> list[str]:
 
 def cmd_sweep(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) -> int:
     """``inmail-sim sweep``: every point of the sweep: block x every policy, into the folder; a summary."""
+    from functools import partial
+
     from simulator.experiments.sweep import plan_sweep, run_sweep
 
     workers, dask, started, scenario = _load_study_input(args)
     plan = plan_sweep(scenario, args.replications)  # every point is checked: bad input exits 2 before the folder
-    return _run_study(args, argv, log, scenario, workers, dask, started, plan=plan, run_study=run_sweep,
-                      write_results=_write_sweep, files="sweep.csv")
+    plan, compared = _sweep_comparisons(args, plan)
+    return _run_study(args, argv, log, scenario, workers, dask, started, plan=plan,
+                      run_study=partial(_run_sweep_comparing, run_sweep, compared),
+                      write_results=_write_sweep, files="sweep.csv", describe=_describe_sweep)
+
+
+def _sweep_comparisons(args: argparse.Namespace, plan: Any) -> tuple[Any, tuple[int, int] | None]:
+    """Apply ``--reference`` to the plan and resolve ``--compare A B`` to point ids (bad points: exit 2)."""
+    from dataclasses import replace
+
+    from simulator.experiments.point_comparison import PointSpecError, find_point, parse_point_spec, reference_pairs
+
+    spec, points = plan
+    compared = None
+    option = "--reference"
+    try:
+        if args.reference is not None:
+            spec = replace(spec, reference=parse_point_spec(args.reference))
+            reference_pairs(points, spec.reference, spec.paths)
+        option = "--compare"
+        if args.compare is not None:
+            a, b = (find_point(points, parse_point_spec(text), spec.paths).id for text in args.compare)
+            compared = (a, b)
+    except PointSpecError as exc:
+        raise InputError(f"{option}: {exc}") from None
+    return (spec, points), compared
+
+
+def _run_sweep_comparing(run_sweep: Callable[..., SweepResults], compared: tuple[int, int] | None,
+                         scenario: Scenario, **options: Any) -> SweepResults:
+    results = run_sweep(scenario, **options)
+    if compared is not None:
+        results.extra["compare"] = compared
+    return results
+
+
+def _describe_sweep(results: SweepResults) -> str:
+    from simulator.io.sweep_tables import format_sweep
+
+    return format_sweep(results)
 
 
 def cmd_sensitivity(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) -> int:
@@ -111,13 +161,18 @@ def cmd_sensitivity(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog
     plan = plan_sensitivity(scenario, n=args.samples, replications=args.replications,  # checked before the folder
                             sobol=False if args.no_sobol else None, tornado=False if args.no_tornado else None)
     return _run_study(args, argv, log, scenario, workers, dask, started, plan=plan, run_study=run_sensitivity,
-                      write_results=_write_sensitivity, files="sensitivity.csv, tornado.csv")
+                      write_results=_write_sensitivity, files="sensitivity.csv, tornado.csv",
+                      describe=_describe_sensitivity)
 
 
 def _write_sweep(results: SweepResults, out: Path, **manifest: Any) -> None:
     from simulator.io.study_files import write_sweep
 
     write_sweep(results, out, **manifest)
+
+
+def _describe_sensitivity(results: SensitivityResults) -> str:
+    return results.text()
 
 
 def _write_sensitivity(results: SensitivityResults, out: Path, **manifest: Any) -> None:
@@ -137,17 +192,18 @@ def _load_study_input(args: argparse.Namespace) -> tuple[int, str | None, dt.dat
 
 def _run_study(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog, scenario: Scenario, workers: int,
                dask: str | None, started: dt.datetime, *, plan: object, run_study: Callable[..., StudyResults],
-               write_results: Callable[..., None], files: str) -> int:
+               write_results: Callable[..., None], files: str, describe: Callable[[Any], str]) -> int:
     """Open the executor and run the planned study into its output folder."""
     out = study_folder(args, scenario.name, started)
     with opened_executor(workers, dask) as executor:
         return _study_in_folder(args, argv, log, scenario, out, executor, workers, dask, started, plan=plan,
-                                run_study=run_study, write_results=write_results, files=files)
+                                run_study=run_study, write_results=write_results, files=files, describe=describe)
 
 
 def _study_in_folder(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog, scenario: Scenario, out: Path,
                      executor: Executor, workers: int, dask: str | None, started: dt.datetime, *, plan: object,
-                     run_study: Callable[..., StudyResults], write_results: Callable[..., None], files: str) -> int:
+                     run_study: Callable[..., StudyResults], write_results: Callable[..., None], files: str,
+                     describe: Callable[[Any], str]) -> int:
     """Run the study with its tasks kept in ``out``, write its results there, print a summary."""
     from simulator.experiments.runner import describe_executor, failure_details
     from simulator.experiments.sweep import SweepError, task_store
@@ -179,6 +235,6 @@ def _study_in_folder(args: argparse.Namespace, argv: Sequence[str], log: ErrorLo
               f"tracebacks in {log_file}\n  to finish (after fixing the cause): {again}", file=sys.stderr)
         return EXIT_FAILURE
     if not args.quiet:
-        print(results.text())
+        print(describe(results))
     print_written(f"{files}, figures, ...", out)
     return EXIT_OK

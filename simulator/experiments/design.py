@@ -21,6 +21,7 @@ import numpy as np
 from scipy.stats import qmc
 
 from simulator.core.metrics import METRIC_NAMES
+from simulator.experiments.point_comparison import PointSpec, PointSpecError, reference_pairs
 from simulator.scenario import Issue, PathT, Scenario, ScenarioError, load_scenario
 
 SWEEPABLE_ROOTS: tuple[str, ...] = ("market", "policies", "horizon_days", "start_date")
@@ -116,6 +117,8 @@ class SweepSpec:
     seeds: str
     replications: int
     metrics: tuple[str, ...]
+    reference: PointSpec | None = None
+    """``sweep.reference``: the point every point is compared with (None: no such comparison)."""
 
     @property
     def paths(self) -> list[str]:
@@ -208,6 +211,7 @@ def sweep_spec(scenario: Scenario, replications: int | None = None) -> SweepSpec
         seeds=raw.get("seeds", "common"),
         replications=int(replications or raw.get("replications") or scenario.replications),
         metrics=tuple(raw.get("metrics") or METRIC_NAMES),
+        reference=raw.get("reference"),
     )
 
 
@@ -286,7 +290,13 @@ def _with_source(sc: Scenario, parent: Scenario) -> Scenario:
 def plan_sweep(scenario: Scenario, replications: int | None = None) -> tuple[SweepSpec, list[Point]]:
     """The checked spec and every point, built and validated (raises :class:`ScenarioError`)."""
     spec = sweep_spec(scenario, replications)
-    return spec, build_points(scenario, design(spec), seeds=spec.seeds)
+    points = build_points(scenario, design(spec), seeds=spec.seeds)
+    if spec.reference is not None:
+        try:
+            reference_pairs(points, spec.reference, spec.paths)
+        except PointSpecError as exc:
+            raise ScenarioError([scenario.issue(("sweep", "reference"), str(exc), spec.reference)]) from None
+    return spec, points
 
 
 def check_sweep(scenario: Scenario) -> list[Point]:

@@ -36,6 +36,14 @@ from simulator.core.config import Market, Policy, RunConfig
 from simulator.core.metrics import METRIC_NAMES
 from simulator.experiments.design import Point, SweepSpec, check_sweep, plan_sweep, sweep_spec
 from simulator.experiments.experiment import compare, run_single, summarize
+from simulator.experiments.point_comparison import (
+    POINT_COMPARISON_COLUMNS,
+    PointSpec,
+    PointSpecError,
+    compare_points,
+    find_point,
+    reference_pairs,
+)
 from simulator.experiments.runner import (
     Progress,
     Task,
@@ -50,13 +58,14 @@ from simulator.experiments.runner import (
 from simulator.scenario import Scenario, with_changes
 
 __all__ = [
-    "MAIN_PLOT_METRICS", "TABLE_COLUMNS", "TASKS_FOLDER", "PointRecord", "Records", "SweepError", "SweepResults",
+    "SUMMARY_METRICS", "TABLE_COLUMNS", "TASKS_FOLDER", "PointRecord", "PointSpecError", "Records", "SweepError",
+    "SweepResults",
     "check_points_memory", "check_sweep", "plan_sweep", "point_fingerprint", "run_points", "run_sweep",
-    "run_task", "sweep_spec", "task_store",
+    "run_task", "sweep_spec", "task_owners", "task_store",
 ]
 
-MAIN_PLOT_METRICS: tuple[str, ...] = ("response_rate", "net_credit_burn")
-"""Metrics plotted by default (when the sweep computes them)."""
+SUMMARY_METRICS: tuple[str, ...] = ("response_rate", "net_credit_burn")
+"""Metrics the printed summary shows (those the sweep computes; else its first metric)."""
 
 TABLE_COLUMNS: tuple[str, ...] = (
     "policy", "metric", "mean", "ci_low", "ci_high", "n", "diff", "diff_ci_low", "diff_ci_high",
@@ -139,24 +148,55 @@ class SweepError(RuntimeError):
 Records = dict[tuple[int, str, int], dict[str, float]]
 """Metrics keyed by (point id, policy, replication index)."""
 
+Owners = dict[tuple[int, str], int]
+"""(point id, policy) -> the point whose tasks give that policy's replications there."""
+
+
+def task_owners(points: Sequence[Point], policies: Sequence[str] | None = None, *, share: bool = True) -> Owners:
+    """Which point runs the replications of each (point, policy); ``share``: once per distinct input.
+
+    A policy whose market, rules, calendar and root seed are the same at two points (a sweep of
+    another policy's lever, under ``seeds: common``) gets the same numbers at both: its
+    replications run at the first such point only and are reused at the others.  Anything the
+    lever touches (a market path, ``horizon_days``, per-point seeds) makes the inputs differ, and
+    then every point runs its own.  ``share=False``: every point runs every policy.
+    """
+    owners: Owners = {}
+    first: dict[str, int] = {}
+    for point in points:
+        sc = point.scenario
+        run = replace(sc.run, record_daily=False)
+        for name in (policies if policies is not None else sc.policy_names):
+            if not share:
+                owners[(point.id, name)] = point.id
+                continue
+            inputs = repr((name, sc.market, sc.policies[name], run, point.root_seed))  # frozen config: exact
+            owners[(point.id, name)] = first.setdefault(inputs, point.id)
+    return owners
+
 
 def run_points(points: Sequence[Point], replications: int, executor: Executor, *,
                progress: Progress | None = None, store: TaskStore | None = None,
-               policies: Sequence[str] | None = None) -> Records:
+               policies: Sequence[str] | None = None, owners: Owners | None = None) -> Records:
     """Run every point x policy x replication on ``executor`` (:func:`simulator.experiments.runner.run_tasks`).
 
     Results are keyed by (point, policy, index), never ordered by completion, so they do not
     depend on the executor or the number of workers.  Each finished task is written to ``store``
     at once; tasks already there for an unchanged point are not run again.  ``policies``: run
-    only these (default: all of the scenario's).  Raises :class:`SweepError` if any task failed.
+    only these (default: all of the scenario's).  ``owners`` (:func:`task_owners`): run each
+    (point, policy) only at its owner point and copy the owner's records to the others.
+    Raises :class:`SweepError` if any task failed.
     """
     fingerprints = {point.id: point_fingerprint(point) for point in points}
+    owners = owners if owners is not None else task_owners(points, policies, share=False)
     tasks: list[Task] = []
     for point in points:
         scenario = point.scenario
         lean_run = replace(scenario.run, record_daily=False)
         for i in range(replications):
             for name in (policies if policies is not None else scenario.policy_names):
+                if owners[(point.id, name)] != point.id:
+                    continue
                 tasks.append(Task(TaskKey(name, i, point.id), run_task,
                                   (fingerprints[point.id], point.id, scenario.market, scenario.policies[name],
                                    lean_run, point.root_seed, i)))
@@ -178,11 +218,12 @@ def run_points(points: Sequence[Point], replications: int, executor: Executor, *
     run = run_tasks(tasks, executor, store, reuse=reuse, on_done=tick)
     if run.failures:
         raise SweepError(run.failures, run.finished, run.total)
-    records: Records = {}
+    computed: Records = {}
     for key, record in run.results.items():
         assert key.point is not None  # every sweep task belongs to a point
-        records[(key.point, key.policy, key.replication)] = record.metrics
-    return records
+        computed[(key.point, key.policy, key.replication)] = record.metrics
+    return {(point, name, i): computed[(owner, name, i)]
+            for (point, name), owner in owners.items() for i in range(replications)}
 
 
 def check_points_memory(points: Sequence[Point], executor: Executor | None, workers: int | None,
@@ -201,7 +242,7 @@ def check_points_memory(points: Sequence[Point], executor: Executor | None, work
 def run_sweep(scenario: Scenario, *, replications: int | None = None, executor: Executor | None = None,
               workers: int | None = None, dask: str | None = None, progress: Progress | None = None,
               store: TaskStore | None = None, memory_limit: int | None = None,
-              plan: tuple[SweepSpec, list[Point]] | None = None) -> SweepResults:
+              plan: tuple[SweepSpec, list[Point]] | None = None, share: bool = True) -> SweepResults:
     """Run the scenario's sweep and return :class:`SweepResults`.
 
     ``replications`` overrides the block's (or the scenario's) replications per point and policy.
@@ -210,15 +251,22 @@ def run_sweep(scenario: Scenario, *, replications: int | None = None, executor: 
     (:func:`task_store`): write each finished task there at once and reuse the ones it holds.
     Raises :class:`SweepError` when tasks fail and :class:`~simulator.experiments.runner.RunInterrupted` on
     Ctrl-C (finished tasks stay in the store).  ``plan``: :func:`plan_sweep`'s result, if already made.
+    ``share``: a policy the swept levers do not touch runs once, not at every point (:func:`task_owners`;
+    the same numbers either way); ``False`` re-runs it everywhere.
     """
     spec, points = plan if plan is not None else plan_sweep(scenario, replications)
     if dask is None or dask == "local":
         check_points_memory(points, executor, workers, memory_limit)
+    owners = task_owners(points, share=share)
     opener = open_executor(workers or 1, dask) if executor is None else contextlib.nullcontext(executor)
     with opener as ex:
-        records = run_points(points, spec.replications, ex, progress=progress, store=store)
+        records = run_points(points, spec.replications, ex, progress=progress, store=store, owners=owners)
+    runs_at = {name: sum(o == pid for (pid, n), o in owners.items() if n == name) for name in scenario.policy_names}
+    tasks = {"planned": len(owners) * spec.replications, "run": sum(runs_at.values()) * spec.replications,
+             "shared_policies": [name for name, k in runs_at.items() if k < len(points)],
+             "points_run": runs_at}
     return SweepResults(scenario=with_changes(scenario, replications=spec.replications), spec=spec,
-                        points=points, replications=_replication_frame(points, records, spec))
+                        points=points, replications=_replication_frame(points, records, spec), tasks=tasks)
 
 
 def _replication_frame(points: Sequence[Point], records: Records, spec: SweepSpec) -> pd.DataFrame:
@@ -249,6 +297,9 @@ class SweepResults:
 
     ``replications``: one row per (point, policy, replication) with a column per metric.
     ``points``: point id, the swept values, the root seed.  ``table``: ``sweep.csv``.
+    ``tasks``: ``planned`` (points x policies x replications), ``run`` (distinct tasks: a policy is not
+    re-run at points that differ only in levers it does not see), ``shared_policies`` (those) and
+    ``points_run`` (per policy, at how many points it ran).
     """
 
     scenario: Scenario
@@ -256,6 +307,7 @@ class SweepResults:
     points: Sequence[Point]
     replications: pd.DataFrame
     extra: dict[str, Any] = field(default_factory=dict)
+    tasks: dict[str, Any] = field(default_factory=dict)
 
     @property
     def baseline(self) -> str:
@@ -281,25 +333,33 @@ class SweepResults:
         out = self.point_frame.drop(columns="seed").merge(out, on="point", how="right", sort=False)
         return out[["point", *self.spec.paths, *TABLE_COLUMNS]].reset_index(drop=True)
 
-    def text(self, width: int = 100) -> str:
-        """A short printout: the main difference at every point."""
-        t = self.table
-        metric = next((m for m in MAIN_PLOT_METRICS if m in self.spec.metrics), self.spec.metrics[0])
-        rows = t[(t["metric"] == metric) & (t["policy"] != self.baseline)]
-        lines = [f"sweep of {self.scenario.name}: {len(self.points)} points x {len(self.scenario.policies)} "
-                 f"policies x {self.spec.replications} replications ({self.spec.method}); "
-                 f"{metric}: policy - {self.baseline} (95% CI)"]
-        for r in rows.to_dict("records"):
-            vals = ", ".join(f"{p.split('.')[-1]}={_short(r[p])}" for p in self.spec.paths)
-            line = (f"  {r['point']:>3} {vals}  {r['policy']}: {_fmt(r['diff'])} "
-                    f"[{_fmt(r['diff_ci_low'])}, {_fmt(r['diff_ci_high'])}]")
-            lines.append(line if len(line) <= width else line[: width - 3] + "...")
-        return "\n".join(lines)
+    def point(self, spec: PointSpec) -> Point:
+        """The point ``spec`` names (an id or ``{path or its last part: value}``); :class:`PointSpecError` else."""
+        return find_point(self.points, spec, self.spec.paths)
 
+    def against(self, reference: PointSpec | None = None) -> pd.DataFrame:
+        """Every point minus ``reference`` (default: ``sweep.reference``), per policy and metric.
 
-def _short(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+        A partial reference (some swept parameters) keeps each point's other values.  Columns:
+        ``point, reference``, the point's swept values, then :data:`POINT_COMPARISON_COLUMNS`;
+        paired on common random numbers.  Raises :class:`PointSpecError` for a point not in the design.
+        """
+        spec = reference if reference is not None else self.spec.reference
+        if spec is None:
+            raise PointSpecError("no reference point: give one (e.g. {'window_days': 90}) or set sweep.reference")
+        return self._compared(reference_pairs(self.points, spec, self.spec.paths))
 
+    def compare(self, a: PointSpec, b: PointSpec) -> pd.DataFrame:
+        """Point ``a`` minus point ``b``, per policy and metric (paired; columns as :meth:`against`)."""
+        return self._compared([(self.point(a).id, self.point(b).id)])
 
-def _fmt(v: float) -> str:
-    return "nan" if v is None or not np.isfinite(v) else f"{v:+.4g}"
+    @cached_property
+    def reference_table(self) -> pd.DataFrame | None:
+        """:meth:`against` the scenario's ``sweep.reference`` (``sweep_reference.csv``); None without one."""
+        return None if self.spec.reference is None else self.against()
+
+    def _compared(self, pairs: Sequence[tuple[int, int]]) -> pd.DataFrame:
+        out = compare_points(self.replications, self.points, pairs, self.spec.metrics)
+        values = self.point_frame.drop(columns="seed")
+        out = out.merge(values, on="point", how="left", sort=False)
+        return out[["point", "reference", *self.spec.paths, *POINT_COMPARISON_COLUMNS[2:]]]

@@ -24,7 +24,7 @@ from simulator.experiments.explain import UNLIMITED_CREDITS, ExplainResult
 from simulator.experiments.provenance import git_revision, package_version, run_fingerprint
 from simulator.experiments.runner import atomic_write
 from simulator.experiments.sensitivity import TARGET_HALF_WIDTH, SensitivityResults, needed_policies
-from simulator.experiments.sweep import MAIN_PLOT_METRICS, SweepResults
+from simulator.experiments.sweep import SweepResults
 from simulator.io.plotting import (
     FIGURES_DIR,
     plot_sobol,
@@ -75,10 +75,11 @@ def write_figure_files(makers: FigureMakers, folder: Path, extra: dict[str, Any]
 
 
 def sweep_figures(res: SweepResults) -> dict[str, Callable[[], Figure]]:
-    """Metric and difference vs each swept parameter; a heatmap per policy for two-parameter grids."""
+    """For every metric of the sweep: metric and difference vs each swept parameter; a heatmap per
+    policy for two-parameter grids."""
     makers: dict[str, Callable[[], Figure]] = {}
     spec = res.spec
-    metrics = [m for m in MAIN_PLOT_METRICS if m in spec.metrics] or list(spec.metrics[:1])
+    metrics = list(spec.metrics)
     scattered = spec.method != "grid"
     for metric in metrics:
         makers[f"sweep_{metric}"] = partial(plot_sweep, res.table, spec.paths, metric, res.baseline,
@@ -107,7 +108,10 @@ def sweep_manifest(res: SweepResults, files: Iterable[str], *, argv: Sequence[st
                     if spec.seeds == "common" else
                     "replication i of every policy at point p uses SeedSequence(point seed, spawn_key=(i,)); "
                     "point seeds are in sweep_points.csv"),
-        "tasks": len(res.replications), "workers": workers, "executor": executor,
+        "tasks": len(res.replications), "tasks_run": res.tasks.get("run"),
+        "shared_policies": res.tasks.get("shared_policies", []), "points_run": res.tasks.get("points_run"),
+        "reference": spec.reference,
+        "workers": workers, "executor": executor,
         "command": " ".join(argv) if argv else None,
         "started": _timestamp(started), "finished": _timestamp(finished),
         "numpy_version": np.__version__, "pandas_version": pd.__version__, "pid": os.getpid(),
@@ -116,13 +120,18 @@ def sweep_manifest(res: SweepResults, files: Iterable[str], *, argv: Sequence[st
 
 
 def write_sweep(res: SweepResults, out: str | Path, **manifest_kw: Any) -> Path:
-    """Write ``sweep.csv``, ``sweep_points.csv``, ``sweep_replications.csv``, figures and a manifest.
+    """Write ``sweep.csv``, ``sweep_points.csv``, ``sweep_replications.csv`` (``sweep_reference.csv`` with
+    a ``sweep.reference``, ``sweep_comparison.csv`` with ``extra["compare"] = (a, b)``), figures and a manifest.
 
     ``manifest_kw``: ``argv``, ``started``, ``finished``, ``workers``, ``executor`` (:func:`sweep_manifest`).
     """
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     tables = {"sweep.csv": res.table, "sweep_points.csv": res.point_frame, "sweep_replications.csv": res.replications}
+    if res.reference_table is not None:
+        tables["sweep_reference.csv"] = res.reference_table
+    if "compare" in res.extra:  # inmail-sim sweep --compare A B
+        tables["sweep_comparison.csv"] = res.compare(*res.extra["compare"])
     for name, frame in tables.items():
         _write_csv(folder / name, frame)
     _write_text(folder / "scenario.resolved.yaml", res.scenario.resolved_yaml())

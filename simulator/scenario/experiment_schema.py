@@ -56,6 +56,8 @@ class SweepSchema(StrictSchema):
     replications: Annotated[int, in_range(1, 100_000)] | None = None
     metrics: Annotated[list[MetricName], Field(min_length=1)] | None = None
     parameters: Annotated[dict[str, SweepValues], Field(min_length=1)]
+    reference: Annotated[dict[str, Any], Field(min_length=1)] | NonNegInt | None = None
+    """The point every other point is compared with: ``{path or last name: value}`` or a point id."""
 
 
 class SensitivitySchema(StrictSchema):

@@ -17,13 +17,33 @@ from matplotlib.colors import Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from simulator.io.plotting.canvas import PALETTE, ReportFigure
-from simulator.io.tables import MISSING
+from simulator.io.tables import METRIC_LABELS, METRIC_UNITS, MISSING, RATE_METRICS, scale_of
 
 SWEEP_MAX_LINES = 6
 """At most this many lines per panel (combinations of the other swept values); beyond, they are averaged."""
 
 SWEEP_LINESTYLES: tuple[str, ...] = ("-", "--", ":", "-.")
 """One line style per policy."""
+
+
+_SCALED_COLUMNS: tuple[str, ...] = ("mean", "ci_low", "ci_high", "diff", "diff_ci_low", "diff_ci_high")
+
+
+def _displayed(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The rows of ``metric`` in its display unit (rates in %, their differences in points), as ``run`` shows them."""
+    rows = table[table["metric"] == metric].copy()
+    scale = scale_of(metric)
+    if scale != 1.0:
+        for column in _SCALED_COLUMNS:
+            rows[column] = rows[column] * scale
+    return rows
+
+
+def axis_label(metric: str, difference: bool = False) -> str:
+    """``response rate, %`` (``..., points`` for a difference of rates)."""
+    unit = "points" if difference and metric in RATE_METRICS else METRIC_UNITS.get(metric, "")
+    label = METRIC_LABELS.get(metric, metric)
+    return f"{label}, {unit}" if unit else label
 
 
 def _is_numeric(values: pd.Series) -> bool:
@@ -78,7 +98,7 @@ def plot_sweep(table: pd.DataFrame, paths: Sequence[str], metric: str, baseline:
                scattered: bool = False) -> Figure:
     """Top row: ``metric`` per policy vs each swept parameter; bottom row: the paired difference to
     the baseline.  Bands (grids) or error bars (scattered QMC points) are 95% CIs."""
-    rows = table[table["metric"] == metric]
+    rows = _displayed(table, metric)
     ncol = len(paths)
     fig = ReportFigure(figsize=(4.2 * ncol + 0.8, 6.4), layout="constrained")
     axes = fig.subplots(2, ncol, squeeze=False)
@@ -101,9 +121,9 @@ def plot_sweep(table: pd.DataFrame, paths: Sequence[str], metric: str, baseline:
                 ax.legend(fontsize=6)
         bottom.set_xlabel(path)
         if j == 0:
-            top.set_ylabel(metric)
-            bottom.set_ylabel(f"{metric}: policy - {baseline}")
-    fig.suptitle(f"{metric} across the sweep (95% CI)")
+            top.set_ylabel(axis_label(metric))
+            bottom.set_ylabel(f"policy - {baseline}, " + axis_label(metric, difference=True).split(", ")[-1])
+    fig.suptitle(f"{METRIC_LABELS.get(metric, metric)} ({metric}) across the sweep (95% CI)")
     return fig
 
 
@@ -118,7 +138,8 @@ def plot_sweep_heatmap(table: pd.DataFrame, x_path: str, y_path: str, metric: st
 
     Cells show the difference and its 95% CI; ``*`` marks CIs that exclude zero.
     """
-    rows = table[(table["metric"] == metric) & (table["policy"] == policy)]
+    rows = _displayed(table, metric)
+    rows = rows[rows["policy"] == policy]
     xs = list(dict.fromkeys(rows[x_path]))
     ys = list(dict.fromkeys(rows[y_path]))
     grid = np.full((len(ys), len(xs)), np.nan)
@@ -149,6 +170,6 @@ def plot_sweep_heatmap(table: pd.DataFrame, x_path: str, y_path: str, metric: st
     ax.set_yticks(range(len(ys)), [str(y) for y in ys])
     ax.set_xlabel(x_path)
     ax.set_ylabel(y_path)
-    fig.colorbar(image, ax=ax, label=f"{metric}: {policy} - {baseline}")
+    fig.colorbar(image, ax=ax, label=f"{policy} - {baseline}: " + axis_label(metric, difference=True))
     ax.set_title(f"{metric}: {policy} - {baseline} (95% CI; * excludes 0)", fontsize=9)
     return fig
