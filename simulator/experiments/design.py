@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc
 
-from simulator.core.metrics import METRIC_NAMES
+from simulator.core.metrics import METRIC_NAMES, canonical_metric
 from simulator.experiments.point_comparison import PointSpec, PointSpecError, reference_pairs
 from simulator.scenario import Issue, PathT, Scenario, ScenarioError, load_scenario
 
@@ -210,7 +210,7 @@ def sweep_spec(scenario: Scenario, replications: int | None = None) -> SweepSpec
         seed=int(raw["seed"]) if raw.get("seed") is not None else scenario.root_seed,
         seeds=raw.get("seeds", "common"),
         replications=int(replications or raw.get("replications") or scenario.replications),
-        metrics=tuple(raw.get("metrics") or METRIC_NAMES),
+        metrics=tuple(canonical_metric(m) for m in raw["metrics"]) if raw.get("metrics") else METRIC_NAMES,
         reference=raw.get("reference"),
     )
 

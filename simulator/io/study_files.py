@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from simulator.core.metrics import DEPRECATED_METRICS
 from simulator.experiments.calibration import CalibrationResult, calibrated_mapping
 from simulator.experiments.explain import UNLIMITED_CREDITS, ExplainResult
 from simulator.experiments.provenance import git_revision, package_version, run_fingerprint
@@ -79,7 +80,7 @@ def sweep_figures(res: SweepResults) -> dict[str, Callable[[], Figure]]:
     policy for two-parameter grids."""
     makers: dict[str, Callable[[], Figure]] = {}
     spec = res.spec
-    metrics = list(spec.metrics)
+    metrics = [m for m in spec.metrics if m not in DEPRECATED_METRICS]  # a renamed metric is drawn once
     scattered = spec.method != "grid"
     for metric in metrics:
         makers[f"sweep_{metric}"] = partial(plot_sweep, res.table, spec.paths, metric, res.baseline,
