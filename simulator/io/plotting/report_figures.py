@@ -135,6 +135,7 @@ def render_figures(results: Results, dpi: int = 110, errors: dict[str, str] | No
     parallel.  Without one they are drawn here, one after the other.  Either way the result
     is in report order and holds the same images.
     """
+    drawn: dict[str, Callable[[], bytes]]
     if executor is None:
         drawn = {spec.name: functools.partial(draw_png, spec.make, results, dpi) for spec in FIGURES}
     else:
