@@ -166,7 +166,7 @@ def _run_in_folder(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog,
               f"{again}", file=sys.stderr)
         return EXIT_FAILURE
     if not args.no_figures:
-        _write_figures_or_warn(results, out)
+        _write_figures_or_warn(results, out, executor if workers > 1 else None)
     if not args.quiet:
         print(format_results(results))
     series = "" if args.no_timeseries else " timeseries.csv,"
@@ -174,12 +174,15 @@ def _run_in_folder(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog,
     return EXIT_OK
 
 
-def _write_figures_or_warn(results: Results, out: Path) -> None:
-    """Figures come after the results are written: a plotting failure never loses them."""
+def _write_figures_or_warn(results: Results, out: Path, executor: Executor | None) -> None:
+    """Figures come after the results are written: a plotting failure never loses them.
+
+    With more than one worker the figures are drawn in parallel on the run's pool.
+    """
     try:
         from simulator.io.plotting import write_figures
 
-        write_figures(results, out)
+        write_figures(results, out, executor=executor)
     except Exception as exc:
         print(f"inmail-sim: warning: figures not (all) written: {type(exc).__name__}: {exc}", file=sys.stderr)
 

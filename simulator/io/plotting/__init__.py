@@ -14,7 +14,8 @@ over replications.  The modules, by what they draw:
   ``inmail-sim sweep``, ``sensitivity`` and ``explain``.
 
 Notebook use: ``results.plot.response_rate()``, ``results.plot.winners_losers()``, ...; files:
-:func:`write_figures` (what ``inmail-sim run`` does).  Every name below is importable from here.
+:func:`write_figures` (what ``inmail-sim run`` does; ``executor=`` draws the figures as parallel
+tasks, as ``run --workers K`` does on its pool).  Every name below is importable from here.
 """
 
 from __future__ import annotations

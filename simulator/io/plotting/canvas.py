@@ -7,6 +7,7 @@ figure (:class:`ReportFigure`).
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Sequence
 from typing import Any
@@ -91,7 +92,26 @@ def shared_legend(fig: Figure, axes: Sequence[Axes], keep: Sequence[Axes] = ()) 
 
 
 def render_png(fig: Figure, dpi: int = 110) -> bytes:
-    """The figure as PNG bytes."""
+    """The figure as PNG bytes, laid out once and drawn once.
+
+    ``savefig`` on a figure with a layout engine first draws the whole figure without output
+    (to size the text), lays it out, then draws it again; the layout needs only the text sizes,
+    which the engine measures itself.  So the layout runs here, at the output dpi, and the
+    figure is saved without its engine (restored afterwards): the same pixels, one draw fewer.
+    """
+    engine = fig.get_layout_engine()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, facecolor="white")
+    if engine is None or not fig.axes:
+        fig.savefig(buffer, format="png", dpi=dpi, facecolor="white")
+        return buffer.getvalue()
+    shown_dpi = fig.dpi
+    try:
+        fig.dpi = dpi
+        with contextlib.suppress(ValueError):  # as Figure.draw does: keep the positions it had
+            engine.execute(fig)
+        fig.set_layout_engine(None)
+        fig.savefig(buffer, format="png", dpi=dpi, facecolor="white")
+    finally:
+        fig.set_layout_engine(engine)
+        fig.dpi = shown_dpi
     return buffer.getvalue()
