@@ -58,9 +58,22 @@ def _wide(results: Results, metric: str) -> dict[str, np.ndarray]:
         of_policy = rows[rows["policy"] == policy]
         if of_policy.empty:
             continue
-        out[policy] = of_policy.pivot_table(index="replication", columns="day", values="value",
-                                            aggfunc="first").to_numpy(dtype=np.float64)
+        out[policy] = _grid(of_policy)
     return out
+
+
+def _grid(rows: pd.DataFrame) -> np.ndarray:
+    """The ``value`` column as an array [replication, day] (sorted; the first value where one repeats).
+
+    A numpy scatter instead of ``pivot_table``: the figures read a dozen series, and the pivot cost
+    a quarter of their drawing time.
+    """
+    replications, rep_index = np.unique(rows["replication"].to_numpy(), return_inverse=True)
+    days, day_index = np.unique(rows["day"].to_numpy(), return_inverse=True)
+    grid = np.full((replications.size, days.size), np.nan)
+    values = rows["value"].to_numpy(dtype=np.float64)
+    grid[rep_index[::-1], day_index[::-1]] = values[::-1]  # reversed, so the first of duplicates is kept
+    return grid
 
 
 def _rolling_sum(days: np.ndarray, window: int) -> np.ndarray:
