@@ -87,3 +87,33 @@ def test_run_with_two_workers_writes_the_figures_of_a_serial_run(tmp_path: Path)
     assert images[2].keys() == images[1].keys()
     for name, pixels in images[2].items():
         np.testing.assert_array_equal(pixels, images[1][name], err_msg=name)
+
+
+def test_the_forked_figure_pool_draws_the_serial_images_without_pickling_the_results(
+        res: Results, monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulator.io.plotting import figure_pool
+
+    if figure_pool.pool_size(len(report_figures.FIGURES)) == 0:
+        pytest.skip("one core or no fork on this machine: the figures are drawn serially (nothing to compare)")
+
+    def refuse(*_: object) -> None:
+        raise AssertionError("the results were pickled")
+
+    serial = report_figures.render_figures(res)
+    with figure_pool.figure_pool(res, len(report_figures.FIGURES)) as pool:
+        assert pool is not None
+        monkeypatch.setattr(type(res), "__reduce_ex__", refuse, raising=False)
+        forked = report_figures.render_figures(res, executor=pool)
+    assert list(forked) == list(serial)
+    for name in serial:
+        assert np.array_equal(_pixels(forked[name]), _pixels(serial[name])), name
+    assert figure_pool._SHARED is None  # released with the pool
+
+
+def test_no_pool_on_one_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulator.io.plotting import figure_pool
+
+    monkeypatch.setattr(figure_pool.os, "cpu_count", lambda: 1)
+    assert figure_pool.pool_size(6) == 0
+    with figure_pool.figure_pool(object(), 6) as pool:
+        assert pool is None

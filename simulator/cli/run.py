@@ -177,12 +177,15 @@ def _run_in_folder(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog,
 def _write_figures_or_warn(results: Results, out: Path, executor: Executor | None) -> None:
     """Figures come after the results are written: a plotting failure never loses them.
 
-    With more than one worker the figures are drawn in parallel on the run's pool.
+    On a machine with several cores the figures are drawn in parallel, in processes forked after the
+    results exist (nothing to ship); elsewhere on the run's pool if it has several workers, else serially.
     """
     try:
-        from simulator.io.plotting import write_figures
+        from simulator.io.plotting import FIGURES, write_figures
+        from simulator.io.plotting.figure_pool import figure_pool
 
-        write_figures(results, out, executor=executor)
+        with figure_pool(results, len(FIGURES)) as pool:
+            write_figures(results, out, executor=pool or executor)
     except Exception as exc:
         print(f"inmail-sim: warning: figures not (all) written: {type(exc).__name__}: {exc}", file=sys.stderr)
 
