@@ -4,7 +4,9 @@ A path is dotted field names; a list item is named by its ``name`` or by its ind
 (``market.recruiters.bulk.count=5``, ``market.recruiters.0.count=5``).  A segment is read as a name
 first: an item whose ``name`` is exactly that text wins, even when it is a number (a group named
 ``"0"``); otherwise digits are an index from 0 to the list's length - 1.  Negative indices (Python's
-count from the end) are refused, so a path always means one item, whatever the list's length.  The value is read as YAML (``off``, ``[1, 2]``, ``{a: 1}``);
+count from the end) are refused, so a path always means one item, whatever the list's length.
+
+The value is read as YAML (``off``, ``[1, 2]``, ``{a: 1}``);
 ``null`` (or nothing after ``=``) removes what was set, back to the preset's or default value.
 """
 
