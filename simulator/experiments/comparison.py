@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from simulator.core.metrics import METRIC_NAMES
-from simulator.experiments.statistics import ALPHA, t_half_width, t_quantile_dof
+from simulator.experiments.statistics import ALPHA, contain, t_half_width, t_quantile_dof
 
 MAIN_METRICS: tuple[tuple[str, bool], ...] = (("response_rate", False), ("net_credit_burn", True))
 """The main comparison: (metric, judged relative to the baseline?) - what ``--precision`` targets."""
@@ -58,8 +58,8 @@ def summarize(frame: pd.DataFrame, metrics: Sequence[str] = METRIC_NAMES, keys: 
     single = out["n"].to_numpy() < 2
     out["std"] = np.where(single, 0.0, out["std"].to_numpy(dtype=np.float64))
     hw = np.where(single, 0.0, t_half_width(out["std"].to_numpy(), out["n"].to_numpy()))
-    out["ci_low"] = out["mean"] - hw
-    out["ci_high"] = out["mean"] + hw
+    mean = out["mean"].to_numpy(dtype=np.float64)
+    out["ci_low"], out["ci_high"] = contain(mean, mean - hw, mean + hw)
     out = out[[*keys, "policy", "metric", "mean", "std", "ci_low", "ci_high", "n"]]
     return _in_input_order(out, frame, keys, metrics)
 
@@ -85,7 +85,9 @@ def compare(frame: pd.DataFrame, baseline: str, metrics: Sequence[str] = METRIC_
     intervals collapse to ``diff`` (as in :func:`summarize`), ``ci_shrink`` is 0 and ``p_value``
     is left empty (no test is possible; ``significant`` is false).  With a baseline mean of 0,
     ``rel_*`` are 0 when the policy does not differ at all and empty otherwise (a change from 0
-    has no relative size).
+    has no relative size).  Every interval holds its estimate (:func:`~simulator.experiments.statistics.contain`):
+    ``rel_change`` is ``diff / baseline mean`` while its bounds are ``(diff -+ hw) / baseline mean``,
+    and round-off could otherwise leave it a hair outside a collapsed interval.
     """
     empty = pd.DataFrame(columns=[*keys, *COMPARISON_COLUMNS])
     long = _long(frame, keys, metrics)
@@ -117,8 +119,7 @@ def compare(frame: pd.DataFrame, baseline: str, metrics: Sequence[str] = METRIC_
     sd_d = out["sd_d"].to_numpy(dtype=np.float64)
     dof = np.where(n >= 2, n - 1, np.nan)
     hw = np.where(n >= 2, t_half_width(sd_d, n), 0.0)
-    out["ci_low"] = diff - hw
-    out["ci_high"] = diff + hw
+    out["ci_low"], out["ci_high"] = contain(diff, diff - hw, diff + hw)
     with np.errstate(invalid="ignore", divide="ignore"):
         p = 2.0 * stats.t.sf(np.abs(diff / (sd_d / np.sqrt(n))), dof)
     p = np.where((n >= 2) & (sd_d == 0), np.where(diff == 0, 1.0, 0.0), p)
@@ -126,17 +127,17 @@ def compare(frame: pd.DataFrame, baseline: str, metrics: Sequence[str] = METRIC_
     bmean = out["baseline_mean"].to_numpy(dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         nothing = (diff == 0) & (hw == 0)  # no difference at all: relative change 0 even from a zero baseline
-        scale = np.where(bmean != 0, 1.0 / np.abs(bmean), np.where(nothing, 0.0, np.nan))
-        out["rel_change"] = np.where(bmean != 0, diff / bmean, np.where(nothing, 0.0, np.nan))
-        out["rel_ci_low"] = (diff - hw) * scale
-        out["rel_ci_high"] = (diff + hw) * scale
+        scale = np.where(bmean != 0, 1.0 / bmean, np.where(nothing, 0.0, np.nan))
+        rel = np.where(bmean != 0, diff / bmean, np.where(nothing, 0.0, np.nan))
+        ends = ((diff - hw) * scale, (diff + hw) * scale)  # swapped by a negative baseline mean
+        out["rel_change"] = rel
+        out["rel_ci_low"], out["rel_ci_high"] = contain(rel, np.minimum(*ends), np.maximum(*ends))
         vb = out["sd_b"].to_numpy(dtype=np.float64) ** 2 / n
         vp = out["sd_p"].to_numpy(dtype=np.float64) ** 2 / n
         welch_df = (vb + vp) ** 2 / (vb**2 / (n - 1) + vp**2 / (n - 1))
         welch_df = np.where(np.isfinite(welch_df), welch_df, dof)
         uhw = np.where(n >= 2, t_quantile_dof(welch_df) * np.sqrt(vb + vp), 0.0)
-        out["unpaired_ci_low"] = diff - uhw
-        out["unpaired_ci_high"] = diff + uhw
+        out["unpaired_ci_low"], out["unpaired_ci_high"] = contain(diff, diff - uhw, diff + uhw)
         out["ci_shrink"] = np.where(uhw > 0, 1.0 - hw / uhw, 0.0)
     out["significant"] = (out["p_value"] < ALPHA) & ((out["ci_low"] > 0) | (out["ci_high"] < 0))
     return _in_input_order(out[[*keys, *COMPARISON_COLUMNS]], frame, keys, metrics)

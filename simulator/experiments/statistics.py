@@ -1,7 +1,9 @@
 """The one Student-t interval of the project: every CI of a mean over replications comes from here.
 
 ``confidence`` is two-sided (0.95 gives the 2.5% and 97.5% quantiles); a sample of fewer than two
-values has no interval (NaN bounds), never a zero-width one.
+values has no interval (NaN bounds), never a zero-width one.  Every interval the project reports
+passes through :func:`contain`, so it holds its own estimate even when the bounds were computed by
+a different float expression than the estimate (``diff / mean`` against ``(diff - hw) / |mean|``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,22 @@ CONFIDENCE = 0.95
 
 ALPHA = 1.0 - CONFIDENCE
 """The significance level of the two-sided tests that go with :data:`CONFIDENCE` intervals."""
+
+
+def contain(estimate: np.ndarray | float, low: np.ndarray | float, high: np.ndarray | float
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """``(low, high)`` widened just enough to hold ``estimate``: ``low <= estimate <= high`` wherever all are known.
+
+    Only round-off can put an estimate outside its own interval (a collapsed interval of one
+    replication, or bounds and estimate computed by different float expressions); a bound that
+    already holds the estimate is returned unchanged, bit for bit.  NaN bounds (no interval: fewer
+    than two replications) and a NaN estimate are left as they are.
+    """
+    est = np.asarray(estimate, dtype=np.float64)
+    lo = np.asarray(low, dtype=np.float64)
+    hi = np.asarray(high, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(lo > est, est, lo)[()], np.where(hi < est, est, hi)[()]
 
 
 def t_quantile_dof(dof: np.ndarray | float, confidence: float = CONFIDENCE) -> np.ndarray:
@@ -60,4 +78,5 @@ def t_interval(values: np.ndarray, confidence: float = CONFIDENCE, axis: int = 0
         else:
             sd = np.nanstd(v, axis=0, ddof=1)
         hw = t_half_width(sd, n, confidence)[()]
-    return mean, mean - hw, mean + hw
+    low, high = contain(mean, mean - hw, mean + hw)
+    return mean, low, high

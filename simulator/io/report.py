@@ -83,17 +83,27 @@ def check_run_folder(folder: str | Path) -> Path:
 
 
 def load_run(folder: str | Path) -> Results:
-    """:func:`simulator.io.outputs.load_results` of a checked folder; unreadable files: :class:`NotARunFolderError`."""
+    """:func:`simulator.io.outputs.load_results` of a checked folder.
+
+    A damaged file (empty, truncated, not CSV, a column missing or not numeric) is a
+    :class:`NotARunFolderError` whose message names the file (:mod:`simulator.io.run_files`).
+    """
     from simulator.io.outputs import load_results
+    from simulator.io.run_files import DamagedRunFileError, check_loaded, check_run_files, find_damaged
     from simulator.scenario import ScenarioError
 
     path = check_run_folder(folder)
     try:
-        results = load_results(path)
-    except ScenarioError:
-        raise
-    except (KeyError, ValueError, OSError, json.JSONDecodeError, pd.errors.ParserError) as exc:
-        raise NotARunFolderError(f"{folder}: could not read the run files ({type(exc).__name__}: {exc})") from None
+        check_run_files(path)
+        try:
+            results = load_results(path)
+        except ScenarioError:
+            raise
+        except (KeyError, ValueError, OSError, json.JSONDecodeError, pd.errors.ParserError) as exc:
+            raise find_damaged(path, exc) from None
+        check_loaded(path, results)
+    except DamagedRunFileError as exc:
+        raise NotARunFolderError(str(exc)) from None
     return results
 
 

@@ -1,19 +1,25 @@
 """``--set PATH=VALUE`` overrides: parsing them and applying them to a scenario mapping.
 
-A path is dotted field names; a list item is named by its index or by its ``name``
-(``market.recruiters.bulk.count=5``).  The value is read as YAML (``off``, ``[1, 2]``, ``{a: 1}``);
+A path is dotted field names; a list item is named by its ``name`` or by its index
+(``market.recruiters.bulk.count=5``, ``market.recruiters.0.count=5``).  A segment is read as a name
+first: an item whose ``name`` is exactly that text wins, even when it is a number (a group named
+``"0"``); otherwise digits are an index from 0 to the list's length - 1.  Negative indices (Python's
+count from the end) are refused, so a path always means one item, whatever the list's length.
+
+The value is read as YAML (``off``, ``[1, 2]``, ``{a: 1}``);
 ``null`` (or nothing after ``=``) removes what was set, back to the preset's or default value.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from simulator.scenario.errors import NO_VALUE, SET_SOURCE, Issue, PathT, ScenarioError, format_path, show_value
 from simulator.scenario.files import is_under, parse_yaml
-from simulator.scenario.locations import Loc, list_index
+from simulator.scenario.locations import Loc
 
 Overrides = Sequence[str] | Mapping[str, Any]
 """``"path=value"`` strings (values parsed as YAML) or a ``{path: value}`` mapping."""
@@ -38,14 +44,33 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return [segment.strip() for segment in segments], value
 
 
+def _item_name(item: Any) -> str | None:
+    """The ``name`` of a list item as text (None if it has none)."""
+    if not isinstance(item, dict) or item.get("name") is None:
+        return None
+    return str(item["name"])
+
+
+def override_index(items: list[Any], segment: str) -> int | None:
+    """The position ``segment`` names in ``items``: the item whose ``name`` is exactly ``segment``, else the
+    index 0..len-1 it spells (digits only: no sign); None when it names nothing."""
+    for index, item in enumerate(items):
+        if _item_name(item) == segment:
+            return index
+    if re.fullmatch(r"0|[1-9]\d*", segment) and int(segment) < len(items):
+        return int(segment)
+    return None
+
+
 def _bad_list_item(items: list[Any], segment: str, label: str, shown_path: str) -> ScenarioError:
     """The error for a list item that is neither an index nor the ``name`` of an item."""
-    names = [str(item.get("name")) for item in items if isinstance(item, dict) and "name" in item]
+    names = [name for name in map(_item_name, items) if name is not None]
     allowed = f"an index 0..{len(items) - 1}" if items else "nothing (the list is empty)"
     if names:
         allowed += " or a name: " + ", ".join(names)
+    why = " (negative indices are not accepted)" if re.fullmatch(r"-\d+", segment) else ""
     return ScenarioError([Issue(label, None, shown_path, NO_VALUE,
-                                f"bad --set path: no item {segment!r} in this list; allowed: {allowed}")])
+                                f"bad --set path: no item {segment!r} in this list{why}; allowed: {allowed}")])
 
 
 def apply_override(data: dict[str, Any], marks: dict[PathT, Loc], text: str, value: Any = NO_VALUE) -> None:
@@ -67,10 +92,10 @@ def apply_override(data: dict[str, Any], marks: dict[PathT, Loc], text: str, val
                 current[segment] = {}
                 marks[(*path, segment)] = Loc(label, None)
         elif isinstance(current, list):
-            index = list_index(current, segment)
+            index = override_index(current, segment)
             if index is None:
                 raise _bad_list_item(current, segment, label, format_path(segments[: depth + 1]))
-            key = index % len(current)
+            key = index
         else:
             parent = format_path(segments[:depth]) or "(top level)"
             raise ScenarioError([Issue(label, None, format_path(segments[: depth + 1]), NO_VALUE,

@@ -21,6 +21,7 @@ from simulator.io.plotting.panels import (
     group_slots,
     short_label,
     significance_marks,
+    whiskers,
 )
 from simulator.io.plotting.series import outcome_stats, policy_colors
 from simulator.io.tables import ratio_text
@@ -68,7 +69,7 @@ def responses_change(results: Results, by: str = "seat_type", ax: Axes | None = 
         rel, low, high = (of_policy[c].to_numpy(dtype=np.float64) * 100 for c in ("rel_change", "rel_ci_low",
                                                                                    "rel_ci_high"))
         sig = of_policy["significant"].fillna(False).to_numpy(dtype=bool)
-        ax.errorbar(x, rel, yerr=np.vstack([np.nan_to_num(rel - low), np.nan_to_num(high - rel)]), fmt="none",
+        ax.errorbar(x, rel, yerr=whiskers(rel, low, high), fmt="none",
                     ecolor=colors[policy], elinewidth=1.5, capsize=3, gid=f"change_ci:{policy}")
         ax.scatter(x, rel, s=36, zorder=3, color=[colors[policy] if s else "white" for s in sig],
                    edgecolors=colors[policy], linewidths=1.4, label=f"{policy} - {results.baseline}",

@@ -59,6 +59,20 @@ MEMBER_QUANTITIES: dict[str, str] = {"received": "InMails received", "unanswered
 # --------------------------------------------------------------------------- drawing helpers
 
 
+def whiskers(estimate: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """The ``xerr``/``yerr`` of an interval around ``estimate``: never negative, 0 where unknown.
+
+    An interval of fewer than two replications is NaN (no whisker is drawn); a bound a hair on the
+    wrong side of its estimate (round-off) gives a zero-length whisker rather than matplotlib's
+    "must not contain negative values" error.
+    """
+    est = np.asarray(estimate, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        err = np.vstack([np.atleast_1d(est - np.asarray(low, dtype=np.float64)),
+                         np.atleast_1d(np.asarray(high, dtype=np.float64) - est)])
+    return np.where(np.isfinite(err) & (err > 0), err, 0.0)
+
+
 def _draw_bands(ax: Axes, results: Results, bands: dict[str, Band], *, suffix: str = "",
                 linestyle: str = "-") -> None:
     """Each policy's mean line and its 95% band (when there is one) over calendar dates."""
@@ -115,9 +129,8 @@ def group_errorbars(ax: Axes, results: Results, stats_frame: pd.DataFrame, scale
         mean = rows["mean"].to_numpy(dtype=np.float64) * scale
         low = rows["ci_low"].to_numpy(dtype=np.float64) * scale
         high = rows["ci_high"].to_numpy(dtype=np.float64) * scale
-        err = np.vstack([np.nan_to_num(mean - low), np.nan_to_num(high - mean)])
-        ax.errorbar(x, mean, yerr=err, fmt="o", color=colors[policy], markersize=6, capsize=3, linewidth=1.4,
-                    label=policy, gid=f"groups:{policy}")
+        ax.errorbar(x, mean, yerr=whiskers(mean, low, high), fmt="o", color=colors[policy], markersize=6, capsize=3,
+                    linewidth=1.4, label=policy, gid=f"groups:{policy}")
         if marks:
             for at, label, top in zip(x, labels, np.where(np.isfinite(high), high, mean), strict=True):
                 if marks.get((label, policy)):
@@ -221,9 +234,8 @@ def differences(results: Results, ax: Axes | None = None, *, metrics: Sequence[s
         high = rows["rel_ci_high"].to_numpy(dtype=np.float64) * 100
         extent += [value for value in np.concatenate([low, high, rel]) if math.isfinite(value)]
         sig = rows["significant"].fillna(False).to_numpy(dtype=bool)
-        err = np.vstack([np.nan_to_num(rel - low), np.nan_to_num(high - rel)])
-        ax.errorbar(rel, y, xerr=err, fmt="none", ecolor=colors[policy], elinewidth=1.6, capsize=3,
-                    gid=f"ci:{policy}")
+        ax.errorbar(rel, y, xerr=whiskers(rel, low, high), fmt="none", ecolor=colors[policy], elinewidth=1.6,
+                    capsize=3, gid=f"ci:{policy}")
         ax.scatter(rel[sig], y[sig], color=colors[policy], s=36, zorder=3,
                    label=f"{policy} - {results.baseline}: significant", gid=f"sig:{policy}")
         ax.scatter(rel[~sig], y[~sig], facecolor="white", edgecolor=colors[policy], s=36, zorder=3,
@@ -321,7 +333,7 @@ def member_distribution(results: Results, quantity: str = "received", ax: Axes |
         policies = [p for p in policy_order(results) if p in set(summary["policy"])]
         for i, policy in enumerate(policies):
             row = summary[summary["policy"] == policy].iloc[0]
-            err = [[np.nan_to_num(row["mean"] - row["ci_low"])], [np.nan_to_num(row["ci_high"] - row["mean"])]]
+            err = whiskers(np.array([row["mean"]]), np.array([row["ci_low"]]), np.array([row["ci_high"]]))
             ax.errorbar([i], [row["mean"]], yerr=err, fmt="o", color=colors[policy], markersize=7, capsize=4,
                         label=policy, gid=f"member_mean:{policy}")
         ax.set_xticks(range(len(policies)), policies)
@@ -342,7 +354,7 @@ def member_distribution(results: Results, quantity: str = "received", ax: Axes |
         mean, low, high = t_interval(share)
         x = np.arange(len(edges)) + (j - (len(policies) - 1) / 2) * width
         ax.bar(x, mean, width=width, color=colors[policy], alpha=0.85, label=policy, gid=f"hist:{policy}")
-        ax.errorbar(x, mean, yerr=np.vstack([np.nan_to_num(mean - low), np.nan_to_num(high - mean)]), fmt="none",
+        ax.errorbar(x, mean, yerr=whiskers(mean, low, high), fmt="none",
                     ecolor="0.2", elinewidth=0.9, capsize=2)
     ax.set_xticks(np.arange(len(edges)), bin_labels(edges), rotation=45 if len(edges) > 8 else 0)
     style_axes(ax, f"{what} per active member", "share of active members (%)", f"{what} over the run")
