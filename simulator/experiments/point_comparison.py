@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import stats
 
 from simulator.experiments.comparison import compare
-from simulator.experiments.statistics import ALPHA
+from simulator.experiments.statistics import ALPHA, contain
 
 if TYPE_CHECKING:
     from simulator.experiments.design import Point
@@ -189,9 +189,11 @@ def _use_welch(comp: pd.DataFrame, long: pd.DataFrame, rows: np.ndarray) -> None
             if not math.isfinite(p):  # no spread at all
                 p = 1.0 if row["diff"] == 0 else 0.0
         comp.iat[i, comp.columns.get_loc("p_value")] = p
-        scale = abs(row["baseline_mean"])
-        if scale > 0:
-            comp.iat[i, comp.columns.get_loc("rel_ci_low")] = row["unpaired_ci_low"] / scale
-            comp.iat[i, comp.columns.get_loc("rel_ci_high")] = row["unpaired_ci_high"] / scale
+        reference = row["baseline_mean"]
+        if reference != 0:  # divided by the signed reference mean, ordered, and holding rel_change
+            bounds = sorted((row["unpaired_ci_low"] / reference, row["unpaired_ci_high"] / reference))
+            low, high = contain(row["rel_change"], bounds[0], bounds[1])
+            comp.iat[i, comp.columns.get_loc("rel_ci_low")] = float(low)
+            comp.iat[i, comp.columns.get_loc("rel_ci_high")] = float(high)
         sig = p < ALPHA and (row["unpaired_ci_low"] > 0 or row["unpaired_ci_high"] < 0)
         comp.iat[i, comp.columns.get_loc("significant")] = bool(sig)

@@ -17,6 +17,7 @@ from matplotlib.colors import Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from simulator.io.plotting.canvas import PALETTE, ReportFigure
+from simulator.io.plotting.panels import whiskers
 from simulator.io.tables import METRIC_LABELS, METRIC_UNITS, MISSING, RATE_METRICS, scale_of
 
 SWEEP_MAX_LINES = 6
@@ -75,7 +76,7 @@ def _lines(ax: Axes, rows: pd.DataFrame, path: str, others: Sequence[str], colum
     if scattered:
         x, _ = _positions(rows[path])
         mean = rows[y].to_numpy(dtype=np.float64)
-        err = np.vstack([mean - rows[low].to_numpy(dtype=np.float64), rows[high].to_numpy(dtype=np.float64) - mean])
+        err = whiskers(mean, rows[low].to_numpy(dtype=np.float64), rows[high].to_numpy(dtype=np.float64))
         ax.errorbar(x, mean, yerr=err, fmt="o" if style == "-" else "s", ms=3, capsize=2, alpha=0.7, label=label)
         return
     groups: list[tuple[Any, pd.DataFrame]] = list(rows.groupby(list(others), sort=False)) if others else [((), rows)]
