@@ -87,7 +87,8 @@ def test_scale_is_applied_after_extends_and_set(tmp_path: Path) -> None:
     overridden = load_scenario(child, ["market.members.count=30000", "market.recruiters.lite.count=40"],
                                allow_outside=True)
     assert overridden.market.members.count == 15_000 and counts(overridden.market)["lite"] == 20
-    assert load_scenario(child, scale=0.1, allow_outside=True).market.members.count == 10_000  # the argument wins over the file key
+    # the argument wins over the file key
+    assert load_scenario(child, scale=0.1, allow_outside=True).market.members.count == 10_000
     assert load_scenario(child, {"scale": 0.2}, allow_outside=True).market.members.count == 20_000
 
 

@@ -11,6 +11,7 @@ wrong and where, never what the file holds: the file may not be a scenario at al
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import yaml
 from simulator.scenario.confinement import confinement_problem, file_kind_problem, read_regular_file
 from simulator.scenario.errors import NO_VALUE, Issue, PathT, ScenarioError, format_path
 from simulator.scenario.locations import Loc
+from simulator.scenario.schema import ScenarioSchema
 
 
 class _KeyPreservingLoader(yaml.SafeLoader):
@@ -257,6 +259,7 @@ def resolve_file(path: Path, issues: list[Issue], chain: tuple[Path, ...] = (), 
     if not isinstance(data, dict):  # not a scenario: say what it is, never what it holds
         raise ScenarioError([Issue(str(path), 1, "", NO_VALUE,
                                    f"a scenario must be a mapping (key: value lines), not {_kind(data)}")])
+    _check_looks_like_a_scenario(path, data)
     if "extends" not in data:
         return data, marks
     extends = data.pop("extends")
@@ -289,6 +292,20 @@ def _base_file(extends: Any, path: Path, where: Loc, root: Path, allow_outside: 
     if problem is not None:
         raise refuse(f"{problem}: {base_path}")
     return base_path
+
+
+def _check_looks_like_a_scenario(path: Path, data: dict[Any, Any]) -> None:
+    """Refuse a mapping none of whose top-level keys is (or is a typo of) a scenario field, without quoting it.
+
+    ``/etc/shadow`` lines end in ``:`` and read as a mapping of keys; reported as "unknown field", each
+    would be printed.  A real scenario, even one with typos, names at least one field.
+    """
+    known = [*ScenarioSchema.model_fields, "extends"]
+    if not data or any(key in known or difflib.get_close_matches(str(key), known, n=1, cutoff=0.75) for key in data):
+        return
+    raise ScenarioError([Issue(str(path), 1, "", NO_VALUE,
+                               f"not a scenario file: none of its {len(data)} top-level keys is a scenario field "
+                               f"(allowed: {', '.join(known)})")])
 
 
 def _kind(data: Any) -> str:

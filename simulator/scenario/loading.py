@@ -138,7 +138,7 @@ def _validate(data: dict[str, Any], marks: Mapping[PathT, Loc], file: str | None
     try:
         schema = ScenarioSchema.model_validate(data)
     except ValidationError as exc:
-        issues = validation_issues(exc, data, marks, file)
+        issues = validation_issues(exc, data, marks, file) + _name_issues(data, marks, file)
         raise ScenarioError(issues + _build_valid_sections(data, marks, file, exc)) from None
     builder = ConfigBuilder(data, marks, file)
     baseline = schema.baseline if schema.baseline is not None else next(iter(schema.policies))
@@ -155,8 +155,7 @@ def _validate(data: dict[str, Any], marks: Mapping[PathT, Loc], file: str | None
     if schema.max_replications < schema.replications:
         builder.fail(("max_replications",), schema.max_replications,
                      f"must be >= replications ({schema.replications})")
-    if schema.name is not None and not safe_name(schema.name):  # it names the output folder
-        builder.fail(("name",), schema.name, f"{SAFE_NAME_RULE} (it names the output folder)")
+    builder.issues += _name_issues(data, marks, file)
     if builder.issues:
         raise ScenarioError(builder.issues)
     assert market is not None
@@ -172,6 +171,14 @@ def _validate(data: dict[str, Any], marks: Mapping[PathT, Loc], file: str | None
         resolved=resolved, source=file, overrides=overrides, scale=factor,
         full_market=None if scaled is market else market, locations=dict(marks),
     )
+
+
+def _name_issues(data: dict[str, Any], marks: Mapping[PathT, Loc], file: str | None) -> list[Issue]:
+    """The scenario ``name`` names the default output folder (``runs/<name>-<time>``): one safe folder name."""
+    name = data.get("name")
+    if not isinstance(name, str) or not name or safe_name(name):
+        return []
+    return [issue_at(data, marks, file, ("name",), name, f"{SAFE_NAME_RULE} (it names the output folder)")]
 
 
 def _name_from_file(path: Path) -> str:
