@@ -240,7 +240,7 @@ def test_calibrated_file_extends_the_input_and_runs(tmp_path: Path) -> None:
     assert [s["name"] for s in mapping["market"]["members"]["segments"]] == ["a", "b"]  # the whole list
     files = write_calibration(res, tmp_path / "out")
     assert [f.name for f in files][-1] == "calibration.json"
-    cal = load_scenario(tmp_path / "out" / "calibrated.yaml")
+    cal = load_scenario(tmp_path / "out" / "calibrated.yaml", allow_outside=True)  # it extends ../cal.yaml
     assert cal.resolved.get("calibration") is None
     assert [s.base_response for s in cal.market.members.segments] == pytest.approx(res.fitted)
     assert cal.market.recruiters == sc.market.recruiters
@@ -261,7 +261,7 @@ def test_calibrate_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixt
                  "calibrated.yaml", "calibration.json"):
         assert (out / name).is_file(), name
     assert main(["run", str(out / "calibrated.yaml"), "--out", str(tmp_path / "r"), "-n", "1", "--quiet",
-                 "--no-progress"]) == 0
+                 "--no-progress", "--allow-outside-extends"]) == 0
 
 
 def test_calibrate_without_a_block_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -82,12 +82,14 @@ def test_default_market_scales_too() -> None:
 
 def test_scale_is_applied_after_extends_and_set(tmp_path: Path) -> None:
     child = write_yaml(tmp_path / "child.yaml", {"extends": str(OLD_VS_NEW), "scale": 0.5})
-    from_file = load_scenario(child)
+    from_file = load_scenario(child, allow_outside=True)
     assert from_file.market.members.count == 50_000 and counts(from_file.market)["corporate_adaptive"] == 260
-    overridden = load_scenario(child, ["market.members.count=30000", "market.recruiters.lite.count=40"])
+    overridden = load_scenario(child, ["market.members.count=30000", "market.recruiters.lite.count=40"],
+                               allow_outside=True)
     assert overridden.market.members.count == 15_000 and counts(overridden.market)["lite"] == 20
-    assert load_scenario(child, scale=0.1).market.members.count == 10_000  # the argument wins over the file key
-    assert load_scenario(child, {"scale": 0.2}).market.members.count == 20_000
+    # the argument wins over the file key
+    assert load_scenario(child, scale=0.1, allow_outside=True).market.members.count == 10_000
+    assert load_scenario(child, {"scale": 0.2}, allow_outside=True).market.members.count == 20_000
 
 
 def test_resolved_scenario_reproduces_the_scaled_market() -> None:
@@ -112,7 +114,7 @@ def test_bad_scale_in_a_file_names_file_line_field_and_range(tmp_path: Path, val
     path = tmp_path / "bad.yaml"
     path.write_text(f"extends: {OLD_VS_NEW}\n\nscale: {value}\n", encoding="utf-8")
     with pytest.raises(ScenarioError) as info:
-        load_scenario(path)
+        load_scenario(path, allow_outside=True)
     text = str(info.value)
     assert f"{path}:3" in text and "scale" in text
     assert "(0, 10]" in text or "number" in text

@@ -79,8 +79,10 @@ def memory_size(text: str) -> int:
 
 
 def add_scenario_argument(parser: argparse.ArgumentParser) -> None:
-    """The positional ``SCENARIO.yaml``."""
+    """The positional ``SCENARIO.yaml`` and ``--allow-outside-extends`` (applied by ``main``)."""
     parser.add_argument("scenario", metavar="SCENARIO.yaml")
+    parser.add_argument("--allow-outside-extends", action="store_true",
+                        help="let extends: name files outside the scenario's folder tree (absolute paths, ../)")
 
 
 def add_study_out_option(parser: argparse.ArgumentParser) -> None:

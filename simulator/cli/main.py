@@ -28,6 +28,8 @@ from simulator.cli.report import add_report_parser, cmd_report
 from simulator.cli.run import add_run_parser, add_validate_parser, cmd_run, cmd_validate
 from simulator.cli.runs import add_runs_parsers, cmd_compare, cmd_runs
 from simulator.scenario import ScenarioError
+from simulator.scenario.confinement import outside_extends_allowed
+from simulator.scenario.errors import printable
 
 __all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_INVALID", "EXIT_OK", "InputError", "build_parser", "main"]
 
@@ -86,7 +88,7 @@ def run_command(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) ->
 def deprecations_as_notes() -> Iterator[None]:
     """Show the simulator's DeprecationWarnings (an old metric name, ...) as one ``note:`` line on stderr."""
     def show(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
-        print(f"inmail-sim: note: {message}", file=sys.stderr)
+        print(f"inmail-sim: note: {printable(str(message))}", file=sys.stderr)
 
     with warnings.catch_warnings():
         warnings.simplefilter("default", DeprecationWarning)
@@ -104,13 +106,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_INVALID
     log = ErrorLog()
     try:
-        with deprecations_as_notes():
+        with deprecations_as_notes(), outside_extends_allowed(getattr(args, "allow_outside_extends", False)):
             return run_command(args, argv, log)
     except ScenarioError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_INVALID
     except InputError as exc:
-        print(f"inmail-sim: error: {exc}", file=sys.stderr)
+        print(f"inmail-sim: error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_INVALID
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
         with contextlib.suppress(OSError, ValueError):
@@ -121,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception as exc:
         log_file = log.write(f"inmail-sim {' '.join(argv)}\n\n{traceback.format_exc()}")
-        print(f"inmail-sim: unexpected error: {type(exc).__name__}: {exc}\n"
+        print(f"inmail-sim: unexpected error: {type(exc).__name__}: {printable(str(exc))}\n"
               f"  the full traceback is in {log_file}", file=sys.stderr)
         return EXIT_FAILURE
 

@@ -101,9 +101,19 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) -> int
         n = 1 if args.replication is not None else scenario.replications
         check_memory(scenario, concurrent=workers, limit=args.memory_limit,
                      replications=scenario.max_replications if args.precision is not None else n)
-    out = Path(args.out) if args.out else Path("runs") / f"{scenario.name}-{started:%Y%m%d-%H%M%S}"
+    out = Path(args.out) if args.out else default_run_folder(scenario.name, started)
     with opened_executor(workers, dask) as executor:
         return _run_in_folder(args, argv, log, scenario, out, executor, workers, dask, started)
+
+
+def default_run_folder(name: str, started: dt.datetime) -> Path:
+    """``runs/<name>-<timestamp>``; the name is one safe folder name (checked again: never a path out of runs/)."""
+    from simulator.scenario.errors import SAFE_NAME_RULE, printable, safe_name
+
+    if not safe_name(name):
+        raise InputError(f"scenario name {printable(name)!r} cannot name the output folder: it {SAFE_NAME_RULE}; "
+                         "give --out DIR")
+    return Path("runs") / f"{name}-{started:%Y%m%d-%H%M%S}"
 
 
 def warn_about_size(file: str, scenario: Scenario) -> None:
@@ -195,6 +205,8 @@ def _write_figures_or_warn(results: Results, out: Path, executor: Executor | Non
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """``inmail-sim validate``: load and check the scenario (and its study blocks), describe it."""
+    from simulator.scenario.errors import printable
+
     scenario = load_scenario(args.scenario, args.set)
     warn_about_size(args.scenario, scenario)
     studies = describe_explore_blocks(scenario)
@@ -203,7 +215,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
         studies.append(describe_spec(scenario))
     market = scenario.market
-    print(f"{args.scenario}: OK")
+    print(f"{printable(args.scenario)}: OK")
     print(f"  scenario {scenario.name}: {scenario.run.horizon_days} days from "
           f"{scenario.run.start_date.isoformat()}, {scenario.replications} replications "
           f"(cap {scenario.max_replications}), root seed {scenario.root_seed}")
@@ -213,7 +225,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for name in scenario.policy_names:
         policy = scenario.policies[name]
         tag = " (baseline)" if name == scenario.baseline else ""
-        print(f"  policy {name}{tag}: {policy.description}")
+        print(f"  policy {name}{tag}: {printable(policy.description)}")
     for line in studies:
         print(line)
     return EXIT_OK

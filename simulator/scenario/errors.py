@@ -6,6 +6,8 @@ reports what it finds as issues; they are raised together, so an analyst fixes e
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +19,17 @@ PathT = tuple[str | int, ...]
 
 SET_SOURCE = "--set"
 """The ``file`` of an issue found in a ``--set`` override (listed after the files' issues)."""
+
+
+SAFE_NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
+"""Names that become file or folder names (scenario and policy names): no '/', '..', spaces or controls."""
+SAFE_NAME_RULE = "may contain only letters, digits, '_' and '-' (pattern ^[A-Za-z0-9_-]+$)"
+"""The rule of :data:`SAFE_NAME_PATTERN`, as messages state it."""
+
+
+def safe_name(name: str) -> bool:
+    """Whether ``name`` matches :data:`SAFE_NAME_PATTERN` (safe as a file or folder name)."""
+    return re.fullmatch(SAFE_NAME_PATTERN, name) is not None
 
 
 class _NoValue:
@@ -47,7 +60,7 @@ class Issue:
         head = self.path or "(top level)"
         if self.value is not NO_VALUE:
             head += f" = {show_value(self.value)}"
-        return f"{where}: {head}: {self.message}"
+        return printable(f"{where}: {head}: {self.message}")
 
 
 def _issue_order(issue: Issue) -> tuple[bool, str, int]:
@@ -69,8 +82,26 @@ class ScenarioError(ValueError):
         return "\n".join(lines)
 
 
+def printable(text: str) -> str:
+    """``text`` with every control or invisible formatting character as a visible escape (``\\x1b``, ``\\n``).
+
+    Names and values come from files and command lines: printed raw, an ESC sequence or a carriage
+    return could rewrite the terminal or fake a line of output.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() or char == " " else _escape(char) for char in text)
+
+
+def _escape(char: str) -> str:
+    """One non-printable character as Python writes it in a string literal."""
+    if unicodedata.category(char) == "Zs":  # a non-breaking or other space: visible enough
+        return char
+    return repr(char)[1:-1] if char not in "'\"" else char
+
+
 def show_value(value: Any, limit: int = 60) -> str:
-    """A value as the analyst wrote it in YAML, cut to ``limit`` characters."""
+    """A value as the analyst wrote it in YAML, cut to ``limit`` characters, control characters escaped."""
     if isinstance(value, (dict, list)):
         text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
     elif isinstance(value, str):
@@ -81,6 +112,7 @@ def show_value(value: Any, limit: int = 60) -> str:
         text = "true" if value else "false"
     else:
         text = str(value)
+    text = printable(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

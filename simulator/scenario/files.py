@@ -1,21 +1,27 @@
 """Reading scenario files: safe YAML with the line of every value, and ``extends:``.
 
-A file is read as text (bounded size, UTF-8), parsed with safe tags only, refused if it is deeper,
-larger or more self-referential than any scenario could be, and every value's path is mapped to
-its line.  Duplicate keys are issues, not silently "last one wins".  ``extends: base.yaml`` merges
-the file over its base (mappings key by key, anything else replaces; ``null`` drops a key).
+A file is read as text (a regular file of bounded size, UTF-8), parsed with safe tags only and
+YAML 1.2 numbers (``1:30`` is text, not the sexagesimal 90), refused if it is deeper, larger or more
+self-referential than any scenario could be, and every value's path is mapped to its line.
+Duplicate keys are issues, not silently "last one wins".  ``extends: base.yaml`` merges the file
+over its base (mappings key by key, anything else replaces; ``null`` drops a key); the base must
+lie in the scenario's folder tree (:mod:`.confinement`).  A reading or parsing error says what is
+wrong and where, never what the file holds: the file may not be a scenario at all.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from simulator.scenario.confinement import confinement_problem, file_kind_problem, read_regular_file
 from simulator.scenario.errors import NO_VALUE, Issue, PathT, ScenarioError, format_path
 from simulator.scenario.locations import Loc
+from simulator.scenario.schema import ScenarioSchema
 
 
 class _KeyPreservingLoader(yaml.SafeLoader):
@@ -40,6 +46,24 @@ class _KeyPreservingLoader(yaml.SafeLoader):
 
 
 _KeyPreservingLoader.add_constructor("tag:yaml.org,2002:timestamp", _KeyPreservingLoader.construct_yaml_timestamp)
+_SEXAGESIMAL = (r"|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+", r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*")
+"""YAML 1.1's base-60 numbers (``1:30`` = 90), which YAML 1.2 dropped: a typo, never a scenario's value."""
+
+
+def _without_sexagesimal(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    """A number resolver's pattern without its base-60 branch (everything else read as before)."""
+    text = pattern.pattern
+    for branch in _SEXAGESIMAL:
+        text = text.replace(branch, "")
+    assert ":[0-5]" not in text, "PyYAML's number patterns changed; update _SEXAGESIMAL"
+    return re.compile(text, pattern.flags)
+
+
+_KeyPreservingLoader.yaml_implicit_resolvers = {
+    first: [(tag, _without_sexagesimal(regexp) if tag.endswith((":int", ":float")) else regexp)
+            for tag, regexp in resolvers]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 _KeyPreservingLoader.add_implicit_resolver(  # YAML 1.1 reads 1e6 (no dot) as text; analysts mean the number
     "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
@@ -67,12 +91,12 @@ def _walk_nodes(node: yaml.Node, path: PathT, file: str, marks: dict[PathT, Loc]
     count[0] += 1
     if count[0] > MAX_VALUES:
         raise _TooBigError(f"more than {MAX_VALUES:,} values once YAML aliases (*name) are expanded; "
-                      "a scenario holds a few hundred")
+                           "a scenario holds a few hundred")
     if depth > MAX_DEPTH:
-        raise _TooBigError(f"nested more than {MAX_DEPTH} levels deep at {format_path(path[:6])}...; "
-                      "a scenario needs about 8")
+        raise _TooBigError(f"nested more than {MAX_DEPTH} levels deep (line {node.start_mark.line + 1}); "
+                           "a scenario needs about 8")
     if id(node) in ancestors:
-        raise _TooBigError(f"a YAML alias refers to a value that contains it ({format_path(path) or 'top level'})")
+        raise _TooBigError(f"a YAML alias refers to a value that contains it (line {node.start_mark.line + 1})")
     marks[path] = Loc(file, node.start_mark.line + 1)
     inner = ancestors | {id(node)}
     if isinstance(node, yaml.MappingNode):
@@ -117,14 +141,9 @@ def _read_text(path: Path) -> str:
     """The file's text: at most :data:`MAX_FILE_BYTES`, UTF-8, no NUL bytes (else a ScenarioError)."""
     file = str(path)
     try:
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise ScenarioError([Issue(file, None, "", NO_VALUE, "file not found")]) from None
-    except IsADirectoryError:
-        raise ScenarioError([Issue(file, None, "", NO_VALUE, "is a directory, not a YAML file")]) from None
-    except OSError as exc:
-        raise ScenarioError([Issue(file, None, "", NO_VALUE, f"cannot read file: {exc}")]) from None
+        raw = read_regular_file(path, MAX_FILE_BYTES + 1)
+    except ValueError as exc:
+        raise ScenarioError([Issue(file, None, "", NO_VALUE, str(exc))]) from None
     if len(raw) > MAX_FILE_BYTES:
         raise ScenarioError([Issue(file, None, "", NO_VALUE,
                                    f"file is larger than {MAX_FILE_BYTES // 2**20} MiB: not a scenario file "
@@ -173,10 +192,10 @@ def parse_yaml(text: str, file: str, issues: list[Issue] | None = None) -> tuple
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        what = " ".join(_unquoted(str(p)) for p in (exc.context, exc.problem) if p)
         raise ScenarioError([Issue(file, line, "", NO_VALUE, f"malformed YAML: {what}")]) from None
     except yaml.YAMLError as exc:
-        raise ScenarioError([Issue(file, None, "", NO_VALUE, f"malformed YAML: {exc}")]) from None
+        raise ScenarioError([Issue(file, None, "", NO_VALUE, f"malformed YAML: {_unquoted(str(exc))}")]) from None
     except RecursionError:
         raise ScenarioError([Issue(file, None, "", NO_VALUE,
                                    f"nested too deeply (more than {MAX_DEPTH} levels); a scenario needs about 8")]) \
@@ -184,10 +203,27 @@ def parse_yaml(text: str, file: str, issues: list[Issue] | None = None) -> tuple
     except _TooBigError as exc:
         raise ScenarioError([Issue(file, None, "", NO_VALUE, f"refused: {exc}")]) from None
     except (ValueError, OverflowError) as exc:  # e.g. an integer with thousands of digits
-        raise ScenarioError([Issue(file, None, "", NO_VALUE, f"unreadable value: {exc}")]) from None
+        raise ScenarioError([Issue(file, None, "", NO_VALUE, f"unreadable value: {_unquoted(str(exc))}")]) from None
     finally:
         if loader is not None:
             loader.dispose()
+
+
+_QUOTED = re.compile(r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\n.*""", re.DOTALL)
+_TAG = re.compile(r"""'(?:!|tag:yaml\.org,2002:)[A-Za-z0-9_./:!-]{0,40}'""")
+"""A quoted YAML tag (``'!include'``, ``'tag:yaml.org,2002:python/object'``): a type name, kept in the message."""
+
+
+def _unquoted(problem: str) -> str:
+    """A parser's message without the text it quotes from the file (a character, an anchor, a line).
+
+    The file may be anything but a scenario (a key file named by mistake or by a hostile ``extends:``);
+    only a short YAML tag, the name of the refused type, is kept.
+    """
+    def keep_tags(match: re.Match[str]) -> str:
+        return match.group(0) if _TAG.fullmatch(match.group(0)) else "(...)"
+
+    return re.sub(r"\s+", " ", _QUOTED.sub(keep_tags, problem)).strip()
 
 
 def _deep_merge(base: Any, child: Any, path: PathT, replaced: list[PathT]) -> Any:
@@ -210,34 +246,74 @@ def is_under(path: PathT, prefix: PathT) -> bool:
     return path[: len(prefix)] == prefix
 
 
-def resolve_file(path: Path, issues: list[Issue],
-                 chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any], dict[PathT, Loc]]:
+def resolve_file(path: Path, issues: list[Issue], chain: tuple[Path, ...] = (), *,
+                 allow_outside: bool = False, root: Path | None = None) -> tuple[dict[str, Any], dict[PathT, Loc]]:
     """A scenario file with its ``extends`` chain merged in, and the location of every value.
 
     ``chain`` holds the files that extend this one (to report circular extends); duplicate keys
-    are appended to ``issues``.
+    are appended to ``issues``.  Every base file must lie under ``root`` (default: this file's
+    folder, symlinks resolved) unless ``allow_outside``.
     """
+    root = path.resolve().parent if root is None else root
     data, marks = load_yaml(path, issues)
-    if not isinstance(data, dict):
-        raise ScenarioError([Issue(str(path), 1, "", data, "a scenario must be a mapping (key: value lines)")])
+    if not isinstance(data, dict):  # not a scenario: say what it is, never what it holds
+        raise ScenarioError([Issue(str(path), 1, "", NO_VALUE,
+                                   f"a scenario must be a mapping (key: value lines), not {_kind(data)}")])
+    _check_looks_like_a_scenario(path, data)
     if "extends" not in data:
         return data, marks
     extends = data.pop("extends")
     extends_loc = marks.get(("extends",), Loc(str(path), None))
     marks = {where: loc for where, loc in marks.items() if not is_under(where, ("extends",))}
-    if not isinstance(extends, str) or not extends:
-        raise ScenarioError([Issue(extends_loc.file, extends_loc.line, "extends", extends,
-                                   "must be the path of another scenario file, relative to this one")])
-    base_path = (path.parent / extends).resolve()
+    base_path = _base_file(extends, path, extends_loc, root, allow_outside)
     if base_path in chain or base_path == path.resolve():
         raise ScenarioError([Issue(extends_loc.file, extends_loc.line, "extends", extends,
                                    "circular extends: " + " -> ".join(map(str, (*chain, path, base_path))))])
-    if not base_path.is_file():
-        raise ScenarioError([Issue(extends_loc.file, extends_loc.line, "extends", extends,
-                                   f"file not found: {base_path}")])
-    base, base_marks = resolve_file(base_path, issues, (*chain, path.resolve()))
+    base, base_marks = resolve_file(base_path, issues, (*chain, path.resolve()), allow_outside=allow_outside, root=root)
     replaced: list[PathT] = []
     merged = _deep_merge(base, data, (), replaced)
     kept = {where: loc for where, loc in base_marks.items() if not any(is_under(where, gone) for gone in replaced)}
     kept.update(marks)
     return merged, kept
+
+
+def _base_file(extends: Any, path: Path, where: Loc, root: Path, allow_outside: bool) -> Path:
+    """The file ``extends`` names (resolved), checked: a path, inside ``root`` unless allowed, a regular file."""
+    def refuse(message: str) -> ScenarioError:
+        return ScenarioError([Issue(where.file, where.line, "extends", extends, message)])
+
+    if not isinstance(extends, str) or not extends:
+        raise refuse("must be the path of another scenario file, relative to this one")
+    base_path = (path.parent / extends).resolve()
+    problem = None if allow_outside else confinement_problem(extends, base_path, root)
+    if problem is not None:
+        raise refuse(problem)
+    problem = file_kind_problem(base_path)
+    if problem is not None:
+        raise refuse(f"{problem}: {base_path}")
+    return base_path
+
+
+def _check_looks_like_a_scenario(path: Path, data: dict[Any, Any]) -> None:
+    """Refuse a mapping none of whose top-level keys is (or is a typo of) a scenario field, without quoting it.
+
+    ``/etc/shadow`` lines end in ``:`` and read as a mapping of keys; reported as "unknown field", each
+    would be printed.  A real scenario, even one with typos, names at least one field.
+    """
+    known = [*ScenarioSchema.model_fields, "extends"]
+    if not data or any(key in known or difflib.get_close_matches(str(key), known, n=1, cutoff=0.75) for key in data):
+        return
+    raise ScenarioError([Issue(str(path), 1, "", NO_VALUE,
+                               f"not a scenario file: none of its {len(data)} top-level keys is a scenario field "
+                               f"(allowed: {', '.join(known)})")])
+
+
+def _kind(data: Any) -> str:
+    """What a YAML document that is not a mapping holds, in words (never its content)."""
+    if data is None:
+        return "an empty document"
+    if isinstance(data, list):
+        return "a list"
+    if isinstance(data, str):
+        return "plain text"
+    return f"a single {type(data).__name__} value"

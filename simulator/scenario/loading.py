@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,7 +39,8 @@ from pydantic import ValidationError
 
 from simulator.core.config import Market, Policy, RunConfig
 from simulator.scenario.build import BuildError, ConfigBuilder
-from simulator.scenario.errors import NO_VALUE, Issue, PathT, ScenarioError
+from simulator.scenario.confinement import outside_allowed
+from simulator.scenario.errors import NO_VALUE, SAFE_NAME_RULE, Issue, PathT, ScenarioError, safe_name
 from simulator.scenario.files import resolve_file
 from simulator.scenario.locations import Loc, issue_at
 from simulator.scenario.overrides import Overrides, apply_overrides, override_texts
@@ -94,13 +96,15 @@ def scenario_yaml(data: Mapping[str, Any], header: str = "") -> str:
 
 
 def load_scenario(source: str | Path | Mapping[str, Any], overrides: Overrides = (),
-                  scale: float | None = None) -> Scenario:
+                  scale: float | None = None, *, allow_outside: bool | None = None) -> Scenario:
     """Load, merge, override and validate a scenario; raise ``ScenarioError`` listing every problem.
 
     ``source`` is a YAML file path or an already-parsed mapping (e.g. from a notebook).
     ``overrides`` are ``"path=value"`` strings (value parsed as YAML) or a ``{path: value}`` mapping.
     ``scale`` (in (0, 10]) multiplies members and every recruiter group together, after ``extends``
     and the overrides; it is the override ``scale=F`` (recorded in ``Scenario.overrides``).
+    ``allow_outside=True`` lets ``extends:`` name files outside the scenario's folder tree (refused
+    by default; None: as the enclosing ``outside_extends_allowed()`` block says, i.e. the CLI flag).
     """
     if scale is not None:
         overrides = with_scale(overrides, scale)
@@ -115,7 +119,7 @@ def load_scenario(source: str | Path | Mapping[str, Any], overrides: Overrides =
     else:
         path = Path(source)
         file = str(path)
-        data, marks = resolve_file(path, duplicate_keys)
+        data, marks = resolve_file(path, duplicate_keys, allow_outside=outside_allowed(allow_outside))
     override_issues = apply_overrides(data, marks, overrides)
     if override_issues:
         raise ScenarioError(duplicate_keys + override_issues)
@@ -134,7 +138,7 @@ def _validate(data: dict[str, Any], marks: Mapping[PathT, Loc], file: str | None
     try:
         schema = ScenarioSchema.model_validate(data)
     except ValidationError as exc:
-        issues = validation_issues(exc, data, marks, file)
+        issues = validation_issues(exc, data, marks, file) + _name_issues(data, marks, file)
         raise ScenarioError(issues + _build_valid_sections(data, marks, file, exc)) from None
     builder = ConfigBuilder(data, marks, file)
     baseline = schema.baseline if schema.baseline is not None else next(iter(schema.policies))
@@ -151,12 +155,13 @@ def _validate(data: dict[str, Any], marks: Mapping[PathT, Loc], file: str | None
     if schema.max_replications < schema.replications:
         builder.fail(("max_replications",), schema.max_replications,
                      f"must be >= replications ({schema.replications})")
+    builder.issues += _name_issues(data, marks, file)
     if builder.issues:
         raise ScenarioError(builder.issues)
     assert market is not None
     factor = 1.0 if schema.scale is None else float(schema.scale)
     scaled = scale_market(market, factor)
-    name = schema.name or (Path(file).stem if file else "scenario")
+    name = schema.name or (_name_from_file(Path(file)) if file else "scenario")
     resolved = copy.deepcopy(data)
     resolved.setdefault("name", name)
     resolved.setdefault("baseline", baseline)
@@ -166,6 +171,19 @@ def _validate(data: dict[str, Any], marks: Mapping[PathT, Loc], file: str | None
         resolved=resolved, source=file, overrides=overrides, scale=factor,
         full_market=None if scaled is market else market, locations=dict(marks),
     )
+
+
+def _name_issues(data: dict[str, Any], marks: Mapping[PathT, Loc], file: str | None) -> list[Issue]:
+    """The scenario ``name`` names the default output folder (``runs/<name>-<time>``): one safe folder name."""
+    name = data.get("name")
+    if not isinstance(name, str) or not name or safe_name(name):
+        return []
+    return [issue_at(data, marks, file, ("name",), name, f"{SAFE_NAME_RULE} (it names the output folder)")]
+
+
+def _name_from_file(path: Path) -> str:
+    """The file's stem as a scenario name: characters outside the safe alphabet become '_'."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", path.stem) or "scenario"
 
 
 def _run_config(schema: ScenarioSchema, builder: ConfigBuilder) -> RunConfig:
@@ -219,7 +237,7 @@ def with_changes(scenario: Scenario, *, replications: int | None = None, root_se
 
 
 def shrink_overrides(source: str | Path | Mapping[str, Any], *, members: int = 2000, recruiters: int = 60,
-                     horizon_days: int = 60, replications: int = 2) -> list[str]:
+                     horizon_days: int = 60, replications: int = 2, allow_outside: bool | None = None) -> list[str]:
     """``--set`` strings that make a scenario small and fast, keeping its shape (for tests and quick looks).
 
     Recruiter groups are scaled to about ``recruiters`` in total (a non-empty group keeps at least
@@ -229,7 +247,7 @@ def shrink_overrides(source: str | Path | Mapping[str, Any], *, members: int = 2
     if isinstance(source, Mapping):
         data = dict(source)
     else:
-        data, _ = resolve_file(Path(source), [])
+        data, _ = resolve_file(Path(source), [], allow_outside=outside_allowed(allow_outside))
     out = [f"market.members.count={members}", f"horizon_days={horizon_days}",
            f"replications={replications}", f"max_replications={max(replications, 2)}"]
     groups = (data.get("market") or {}).get("recruiters")

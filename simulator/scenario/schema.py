@@ -22,6 +22,7 @@ from simulator.core.config import (
     Segment,
     SendingModel,
 )
+from simulator.scenario.errors import SAFE_NAME_PATTERN
 from simulator.scenario.experiment_schema import CalibrationSchema, SensitivitySchema, SweepSchema
 from simulator.scenario.scale import ScaleFactor
 from simulator.scenario.schema_fields import (
@@ -222,7 +223,7 @@ class PolicySchema(PhaseSchema):
     before: BeforeSchema | None = None
 
 
-PolicyName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")]
+PolicyName = Annotated[str, Field(pattern=SAFE_NAME_PATTERN)]
 
 
 # --------------------------------------------------------------------------- the whole scenario
