@@ -23,14 +23,24 @@ class Loc:
     line: int | None
 
 
+def item_name(item: Any) -> str | None:
+    """The ``name`` of a list item as text (None if it has none)."""
+    if not isinstance(item, dict) or item.get("name") is None:
+        return None
+    return str(item["name"])
+
+
 def list_index(items: list[Any], segment: str) -> int | None:
-    """A list position from ``segment``: an integer index or the ``name`` of a mapping item."""
-    if re.fullmatch(r"-?\d+", segment):
-        index = int(segment)
-        return index if -len(items) <= index < len(items) else None
+    """The position ``segment`` names in ``items``: the item whose ``name`` is exactly ``segment``, else the
+    index 0..len-1 it spells (digits only: no sign, no leading zero); None when it names nothing.
+
+    One rule for ``--set`` paths and for locating an error, so a group named "0" is never index 0.
+    """
     for index, item in enumerate(items):
-        if isinstance(item, dict) and item.get("name") == segment:
+        if item_name(item) == segment:
             return index
+    if re.fullmatch(r"0|[1-9]\d*", segment) and int(segment) < len(items):
+        return int(segment)
     return None
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from simulator.scenario.errors import NO_VALUE, SET_SOURCE, Issue, PathT, ScenarioError, format_path, show_value
 from simulator.scenario.files import is_under, parse_yaml
-from simulator.scenario.locations import Loc
+from simulator.scenario.locations import Loc, item_name, list_index
 
 Overrides = Sequence[str] | Mapping[str, Any]
 """``"path=value"`` strings (values parsed as YAML) or a ``{path: value}`` mapping."""
@@ -44,27 +44,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return [segment.strip() for segment in segments], value
 
 
-def _item_name(item: Any) -> str | None:
-    """The ``name`` of a list item as text (None if it has none)."""
-    if not isinstance(item, dict) or item.get("name") is None:
-        return None
-    return str(item["name"])
-
-
-def override_index(items: list[Any], segment: str) -> int | None:
-    """The position ``segment`` names in ``items``: the item whose ``name`` is exactly ``segment``, else the
-    index 0..len-1 it spells (digits only: no sign); None when it names nothing."""
-    for index, item in enumerate(items):
-        if _item_name(item) == segment:
-            return index
-    if re.fullmatch(r"0|[1-9]\d*", segment) and int(segment) < len(items):
-        return int(segment)
-    return None
-
-
 def _bad_list_item(items: list[Any], segment: str, label: str, shown_path: str) -> ScenarioError:
     """The error for a list item that is neither an index nor the ``name`` of an item."""
-    names = [name for name in map(_item_name, items) if name is not None]
+    names = [name for name in map(item_name, items) if name is not None]
     allowed = f"an index 0..{len(items) - 1}" if items else "nothing (the list is empty)"
     if names:
         allowed += " or a name: " + ", ".join(names)
@@ -92,7 +74,7 @@ def apply_override(data: dict[str, Any], marks: dict[PathT, Loc], text: str, val
                 current[segment] = {}
                 marks[(*path, segment)] = Loc(label, None)
         elif isinstance(current, list):
-            index = override_index(current, segment)
+            index = list_index(current, segment)
             if index is None:
                 raise _bad_list_item(current, segment, label, format_path(segments[: depth + 1]))
             key = index
