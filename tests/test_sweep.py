@@ -254,7 +254,7 @@ BAD_SWEEPS: list[tuple[str, dict[str, Any], str, str]] = [
     ("unknown policy", {"parameters": {"policies.newer.refund.window_days": [7]}}, "policies.newer",
      "must name a policy of the scenario: old, new"),
     ("not sweepable", {"parameters": {"root_seed": [1, 2]}}, "root_seed", "cannot vary 'root_seed'"),
-    ("bad value", {"parameters": {FATIGUE: [0.1, -1]}}, FATIGUE, "must be >= 0"),
+    ("bad value", {"parameters": {FATIGUE: [0.1, -1]}}, FATIGUE, "must be in [0, 1000]"),
     ("not a whole number", {"parameters": {WINDOW: [7, 7.5]}}, WINDOW, "whole number"),
     ("low above high", {"method": "lhs", "n": 8, "parameters": {FATIGUE: {"low": 2, "high": 1}}}, FATIGUE,
      "needs low < high"),

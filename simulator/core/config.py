@@ -12,6 +12,10 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from simulator.core import limits
+from simulator.core.limits import MAX_DAYS as MAX_DAYS  # re-exported: the scenario layer reads it here
+from simulator.core.limits import Range
+
 SEAT_TYPES: tuple[str, ...] = (
     "recruiter",
     "recruiter_professional_services",
@@ -27,8 +31,6 @@ POOLABLE_SEATS: frozenset[str] = frozenset({"recruiter", "recruiter_professional
 """Seats whose credits can be pooled across a team (POLICY_FACTS section 2; seeds 002, 003)."""
 
 
-MAX_DAYS = 36_500
-"""Upper bound of every day count (a century): calendars are arrays over days."""
 
 
 class ConfigError(ValueError):
@@ -51,7 +53,12 @@ def _check(cond: bool, field: str, message: str) -> None:
 
 
 def _prob(value: float, field: str) -> None:
-    _check(0.0 <= value <= 1.0, field, f"must be a probability in [0, 1], got {value!r}")
+    _check(value in limits.PROBABILITY, field, f"must be a probability in [0, 1], got {value!r}")
+
+
+def _within(value: float, allowed: Range, field: str) -> None:
+    """Raise :class:`ConfigError` for ``field`` unless ``value`` lies in ``allowed`` (see :mod:`limits`)."""
+    _check(value in allowed, field, f"must be in {allowed.text}, got {value!r}")
 
 
 # --------------------------------------------------------------------------- distributions
@@ -77,6 +84,8 @@ class Dist:
     def __post_init__(self) -> None:
         _check(self.kind in ("fixed", "uniform", "beta", "lognormal"), "kind",
                f"must be one of fixed, uniform, beta, lognormal, got {self.kind!r}")
+        _within(self.a, limits.DIST_PARAMETER, "a")
+        _within(self.b, limits.DIST_PARAMETER, "b")
         if self.kind == "uniform":
             _check(self.a <= self.b, "b", f"uniform needs a <= b, got a={self.a}, b={self.b}")
         if self.kind == "beta":
@@ -84,7 +93,7 @@ class Dist:
             _check(self.b > 0.0, "b", f"beta concentration must be > 0, got {self.b}")
         if self.kind == "lognormal":
             _check(self.a > 0.0, "a", f"lognormal median must be > 0, got {self.a}")
-            _check(self.b >= 0.0, "b", f"lognormal sigma must be >= 0, got {self.b}")
+            _check(self.b in limits.LOG_SD, "b", f"a lognormal's log-sd must be in {limits.LOG_SD.text}, got {self.b}")
 
     @property
     def mean(self) -> float:
@@ -133,8 +142,8 @@ class Segment:
 
     def __post_init__(self) -> None:
         _check(bool(self.name), "name", "must be a non-empty string")
-        _check(self.share > 0.0, "share", f"must be > 0, got {self.share}")
-        _check(0.0 < self.base_response < 1.0, "base_response", f"must be in (0, 1), got {self.base_response}")
+        _within(self.share, limits.SHARE, "share")
+        _within(self.base_response, limits.OPEN_PROBABILITY, "base_response")
         _prob(self.active_share, "active_share")
         _check(self.check_interval_days.low >= 0.0, "check_interval_days", "must be non-negative")
         _check(self.openness.low >= 0.0 and self.openness.high <= 1.0, "openness",
@@ -156,11 +165,11 @@ class ResponseModel:
     observation_days: int = 180
 
     def __post_init__(self) -> None:
-        _check(self.personalization_effect >= 0.0, "personalization_effect", "must be >= 0")
+        _within(self.personalization_effect, limits.PERSONALIZATION_EFFECT, "personalization_effect")
         _prob(self.reference_personalization, "reference_personalization")
         _prob(self.bulk_personalization_factor, "bulk_personalization_factor")
-        _check(self.member_heterogeneity_sd >= 0.0, "member_heterogeneity_sd", "must be >= 0")
-        _check(self.observation_days >= 1, "observation_days", "must be >= 1 day")
+        _within(self.member_heterogeneity_sd, limits.HETEROGENEITY_SD, "member_heterogeneity_sd")
+        _within(self.observation_days, limits.POSITIVE_DAYS, "observation_days")
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +188,10 @@ class Fatigue:
     sensitivity: float = 0.08
 
     def __post_init__(self) -> None:
-        _check(self.weight_bulk >= 0.0, "weight_bulk", "must be >= 0")
-        _check(self.weight_personalized >= 0.0, "weight_personalized", "must be >= 0")
-        _check(self.half_life_days > 0.0, "half_life_days", "must be > 0")
-        _check(self.sensitivity >= 0.0, "sensitivity", "must be >= 0")
+        _within(self.weight_bulk, limits.FATIGUE_WEIGHT, "weight_bulk")
+        _within(self.weight_personalized, limits.FATIGUE_WEIGHT, "weight_personalized")
+        _within(self.half_life_days, limits.HALF_LIFE_DAYS, "half_life_days")
+        _within(self.sensitivity, limits.FATIGUE_SENSITIVITY, "sensitivity")
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +202,7 @@ class MemberPopulation:
     segments: tuple[Segment, ...] = field(default_factory=lambda: (Segment("all"),))
 
     def __post_init__(self) -> None:
-        _check(self.count >= 1, "count", f"must be >= 1, got {self.count}")
+        _within(self.count, limits.POSITIVE_COUNT, "count")
         _check(len(self.segments) >= 1, "segments", "needs at least one segment")
         names = [segment.name for segment in self.segments]
         _check(len(set(names)) == len(names), "segments", f"segment names must be unique, got {names}")
@@ -229,12 +238,12 @@ class Adaptation:
 
     def __post_init__(self) -> None:
         for name in ("weight_cost", "weight_scarcity", "weight_warning", "weight_improvement"):
-            _check(getattr(self, name) >= 0.0, name, "must be >= 0")
+            _within(getattr(self, name), limits.ADAPTATION_WEIGHT, name)
         _prob(self.max_personalization_shift, "max_personalization_shift")
         _prob(self.max_volume_cut, "max_volume_cut")
         _prob(self.speed, "speed")
-        _check(self.memory_days >= 1.0, "memory_days", f"must be >= 1 day, got {self.memory_days}")
-        _check(0.0 <= self.cost_reference < 1.0, "cost_reference", "must be in [0, 1)")
+        _within(self.memory_days, limits.MEMORY_DAYS, "memory_days")
+        _within(self.cost_reference, limits.COST_REFERENCE, "cost_reference")
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +264,7 @@ class RecruiterGroup:
 
     def __post_init__(self) -> None:
         _check(bool(self.name), "name", "must be a non-empty string")
-        _check(self.count >= 0, "count", f"must be >= 0, got {self.count}")
+        _within(self.count, limits.COUNT, "count")
         _check(self.seat_type in SEAT_TYPES, "seat_type",
                f"must be one of {', '.join(SEAT_TYPES)}, got {self.seat_type!r}")
         _check(self.behaviour in ("fixed", "adaptive"), "behaviour",
@@ -266,10 +275,10 @@ class RecruiterGroup:
                    "must stay within [0, 1] (use beta, or fixed/uniform inside [0, 1])")
         _check(self.daily_volume.low >= 0.0, "daily_volume", "must be non-negative")
         _check(self.time_budget_minutes.low >= 0.0, "time_budget_minutes", "must be non-negative")
-        _check(self.team_size >= 1, "team_size", f"must be >= 1, got {self.team_size}")
+        _within(self.team_size, limits.POSITIVE_COUNT, "team_size")
         if self.segment_weights is not None:
-            _check(all(w >= 0 for w in self.segment_weights) and sum(self.segment_weights) > 0,
-                   "segment_weights", "must be non-negative with a positive sum")
+            _check(all(w in limits.WEIGHT for w in self.segment_weights) and sum(self.segment_weights) > 0,
+                   "segment_weights", f"each must be in {limits.WEIGHT.text}, with a positive sum")
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,9 +291,9 @@ class SendingModel:
     adaptation: Adaptation = field(default_factory=Adaptation)
 
     def __post_init__(self) -> None:
-        _check(self.minutes_personalized >= 0.0, "minutes_personalized", "must be >= 0")
-        _check(self.minutes_bulk >= 0.0, "minutes_bulk", "must be >= 0")
-        _check(self.weekend_factor >= 0.0, "weekend_factor", "must be >= 0")
+        _within(self.minutes_personalized, limits.MINUTES, "minutes_personalized")
+        _within(self.minutes_bulk, limits.MINUTES, "minutes_bulk")
+        _within(self.weekend_factor, limits.WEEKEND_FACTOR, "weekend_factor")
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,9 +343,8 @@ class RefundRule:
     def __post_init__(self) -> None:
         _check(self.kind in ("on_silence", "on_response", "never"), "kind",
                f"must be one of on_silence, on_response, never, got {self.kind!r}")
-        _check(0 <= self.window_days <= MAX_DAYS, "window_days", f"must be in [0, {MAX_DAYS}], got {self.window_days}")
-        _check(0 <= self.latency_days <= MAX_DAYS, "latency_days",
-               f"must be in [0, {MAX_DAYS}], got {self.latency_days}")
+        _within(self.window_days, limits.DAYS, "window_days")
+        _within(self.latency_days, limits.DAYS, "latency_days")
 
     @property
     def max_delay(self) -> int:
@@ -363,8 +371,8 @@ class Accrual:
     def __post_init__(self) -> None:
         _check(self.kind in ("unlimited", "cap", "expire"), "kind",
                f"must be one of unlimited, cap, expire, got {self.kind!r}")
-        _check(0.0 <= self.cap_months <= 1200.0, "cap_months", f"must be in [0, 1200], got {self.cap_months}")
-        _check(1 <= self.expire_days <= MAX_DAYS, "expire_days", f"must be in [1, {MAX_DAYS}], got {self.expire_days}")
+        _within(self.cap_months, limits.CAP_MONTHS, "cap_months")
+        _within(self.expire_days, limits.POSITIVE_DAYS, "expire_days")
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,7 +385,7 @@ class Grant:
     name: str = "grant"
 
     def __post_init__(self) -> None:
-        _check(self.amount >= 0, "amount", f"must be >= 0, got {self.amount}")
+        _within(self.amount, limits.CREDITS, "amount")
         for seat in self.seat_types:
             _check(seat in SEAT_TYPES, "seat_types", f"must be among {', '.join(SEAT_TYPES)}, got {seat!r}")
 
@@ -409,14 +417,13 @@ class Threshold:
     seat_types: tuple[str, ...] = ("recruiter", "recruiter_professional_services")
 
     def __post_init__(self) -> None:
-        _check(self.min_sends >= 1, "min_sends", f"must be >= 1, got {self.min_sends}")
-        _check(self.window_days >= 1, "window_days", f"must be >= 1, got {self.window_days}")
+        _within(self.min_sends, limits.POSITIVE_COUNT, "min_sends")
+        _within(self.window_days, limits.POSITIVE_DAYS, "window_days")
         _prob(self.min_rate, "min_rate")
-        _check(self.warning_days >= 0, "warning_days", "must be >= 0")
-        _check(self.ack_delay_days >= 0, "ack_delay_days", "must be >= 0")
-        _check(self.improvement_days >= 1, "improvement_days", "must be >= 1")
-        _check(self.maturity_days >= 0, "maturity_days", "must be >= 0")
-        _check(self.review_every_days >= 1, "review_every_days", "must be >= 1")
+        for name in ("warning_days", "ack_delay_days", "maturity_days"):
+            _within(getattr(self, name), limits.DAYS, name)
+        for name in ("improvement_days", "review_every_days"):
+            _within(getattr(self, name), limits.POSITIVE_DAYS, name)
         for seat in self.seat_types:
             _check(seat in SEAT_TYPES, "seat_types", f"must be among {', '.join(SEAT_TYPES)}, got {seat!r}")
 
@@ -435,7 +442,7 @@ class Phase:
         _check(len(set(seats)) == len(seats), "allotments", "a seat type is listed twice")
         for seat, credits in self.allotments:
             _check(seat in SEAT_TYPES, f"allotments.{seat}", f"unknown seat type; allowed: {', '.join(SEAT_TYPES)}")
-            _check(credits >= 0, f"allotments.{seat}", f"must be >= 0, got {credits}")
+            _within(credits, limits.CREDITS, f"allotments.{seat}")
 
     def allotment(self, seat: str) -> int:
         """Monthly credits for one seat of this type (0 when not listed)."""
@@ -494,5 +501,4 @@ class RunConfig:
     """Return the daily time series (off: ``result.daily`` is empty, less to ship from workers)."""
 
     def __post_init__(self) -> None:
-        _check(1 <= self.horizon_days <= MAX_DAYS, "horizon_days",
-               f"must be in [1, {MAX_DAYS}], got {self.horizon_days}")
+        _within(self.horizon_days, limits.POSITIVE_DAYS, "horizon_days")

@@ -26,7 +26,14 @@ import simpy
 from simulator.core.config import SEAT_TYPES, Market, Phase, Policy, RunConfig
 from simulator.core.ledger import NEVER, Ledger, accounts_for, allocate_with_accounts
 from simulator.core.members import FatigueClock, Members, build_members, daily_decay, response_delay
-from simulator.core.metrics import METRIC_NAMES, RecruiterTally, ReplicationResult, member_histogram, ratio
+from simulator.core.metrics import (
+    METRIC_NAMES,
+    RecruiterTally,
+    ReplicationResult,
+    check_finite,
+    member_histogram,
+    ratio,
+)
 from simulator.core.recruiters import AdaptTerms, Recruiters, adapt, build_recruiters, desired_sends, pressure, remember
 from simulator.core.seeding import Streams, streams
 from simulator.core.threshold import ThresholdBook
@@ -537,6 +544,7 @@ class Simulation:
             "mean_member_fatigue": float(daily["mean_member_fatigue"].mean()),
         }
         metrics = {k: float(values[k]) for k in METRIC_NAMES}
+        check_finite(self.policy.name, metrics)  # backstop of the parameter ranges: refuse, never write, inf
         rec = self.rec
         groups = np.asarray([group.name for group in self.market.recruiters], dtype=object)
         tally = RecruiterTally(

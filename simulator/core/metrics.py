@@ -81,6 +81,34 @@ def ratio(num: float, den: float) -> float:
     return float(num) / float(den) if den else 0.0
 
 
+MAY_BE_NON_FINITE: frozenset[str] = frozenset()
+"""Metrics allowed to be NaN or infinite: none (a ratio over nothing is 0, see :func:`ratio`)."""
+
+
+class MetricOverflowError(ArithmeticError):
+    """A replication produced a NaN or infinite metric: refused rather than written to a summary.
+
+    The parameter ranges (:mod:`simulator.core.limits`) are meant to make this impossible; this is
+    the backstop, so the message asks for a report with the scenario.
+    """
+
+    def __init__(self, policy: str, bad: dict[str, float]) -> None:
+        self.policy = policy
+        self.bad = bad
+        shown = ", ".join(f"{name} = {value}" for name, value in bad.items())
+        super().__init__(f"policy {policy!r}: the parameters make {shown} (the metric overflowed although "
+                         "every parameter is inside its documented range, docs/model.md section 8.5); "
+                         "please report it with the scenario")
+
+
+def check_finite(policy: str, metrics: dict[str, float]) -> None:
+    """Raise :class:`MetricOverflowError` naming every metric that is NaN or infinite."""
+    bad = {name: value for name, value in metrics.items()
+           if name not in MAY_BE_NON_FINITE and not np.isfinite(value)}
+    if bad:
+        raise MetricOverflowError(policy, bad)
+
+
 def member_histogram(counts: np.ndarray, active: np.ndarray, edges: tuple[int, ...] = MEMBER_BINS) -> np.ndarray:
     """Active members per count bin: entry ``i`` counts members with ``edges[i] <= count < edges[i + 1]``.
 

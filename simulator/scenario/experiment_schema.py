@@ -12,15 +12,21 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from simulator.scenario.schema_fields import (
+    Finite,
     MetricName,
     Name,
-    NonNeg,
-    NonNegInt,
-    PosInt,
-    Positive,
+    Replications,
+    Seed,
     StrictSchema,
     in_range,
 )
+
+Samples = Annotated[int, in_range(1, 100_000)]
+"""Design points or samples of a study (each runs the scenario's policies: the memory and time
+checks of the experiment bound the real cost)."""
+Weight = Annotated[float, in_range(0, 1e6)]
+Scale = Annotated[float, in_range(1e-9, 1e9)]
+"""A target's scale: the squared misfit is divided by its square, so it stays away from 0."""
 
 # --------------------------------------------------------------------------- sweep and sensitivity blocks
 
@@ -28,9 +34,9 @@ from simulator.scenario.schema_fields import (
 class ParameterRangeSchema(StrictSchema):
     """A numeric range of one parameter: ``{low, high}``; ``num`` evenly spaced points for a grid."""
 
-    low: float
-    high: float
-    num: Annotated[int, in_range(2)] | None = None
+    low: Finite
+    high: Finite
+    num: Annotated[int, in_range(2, 100_000)] | None = None
     integer: bool | None = None
     log: bool = False
 
@@ -50,13 +56,13 @@ class SweepSchema(StrictSchema):
     """``sweep:``: a grid (lists of values / ``{low, high, num}``) or ``n`` QMC points over ranges."""
 
     method: Literal["grid", "lhs", "sobol", "halton"] = "grid"
-    n: PosInt | None = None
-    seed: NonNegInt | None = None
+    n: Samples | None = None
+    seed: Seed | None = None
     seeds: Literal["common", "per_point"] = "common"
-    replications: Annotated[int, in_range(1, 100_000)] | None = None
+    replications: Replications | None = None
     metrics: Annotated[list[MetricName], Field(min_length=1)] | None = None
     parameters: Annotated[dict[str, SweepValues], Field(min_length=1)]
-    reference: Annotated[dict[str, Any], Field(min_length=1)] | NonNegInt | None = None
+    reference: Annotated[dict[str, Any], Field(min_length=1)] | Annotated[int, in_range(0, 100_000)] | None = None
     """The point every other point is compared with: ``{path or last name: value}`` or a point id."""
 
 
@@ -66,11 +72,11 @@ class SensitivitySchema(StrictSchema):
     parameters: Annotated[dict[str, ParameterRangeSchema], Field(min_length=1)] | None = None
     outputs: Annotated[list[Name], Field(min_length=1)] | None = None
     policy: Name | None = None
-    n: PosInt = 32
-    replications: Annotated[int, in_range(1, 100_000)] = 2
+    n: Samples = 32
+    replications: Replications = 2
     bootstrap: Annotated[int, in_range(0, 100_000)] = 999
     confidence: Annotated[float, in_range(0, 1, lo_open=True, hi_open=True)] = 0.95
-    seed: NonNegInt | None = None
+    seed: Seed | None = None
     sobol: bool = True
     tornado: bool = True
 
@@ -83,10 +89,10 @@ class CalibrationParameterSchema(StrictSchema):
 
     name: Name | None = None
     path: Name | None = None
-    paths: Annotated[list[Name], Field(min_length=1)] | Annotated[dict[str, float], Field(min_length=1)] | None = None
-    low: float
-    high: float
-    start: float | None = None
+    paths: Annotated[list[Name], Field(min_length=1)] | Annotated[dict[str, Finite], Field(min_length=1)] | None = None
+    low: Finite
+    high: Finite
+    start: Finite | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> CalibrationParameterSchema:
@@ -106,11 +112,11 @@ class CalibrationTargetSchema(StrictSchema):
     metric: Name
     by: Name | None = None
     label: Name | None = None
-    value: float | None = None
-    low: float | None = None
-    high: float | None = None
-    scale: Positive | None = None
-    weight: NonNeg = 1.0
+    value: Finite | None = None
+    low: Finite | None = None
+    high: Finite | None = None
+    scale: Scale | None = None
+    weight: Weight = 1.0
     source: str = ""
 
     @model_validator(mode="after")
@@ -134,8 +140,8 @@ class CalibrationCheckSchema(StrictSchema):
     policy: Name | None = None
     metric: Name = "response_rate"
     relative: bool = True
-    low: float | None = None
-    high: float | None = None
+    low: Finite | None = None
+    high: Finite | None = None
     source: str = ""
 
 
@@ -147,8 +153,8 @@ class CalibrationSchema(StrictSchema):
     check_replications: Annotated[int, in_range(2, 10_000)] = 10
     method: Literal["nelder-mead", "powell"] = "nelder-mead"
     max_evaluations: Annotated[int, in_range(1, 100_000)] = 80
-    tolerance: Positive = 0.002
-    regularization: NonNeg = 0.01
+    tolerance: Annotated[float, in_range(0, 1e6, lo_open=True)] = 0.002
+    regularization: Weight = 0.01
     parameters: Annotated[list[CalibrationParameterSchema], Field(min_length=1)]
     targets: Annotated[list[CalibrationTargetSchema], Field(min_length=1)] | None = None
     validation: list[CalibrationCheckSchema] | None = None

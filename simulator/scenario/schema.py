@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from simulator.core import limits
 from simulator.core.config import (
     Adaptation,
     Dist,
@@ -22,28 +23,32 @@ from simulator.core.config import (
     Segment,
     SendingModel,
 )
+from simulator.core.limits import MAX_LOG_SD
 from simulator.scenario.errors import SAFE_NAME_PATTERN
 from simulator.scenario.experiment_schema import CalibrationSchema, SensitivitySchema, SweepSchema
 from simulator.scenario.scale import ScaleFactor
 from simulator.scenario.schema_fields import (
-    MAX_DAYS,
-    MAX_LOG_SD,
     Count,
     Credits,
     Days,
     LaxDate,
     Name,
-    NonNeg,
     PosCount,
     PosDays,
-    PosInt,
-    Positive,
     PresetName,
     Prob,
+    Replications,
     SeatType,
+    Seed,
     StrictSchema,
-    in_range,
+    within,
 )
+
+Share = Annotated[float, within(limits.SHARE)]
+Weight = Annotated[float, within(limits.WEIGHT)]
+FatigueWeight = Annotated[float, within(limits.FATIGUE_WEIGHT)]
+AdaptationWeight = Annotated[float, within(limits.ADAPTATION_WEIGHT)]
+Minutes = Annotated[float, within(limits.MINUTES)]
 
 # --------------------------------------------------------------------------- market
 
@@ -53,8 +58,8 @@ class DistSchema(StrictSchema):
 
     target: ClassVar[type | None] = Dist
     kind: Literal["fixed", "uniform", "beta", "lognormal"] = "fixed"
-    a: Annotated[float, in_range(-1e6, 1e6)] = 0.0
-    b: Annotated[float, in_range(-1e6, 1e6)] = 0.0
+    a: Annotated[float, within(limits.DIST_PARAMETER)] = 0.0
+    b: Annotated[float, within(limits.DIST_PARAMETER)] = 0.0
 
     @model_validator(mode="before")
     @classmethod
@@ -78,8 +83,8 @@ class DistSchema(StrictSchema):
 class SegmentSchema(StrictSchema):
     target: ClassVar[type | None] = Segment
     name: Name
-    share: Positive | None = None
-    base_response: Annotated[float, in_range(0, 1, lo_open=True, hi_open=True)] | None = None
+    share: Share | None = None
+    base_response: Annotated[float, within(limits.OPEN_PROBABILITY)] | None = None
     active_share: Prob | None = None
     check_interval_days: DistSchema | None = None
     openness: DistSchema | None = None
@@ -103,46 +108,46 @@ class RecruiterGroupSchema(StrictSchema):
     bulk_share: DistSchema | None = None
     time_budget_minutes: DistSchema | None = None
     team_size: PosCount | None = None
-    segment_weights: dict[str, NonNeg] | list[NonNeg] | None = None
+    segment_weights: dict[str, Weight] | list[Weight] | None = None
 
 
 class ResponseModelSchema(StrictSchema):
     target: ClassVar[type | None] = ResponseModel
-    personalization_effect: NonNeg | None = None
+    personalization_effect: Annotated[float, within(limits.PERSONALIZATION_EFFECT)] | None = None
     reference_personalization: Prob | None = None
     bulk_personalization_factor: Prob | None = None
-    member_heterogeneity_sd: NonNeg | None = None
+    member_heterogeneity_sd: Annotated[float, within(limits.HETEROGENEITY_SD)] | None = None
     observation_days: PosDays | None = None
 
 
 class FatigueSchema(StrictSchema):
     target: ClassVar[type | None] = Fatigue
     enabled: bool | None = None
-    weight_bulk: NonNeg | None = None
-    weight_personalized: NonNeg | None = None
-    half_life_days: Positive | None = None
-    sensitivity: NonNeg | None = None
+    weight_bulk: FatigueWeight | None = None
+    weight_personalized: FatigueWeight | None = None
+    half_life_days: Annotated[float, within(limits.HALF_LIFE_DAYS)] | None = None
+    sensitivity: Annotated[float, within(limits.FATIGUE_SENSITIVITY)] | None = None
 
 
 class AdaptationSchema(StrictSchema):
     target: ClassVar[type | None] = Adaptation
     enabled: bool | None = None
-    weight_cost: NonNeg | None = None
-    weight_scarcity: NonNeg | None = None
-    weight_warning: NonNeg | None = None
-    weight_improvement: NonNeg | None = None
+    weight_cost: AdaptationWeight | None = None
+    weight_scarcity: AdaptationWeight | None = None
+    weight_warning: AdaptationWeight | None = None
+    weight_improvement: AdaptationWeight | None = None
     max_personalization_shift: Prob | None = None
     max_volume_cut: Prob | None = None
     speed: Prob | None = None
-    memory_days: Annotated[float, in_range(1, MAX_DAYS)] | None = None
-    cost_reference: Annotated[float, in_range(0, 1, hi_open=True)] | None = None
+    memory_days: Annotated[float, within(limits.MEMORY_DAYS)] | None = None
+    cost_reference: Annotated[float, within(limits.COST_REFERENCE)] | None = None
 
 
 class SendingModelSchema(StrictSchema):
     target: ClassVar[type | None] = SendingModel
-    minutes_personalized: NonNeg | None = None
-    minutes_bulk: NonNeg | None = None
-    weekend_factor: Annotated[float, in_range(0, 10)] | None = None
+    minutes_personalized: Minutes | None = None
+    minutes_bulk: Minutes | None = None
+    weekend_factor: Annotated[float, within(limits.WEEKEND_FACTOR)] | None = None
     adaptation: AdaptationSchema | None = None
 
 
@@ -166,7 +171,7 @@ class RefundSchema(StrictSchema):
 
 class AccrualSchema(StrictSchema):
     kind: Literal["unlimited", "cap", "expire"] | None = None
-    cap_months: Annotated[float, in_range(0, 1200)] | None = None
+    cap_months: Annotated[float, within(limits.CAP_MONTHS)] | None = None
     expire_days: PosDays | None = None
 
 
@@ -174,7 +179,7 @@ class ThresholdSchema(StrictSchema):
     """``on`` / ``off`` or a mapping of threshold fields (a mapping switches it on unless it says otherwise)."""
 
     enabled: bool | None = None
-    min_sends: PosInt | None = None
+    min_sends: PosCount | None = None
     window_days: PosDays | None = None
     min_rate: Prob | None = None
     warning_days: Days | None = None
@@ -187,7 +192,13 @@ class ThresholdSchema(StrictSchema):
     @model_validator(mode="before")
     @classmethod
     def _bool_is_switch(cls, given: Any) -> Any:
-        return {"enabled": given} if isinstance(given, bool) else given
+        if isinstance(given, bool):
+            return {"enabled": given}
+        if not isinstance(given, dict):
+            fields = ", ".join(name for name in cls.model_fields if name != "target")
+            raise ValueError(f"must be on or off (also true/false, yes/no), or a mapping of threshold fields "
+                             f"({fields})")
+        return given
 
 
 class GrantSchema(StrictSchema):
@@ -235,10 +246,10 @@ class ScenarioSchema(StrictSchema):
     name: Name | None = None
     description: str = ""
     start_date: LaxDate | None = None
-    horizon_days: Annotated[int, in_range(1, MAX_DAYS)] | None = None
-    replications: Annotated[int, in_range(1, 100_000)] = 20
-    max_replications: Annotated[int, in_range(1, 100_000)] = 200
-    root_seed: Annotated[int, in_range(0)] = 20150201
+    horizon_days: PosDays | None = None
+    replications: Replications = 20
+    max_replications: Replications = 200
+    root_seed: Seed = 20150201
     scale: ScaleFactor | None = None
     baseline: Name | None = None
     market: MarketSchema | None = None

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from simulator.core.config import MAX_DAYS, SEAT_TYPES
+from simulator.core import limits
+from simulator.core.config import SEAT_TYPES
+from simulator.core.limits import Range
 from simulator.core.metrics import METRIC_NAMES
 from simulator.core.presets import PRESETS
 
@@ -35,25 +37,27 @@ def in_range(lo: float | None = None, hi: float | None = None, *, lo_open: bool 
             raise ValueError(text)
         return value
 
+    check.range_text = text  # type: ignore[attr-defined]  # read by schema_issues for "whole number" errors
     return AfterValidator(check)
 
 
-Prob = Annotated[float, in_range(0, 1)]
-NonNeg = Annotated[float, in_range(0)]
-Positive = Annotated[float, in_range(0, lo_open=True)]
-NonNegInt = Annotated[int, in_range(0)]
-PosInt = Annotated[int, in_range(1)]
-Days = Annotated[int, in_range(0, MAX_DAYS)]
+def within(allowed: Range) -> AfterValidator:
+    """The validator of a range of :mod:`simulator.core.limits` (the one the config classes check too)."""
+    return in_range(allowed.lo, allowed.hi, lo_open=allowed.lo_open, hi_open=allowed.hi_open)
+
+
+Prob = Annotated[float, within(limits.PROBABILITY)]
+Days = Annotated[int, within(limits.DAYS)]
 """A number of days (a window, delay or period): at most 100 years, like the horizon."""
-PosDays = Annotated[int, in_range(1, MAX_DAYS)]
-MAX_CREDITS = 10**9
-Credits = Annotated[int, in_range(0, MAX_CREDITS)]
+PosDays = Annotated[int, within(limits.POSITIVE_DAYS)]
+Credits = Annotated[int, within(limits.CREDITS)]
 """Credits granted at once (far above any real allotment; keeps the ledger's integers exact)."""
-MAX_LOG_SD = 3.0
-"""Largest lognormal log-sd ``b`` accepted (larger spreads give absurd, overflowing draws)."""
-MAX_COUNT = 10**9
-Count = Annotated[int, in_range(0, MAX_COUNT)]
-PosCount = Annotated[int, in_range(1, MAX_COUNT)]
+Count = Annotated[int, within(limits.COUNT)]
+PosCount = Annotated[int, within(limits.POSITIVE_COUNT)]
+Seed = Annotated[int, within(limits.SEED)]
+Replications = Annotated[int, within(limits.REPLICATIONS)]
+Finite = Annotated[float, in_range(-1e12, 1e12)]
+"""A value a study block compares with a metric or applies to a field (checked there again)."""
 Name = Annotated[str, Field(min_length=1)]
 if TYPE_CHECKING:  # the type checker cannot read Literal[...] built from a tuple at run time
     SeatType = str

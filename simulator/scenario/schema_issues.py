@@ -41,21 +41,56 @@ _TYPE_MESSAGES: dict[str, str] = {
     "string_pattern_mismatch": "may contain only letters, digits, '_' and '-'",
 }
 
+_NUMBER_ERRORS = frozenset({"int_type", "int_from_float", "float_type"})
+"""Type errors of a number field: their message also names the field's range."""
+
 
 def _schema_at(schema: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
     """The schema class that holds the field at ``loc`` (for listing allowed keys)."""
+    holder = _type_at(schema, loc[:-1])
+    while typing.get_origin(holder) in (Annotated, typing.Union, types.UnionType):
+        holder = next(arg for arg in typing.get_args(holder) if arg is not type(None))
+    return holder if isinstance(holder, type) and issubclass(holder, BaseModel) else None
+
+
+def _range_missed(schema: type[BaseModel], loc: Sequence[str | int], value: Any) -> str | None:
+    """The range of the number field at ``loc`` (``in [0, 1e+09]``) if ``value`` is a number outside it.
+
+    A float such as 1e10 given for a whole number breaks the range too: say so, not only "whole".
+    """
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    stack: list[Any] = [_type_at(schema, loc)]
+    while stack:
+        current = stack.pop()
+        for part in typing.get_args(current):
+            stack.append(part)
+            check = getattr(part, "func", None)
+            text = getattr(check, "range_text", None)
+            if isinstance(text, str) and check is not None:
+                try:
+                    check(value)
+                except ValueError:
+                    return text.removeprefix("must be ")
+                return None
+    return None
+
+
+def _type_at(schema: type[BaseModel], segments: Sequence[str | int]) -> Any:
+    """The annotation of the value at ``segments`` inside ``schema`` (None if the path leaves it)."""
     current: Any = schema
-    segments = list(loc[:-1])
     position = 0
     for _ in range(200):
         origin = typing.get_origin(current)
+        if position == len(segments):
+            return current
         if isinstance(current, type) and issubclass(current, BaseModel):
-            if position == len(segments):
-                return current
             info = current.model_fields.get(str(segments[position]))
             if info is None:
                 return None
             current, position = info.annotation, position + 1
+            if info.metadata:  # pydantic moves the outermost Annotated[...] extras here
+                current = Annotated[(current, *info.metadata)]
         elif origin is Annotated:
             current = typing.get_args(current)[0]
         elif origin in (typing.Union, types.UnionType):
@@ -131,6 +166,9 @@ def validation_issues(exc: ValidationError, data: Any, marks: Mapping[PathT, Loc
             message = str(error.get("ctx", {}).get("error", error["msg"]))
         else:
             message = _TYPE_MESSAGES.get(error_type, error["msg"])
+            allowed = _range_missed(ScenarioSchema, loc, value) if error_type in _NUMBER_ERRORS else None
+            if allowed:
+                message += f" {allowed}"
             if error_type == "missing":
                 value = NO_VALUE
         found.append((path, value, message, error_type))
