@@ -103,7 +103,8 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) -> int
         scenario = dataclasses.replace(scenario, run=dataclasses.replace(scenario.run, record_daily=False))
     n = (1 if args.replication is not None else scenario.max_replications if args.precision is not None
          else scenario.replications)
-    workers, _ = admit_work(args, experiment_workload(scenario, n, lower=RUN_LOWER, less_memory="--no-timeseries"), workers, dask)
+    work = experiment_workload(scenario, n, lower=RUN_LOWER, less_memory="--no-timeseries")
+    workers, _ = admit_work(args, work, workers, dask)  # refused past a limit (exit 2) before the folder
     out = Path(args.out) if args.out else Path("runs") / f"{scenario.name}-{started:%Y%m%d-%H%M%S}"
     with opened_executor(workers, dask) as executor:
         return _run_in_folder(args, argv, log, scenario, out, executor, workers, dask, started)

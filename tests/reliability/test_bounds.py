@@ -174,6 +174,10 @@ def test_run_explain_and_calibrate_refuse_absurd_counts_before_their_folder(
                        "--no-progress")
     assert code == 2
     refused(err, "calibrate asks for", "evaluations x", "--max-evaluations")
+    code, _, err = cli(capsys, "baseline", "plan", str(path), "--detect", "1pp", "--pilot", str(10**9),
+                       "--no-progress")
+    assert code == 2
+    refused(err, "baseline plan asks for 2,000,000,000 tasks", "a smaller --pilot")
     assert not out.exists()
 
 
@@ -249,3 +253,6 @@ def test_the_library_is_bounded_too(monkeypatch: pytest.MonkeyPatch) -> None:
         design.plan_sweep(load_scenario(tiny(sweep=GRID_1000_CUBED)))
     with pytest.raises(budget.WorkLimitError):
         sensitivity.plan_sensitivity(load_scenario(tiny(sensitivity=SOBOL_2_30)))
+    qmc = {"method": "sobol", "n": 2**30, "parameters": SOBOL_2_30["parameters"]}
+    with pytest.raises(budget.WorkLimitError, match="1,073,741,824 points"):
+        design.check_sweep(load_scenario(tiny(sweep=qmc)))
