@@ -16,9 +16,12 @@ from simulator.cli.common import (
     EXIT_OK,
     InputError,
     ProgressBar,
+    add_limit_options,
     add_no_progress_option,
     add_scenario_argument,
     add_set_option,
+    admit_work,
+    command_limits,
     int_at_least,
     positive_float,
 )
@@ -62,6 +65,7 @@ def add_baseline_parser(commands: Subcommands) -> None:
     for parser in (save, check, plan):
         parser.add_argument("--workers", "-j", type=int_at_least(1), default=1, metavar="K",
                             help="worker processes (default 1); results do not depend on it")
+        add_limit_options(parser)
         add_no_progress_option(parser)
 
 
@@ -86,6 +90,10 @@ def _add_plan_parser(actions: Subcommands) -> argparse.ArgumentParser:
     return plan
 
 
+SAVE_LOWER = ("fewer --replications (10-50 give a usable baseline; `baseline plan` says how many a wanted "
+              "sensitivity needs)")
+
+
 def cmd_baseline(args: argparse.Namespace) -> int:
     """``inmail-sim baseline ACTION``."""
     commands = {"save": cmd_baseline_save, "check": cmd_baseline_check, "plan": cmd_baseline_plan}
@@ -95,6 +103,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 def cmd_baseline_save(args: argparse.Namespace) -> int:
     """``inmail-sim baseline save``: run the scenario and store its statistics."""
     from simulator.experiments.baseline import BaselineError, save_baseline
+    from simulator.experiments.budget import experiment_workload
     from simulator.experiments.experiment import run_experiment
     from simulator.experiments.power import holm_family_size, mde_table, render_mde
 
@@ -104,9 +113,12 @@ def cmd_baseline_save(args: argparse.Namespace) -> int:
     if (args.replications or scenario.replications) < 2:
         raise InputError(f"{args.scenario}: a baseline needs at least 2 replications (10+ recommended); "
                          "use --replications N")
+    count = args.replications or scenario.replications
+    workers, _ = admit_work(args, experiment_workload(scenario, count, "baseline save", lower=SAVE_LOWER),
+                            args.workers)
     with ProgressBar("baseline", unit="replication", hidden=args.no_progress) as bar:
-        results = run_experiment(scenario, replications=args.replications, root_seed=args.seed,
-                                 workers=args.workers, progress=bar)
+        results = run_experiment(scenario, replications=count, root_seed=args.seed, workers=workers, progress=bar,
+                                 memory_check=False)
     try:
         saved = save_baseline(results, args.to, scenario_file=args.scenario)
     except BaselineError as exc:
@@ -129,7 +141,7 @@ def cmd_baseline_check(args: argparse.Namespace) -> int:
             report = check_scenario(args.scenario, args.against, args.mode, seed=args.seed,
                                     replications=args.replications, alpha=args.alpha,
                                     allow_changed_scenario=args.allow_changed_scenario, workers=args.workers,
-                                    progress=bar)
+                                    progress=bar, limits=command_limits(args, args.workers))
     except BaselineError as exc:
         raise InputError(str(exc)) from None
     print(report.render(only_failures=args.failures_only))
@@ -144,7 +156,7 @@ def cmd_baseline_plan(args: argparse.Namespace) -> int:
         with ProgressBar("pilot", unit="replication", hidden=bool(args.no_progress or args.against)) as bar:
             plan = plan_replications(args.scenario, args.detect, args.metric, args.alpha, against=args.against,
                                      pilot=args.pilot, seed=args.seed, overrides=args.set, workers=args.workers,
-                                     progress=bar)
+                                     progress=bar, limits=command_limits(args, args.workers))
     except BaselineError as exc:
         raise InputError(str(exc)) from None
     print(plan.render())

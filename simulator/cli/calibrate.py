@@ -16,6 +16,7 @@ from simulator.cli.common import (
     ProgressBar,
     StudySummary,
     add_study_arguments,
+    admit_work,
     executor_settings,
     int_at_least,
     run_study_into_folder,
@@ -50,7 +51,12 @@ def add_calibrate_parser(commands: Subcommands) -> None:
 
 def cmd_calibrate(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) -> int:
     """``inmail-sim calibrate``: check the calibration: block, fit, check, validate; write the folder."""
-    from simulator.experiments.calibration import calibrate, calibration_spec, format_calibration
+    from simulator.experiments.calibration import (
+        calibrate,
+        calibration_spec,
+        calibration_workload,
+        format_calibration,
+    )
     from simulator.io.study_files import write_calibration
 
     workers, dask = executor_settings(args)
@@ -58,10 +64,11 @@ def cmd_calibrate(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) 
     scenario = load_scenario(args.scenario, args.set)
     spec = calibration_spec(scenario, replications=args.replications,  # bad input exits 2 before anything runs
                             check_replications=args.check_replications, max_evaluations=args.max_evaluations)
+    workers, limits = admit_work(args, calibration_workload(scenario, spec, not args.no_validation), workers, dask)
 
     def fit(executor: Executor, out: Path, bar: ProgressBar) -> StudySummary:
         result = calibrate(scenario, executor, spec=spec, out=out, progress=bar,
-                           validation=not args.no_validation, check_overrides=args.set or ())
+                           validation=not args.no_validation, check_overrides=args.set or (), limits=limits)
         bar.close()
         files = write_calibration(result, out, argv=["inmail-sim", *argv], scenario_out=args.scenario_out)
         return StudySummary(format_calibration(result), files, interrupted=result.status == "interrupted")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
     """What ``add_subparsers`` returns: each command module adds its parsers to it."""
 
+    from simulator.experiments.budget import Limits, Workload
     from simulator.io.outputs import RunFolder
     from simulator.scenario import Scenario
 
@@ -149,9 +150,17 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
                         help="run the replications on a Dask cluster: a scheduler address such as "
                              "tcp://host:8786, or 'local' for a LocalCluster on this machine "
                              "(needs pip install 'inmail-sim[dask]')")
+    add_limit_options(parser)
+
+
+def add_limit_options(parser: argparse.ArgumentParser) -> None:
+    """``--memory-limit`` and ``--max-tasks``: the limits every command checks its work against up front."""
     parser.add_argument("--memory-limit", type=memory_size, metavar="SIZE",
                         help="refuse scenarios whose memory estimate exceeds SIZE (e.g. 8G; default: the "
                              "available memory, MemAvailable)")
+    parser.add_argument("--max-tasks", type=int_at_least(1), metavar="N",
+                        help="refuse more than N tasks (replications of one policy in one point or world; "
+                             "default 1,000,000 or $INMAIL_SIM_MAX_TASKS)")
 
 
 def add_resume_options(parser: argparse.ArgumentParser) -> None:
@@ -180,6 +189,33 @@ def executor_settings(args: argparse.Namespace) -> tuple[int, str | None]:
     if args.dask == "local" and args.workers is None:
         return max(1, os.cpu_count() or 1), "local"
     return (args.workers or 1), args.dask
+
+
+def command_limits(args: argparse.Namespace, workers: int = 1, dask: str | None = None) -> Limits:
+    """The limits of this command line: ``--memory-limit``, ``--max-tasks``, the workers; a capped
+    ``--workers`` is noted on stderr."""
+    from simulator.experiments.budget import Limits
+
+    def note(text: str) -> None:
+        print(f"inmail-sim: note: {text}", file=sys.stderr)
+
+    asked = getattr(args, "workers", None) is not None
+    return Limits(workers=workers, memory=getattr(args, "memory_limit", None),
+                  max_tasks=getattr(args, "max_tasks", None), local=dask in (None, "local"),
+                  note=note if asked else None)
+
+
+def admit_work(args: argparse.Namespace, work: Workload, workers: int = 1,
+               dask: str | None = None) -> tuple[int, Limits]:
+    """Refuse ``work`` past this command line's limits (exit code 2, the estimate in the message) before
+    anything starts; return the workers to start (capped at the tasks) and the limits to pass on."""
+    from dataclasses import replace
+
+    from simulator.experiments.budget import admit
+
+    limits = command_limits(args, workers, dask)
+    workers = admit(work, limits)
+    return workers, replace(limits, workers=workers, note=None)
 
 
 # --------------------------------------------------------------------------- progress bar

@@ -17,6 +17,7 @@ from simulator.cli.common import (
     ProgressBar,
     StudySummary,
     add_study_arguments,
+    admit_work,
     executor_settings,
     int_at_least,
     run_study_into_folder,
@@ -60,15 +61,17 @@ def cmd_explain(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) ->
     channels = None if args.channels is None else [c for c in args.channels.split(",") if c.strip()]
     metrics = tuple(args.metric or explain.DEFAULT_METRICS)
     try:  # bad input exits 2 before anything runs
-        explain.plan(scenario, args.policy, channels)
+        design = explain.plan(scenario, args.policy, channels)
         metrics = tuple(explain.check_metrics(metrics))
     except explain.ExplainInputError as exc:
         raise InputError(f"{args.scenario}: {exc}") from None
+    work = explain.explain_workload(scenario, design, args.replications or scenario.replications)
+    workers, limits = admit_work(args, work, workers, dask)
 
     def decompose(executor: Executor, out: Path, bar: ProgressBar) -> StudySummary:
         result = explain.explain(scenario, executor, policy=args.policy, metrics=metrics,
                                  replications=args.replications, channels=channels,
-                                 store=explain.world_store(out), progress=bar)
+                                 store=explain.world_store(out), progress=bar, limits=limits)
         bar.close()
         files = write_explain(result, out, argv=["inmail-sim", *argv], figure=not args.no_figure)
         return StudySummary(explain.format_explain(result), files)

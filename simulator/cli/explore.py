@@ -28,6 +28,7 @@ from simulator.cli.common import (
     add_scenario_argument,
     add_set_option,
     add_study_out_option,
+    admit_work,
     executor_settings,
     int_at_least,
     open_run_folder,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Executor
 
     from simulator.cli.common import Subcommands
+    from simulator.experiments.budget import Limits
     from simulator.experiments.sensitivity import SensitivityResults
     from simulator.experiments.sweep import SweepResults
 
@@ -80,26 +82,31 @@ def add_explore_parsers(commands: Subcommands) -> None:
     sensitivity.add_argument("--no-tornado", action="store_true", help="the Sobol indices only")
 
 
-def describe_explore_blocks(scenario: Scenario) -> list[str]:
-    """Check the sweep: / sensitivity: blocks as the commands would (raises ScenarioError); describe them."""
+def describe_explore_blocks(scenario: Scenario, limits: Limits | None = None) -> list[str]:
+    """Check the sweep: / sensitivity: blocks as the commands would (raises ScenarioError, sizes against
+    ``limits`` before any point is built); describe them."""
+    from simulator.experiments.budget import duration
+
     lines = []
     if scenario.resolved.get("sweep") is not None:
-        from simulator.experiments.sweep import check_sweep, sweep_spec, task_owners
+        from simulator.experiments.sweep import check_sweep, sweep_spec, sweep_workload, task_owners
 
-        spec, points = sweep_spec(scenario), check_sweep(scenario)
+        spec, points = sweep_spec(scenario), check_sweep(scenario, limits)
         owners = task_owners(points)
         runs = sum(owner == pid for (pid, _), owner in owners.items()) * spec.replications
+        time = duration(sweep_workload(scenario, spec).seconds * runs / max(1, len(owners) * spec.replications))
         lines.append(f"  sweep: {spec.method}, {len(points)} points x {len(scenario.policies)} policies x "
                      f"{spec.replications} replications over " + ", ".join(spec.paths)
                      + f"; {runs} of {len(owners) * spec.replications} runs (a policy is not re-run for "
-                       "a lever it does not see)")
+                       f"a lever it does not see), roughly {time} on one core")
     if scenario.resolved.get("sensitivity") is not None:
-        from simulator.experiments.sensitivity import check_sensitivity
+        from simulator.experiments.sensitivity import check_sensitivity, sensitivity_workload
 
-        sensitivity = check_sensitivity(scenario)
+        sensitivity = check_sensitivity(scenario, limits)
+        time = duration(sensitivity_workload(scenario, sensitivity).seconds)
         lines.append(f"  sensitivity: {len(sensitivity.parameters)} inputs, {sensitivity.evaluations} evaluations x "
                      f"{sensitivity.replications} replications; outputs "
-                     + ", ".join(o.name for o in sensitivity.outputs))
+                     + ", ".join(o.name for o in sensitivity.outputs) + f"; roughly {time} on one core")
     return lines
 
 
@@ -107,10 +114,12 @@ def cmd_sweep(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) -> i
     """``inmail-sim sweep``: every point of the sweep: block x every policy, into the folder; a summary."""
     from functools import partial
 
-    from simulator.experiments.sweep import plan_sweep, run_sweep
+    from simulator.experiments.sweep import plan_sweep, run_sweep, sweep_spec, sweep_workload
 
     workers, dask, started, scenario = _load_study_input(args)
-    plan = plan_sweep(scenario, args.replications)  # every point is checked: bad input exits 2 before the folder
+    spec = sweep_spec(scenario, args.replications)  # its size is checked before any point is built
+    workers, limits = admit_work(args, sweep_workload(scenario, spec), workers, dask)
+    plan = plan_sweep(scenario, args.replications, limits=limits)  # every point is checked: bad input exits 2
     plan, compared = _sweep_comparisons(args, plan)
     return _run_study(args, argv, log, scenario, workers, dask, started, plan=plan,
                       run_study=partial(_run_sweep_comparing, run_sweep, compared),
@@ -155,11 +164,19 @@ def _describe_sweep(results: SweepResults) -> str:
 
 def cmd_sensitivity(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) -> int:
     """``inmail-sim sensitivity``: the Sobol and tornado evaluations into the folder; a summary."""
-    from simulator.experiments.sensitivity import plan_sensitivity, run_sensitivity
+    from simulator.experiments.sensitivity import (
+        plan_sensitivity,
+        run_sensitivity,
+        sensitivity_spec,
+        sensitivity_workload,
+    )
 
     workers, dask, started, scenario = _load_study_input(args)
-    plan = plan_sensitivity(scenario, n=args.samples, replications=args.replications,  # checked before the folder
-                            sobol=False if args.no_sobol else None, tornado=False if args.no_tornado else None)
+    choice = {"n": args.samples, "replications": args.replications, "sobol": False if args.no_sobol else None,
+              "tornado": False if args.no_tornado else None}
+    workers, limits = admit_work(args, sensitivity_workload(scenario, sensitivity_spec(scenario, **choice)),
+                                 workers, dask)
+    plan = plan_sensitivity(scenario, **choice, limits=limits)  # checked before the folder
     return _run_study(args, argv, log, scenario, workers, dask, started, plan=plan, run_study=run_sensitivity,
                       write_results=_write_sensitivity, files="sensitivity.csv, tornado.csv",
                       describe=_describe_sensitivity)

@@ -19,9 +19,12 @@ from simulator.cli.common import (
     InputError,
     ProgressBar,
     add_executor_options,
+    add_limit_options,
     add_resume_options,
     add_scenario_argument,
     add_set_option,
+    admit_work,
+    command_limits,
     executor_settings,
     int_at_least,
     open_run_folder,
@@ -75,6 +78,7 @@ def add_validate_parser(commands: Subcommands) -> None:
                                                "invalid.")
     add_scenario_argument(validate)
     add_set_option(validate)
+    add_limit_options(validate)
 
 
 # --------------------------------------------------------------------------- run
@@ -82,8 +86,8 @@ def add_validate_parser(commands: Subcommands) -> None:
 
 def cmd_run(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) -> int:
     """``inmail-sim run``: every finished replication is kept in OUT/replications as it finishes."""
+    from simulator.experiments.budget import experiment_workload
     from simulator.scenario import with_changes
-    from simulator.scenario.memory import check_memory
 
     if args.replication is not None and args.precision is not None:
         raise InputError("--replication re-runs one replication; it cannot be combined with --precision")
@@ -97,13 +101,16 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) -> int
     warn_about_size(args.scenario, scenario)
     if args.no_timeseries:
         scenario = dataclasses.replace(scenario, run=dataclasses.replace(scenario.run, record_daily=False))
-    if dask in (None, "local"):
-        n = 1 if args.replication is not None else scenario.replications
-        check_memory(scenario, concurrent=workers, limit=args.memory_limit,
-                     replications=scenario.max_replications if args.precision is not None else n)
+    n = (1 if args.replication is not None else scenario.max_replications if args.precision is not None
+         else scenario.replications)
+    work = experiment_workload(scenario, n, lower=RUN_LOWER, less_memory="--no-timeseries")
+    workers, _ = admit_work(args, work, workers, dask)  # refused past a limit (exit 2) before the folder
     out = Path(args.out) if args.out else default_run_folder(scenario.name, started)
     with opened_executor(workers, dask) as executor:
         return _run_in_folder(args, argv, log, scenario, out, executor, workers, dask, started)
+
+
+RUN_LOWER = "fewer --replications (or --max-replications with --precision)"
 
 
 def default_run_folder(name: str, started: dt.datetime) -> Path:
@@ -205,15 +212,19 @@ def _write_figures_or_warn(results: Results, out: Path, executor: Executor | Non
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """``inmail-sim validate``: load and check the scenario (and its study blocks), describe it."""
+    from simulator.experiments.budget import admit, describe, experiment_workload
     from simulator.scenario.errors import printable
 
     scenario = load_scenario(args.scenario, args.set)
     warn_about_size(args.scenario, scenario)
-    studies = describe_explore_blocks(scenario)
+    limits = command_limits(args)
+    work = experiment_workload(scenario, scenario.replications, lower=RUN_LOWER)
+    admit(work, limits)  # what `run` would refuse, refused here; the blocks' sizes before any point is built
+    studies = describe_explore_blocks(scenario, limits)
     if scenario.resolved.get("calibration") is not None:  # checked before anything is printed
         from simulator.experiments.calibration import describe_spec
 
-        studies.append(describe_spec(scenario))
+        studies.append(describe_spec(scenario, limits))
     market = scenario.market
     print(f"{printable(args.scenario)}: OK")
     print(f"  scenario {scenario.name}: {scenario.run.horizon_days} days from "
@@ -222,6 +233,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"  market: {market.members.count:,} members in {len(market.members.segments)} segments, "
           f"{market.recruiter_count:,} recruiters in {len(market.recruiters)} groups{_scale_note(scenario)}")
     print(f"  memory: about {_memory_note(scenario)}")
+    print(f"  work of `run`: {describe(work, limits)}")
     for name in scenario.policy_names:
         policy = scenario.policies[name]
         tag = " (baseline)" if name == scenario.baseline else ""

@@ -47,6 +47,7 @@ from simulator.experiments.baseline_file import (
     dumps,
     load_baseline,
 )
+from simulator.experiments.budget import Limits, admit, experiment_workload
 from simulator.experiments.experiment import Results, run_experiment
 from simulator.experiments.power import ReplicationPlan, holm_family_size, parse_detect, plan_table
 from simulator.experiments.provenance import git_revision, scenario_hash
@@ -169,21 +170,32 @@ def assert_matches_baseline(results: Results, path: str | Path, mode: str = "sta
 
 def rerun(scenario_file: str | Path, baseline: Baseline, *, seed: int | None = None,
           replications: int | None = None, workers: int | None = None,
-          progress: Progress | None = None) -> Results:
-    """Run ``scenario_file`` with the baseline's overrides (and its seed and replications unless given)."""
+          progress: Progress | None = None, limits: Limits | None = None) -> Results:
+    """Run ``scenario_file`` with the baseline's overrides (and its seed and replications unless given).
+
+    The replications a check asks for (a stored ``replications`` too) are checked against ``limits``
+    (:func:`simulator.experiments.budget.admit`) before any run.
+    """
     scenario = load_scenario(scenario_file, list(baseline.overrides))
-    return run_experiment(scenario, replications=replications or baseline.replications,
-                          root_seed=baseline.root_seed if seed is None else seed, workers=workers, progress=progress)
+    count = replications or baseline.replications
+    workers = admit(experiment_workload(scenario, count, "baseline check", lower=CHECK_LOWER),
+                    replace(limits or Limits(), workers=workers or 1))
+    return run_experiment(scenario, replications=count, root_seed=baseline.root_seed if seed is None else seed,
+                          workers=workers, progress=progress, memory_check=False)
+
+
+CHECK_LOWER = ("check with fewer --replications (statistical mode takes any number: `baseline plan` says how many "
+               "a wanted sensitivity needs)")
 
 
 def check_scenario(scenario_file: str | Path, baseline: str | Path | Baseline, mode: str = "statistical", *,
                    seed: int | None = None, replications: int | None = None, alpha: float = DEFAULT_ALPHA,
                    allow_changed_scenario: bool = False, workers: int | None = None,
-                   progress: Progress | None = None) -> CheckReport:
+                   progress: Progress | None = None, limits: Limits | None = None) -> CheckReport:
     """Re-run a scenario as the baseline was made (its overrides, seed and replications unless given) and check it.
 
-    Problems that need no run (changed scenario, exact mode not applicable) are raised before
-    anything is simulated.
+    Problems that need no run (changed scenario, exact mode not applicable, more work than ``limits``
+    allow) are raised before anything is simulated.
     """
     stored = baseline if isinstance(baseline, Baseline) else load_baseline(baseline)
     scenario = load_scenario(scenario_file, list(stored.overrides))
@@ -196,14 +208,15 @@ def check_scenario(scenario_file: str | Path, baseline: str | Path | Baseline, m
     compare_baselines(stored, planned, mode, alpha, allow_changed_scenario)  # raises before the run
     if mode == "statistical" and planned.replications < 2:
         raise BaselineError("statistical mode needs at least 2 replications")
-    results = rerun(scenario_file, stored, seed=seed, replications=replications, workers=workers, progress=progress)
+    results = rerun(scenario_file, stored, seed=seed, replications=replications, workers=workers, progress=progress,
+                    limits=limits)
     return check_results(results, stored, mode, alpha, allow_changed_scenario)
 
 
 def plan_replications(scenario_file: str | Path, detect: str, metric: str = "response_rate",
                       alpha: float = DEFAULT_ALPHA, *, against: str | Path | None = None, pilot: int = 10,
                       seed: int | None = None, overrides: Sequence[str] = (), workers: int | None = None,
-                      progress: Progress | None = None) -> ReplicationPlan:
+                      progress: Progress | None = None, limits: Limits | None = None) -> ReplicationPlan:
     """How many replications a check needs to detect ``detect`` (``0.1pp``, ``2%``, ``0.003``) in ``metric``.
 
     The per-replication spread comes from a pilot run of ``pilot`` replications, or from the stored
@@ -229,7 +242,10 @@ def plan_replications(scenario_file: str | Path, detect: str, metric: str = "res
         if pilot < 2:
             raise BaselineError(f"--pilot {pilot}: a spread needs at least 2 replications (10+ recommended)")
         scenario = load_scenario(scenario_file, list(overrides))
-        results = run_experiment(scenario, replications=pilot, root_seed=seed, workers=workers, progress=progress)
+        workers = admit(experiment_workload(scenario, pilot, "baseline plan", lower="a smaller --pilot"),
+                        replace(limits or Limits(), workers=workers or 1))
+        results = run_experiment(scenario, replications=pilot, root_seed=seed, workers=workers, progress=progress,
+                                 memory_check=False)
         stats = statistics_of(results)
         source = f"a pilot run of {pilot} replications (seed {results.scenario.root_seed})"
     tested = holm_family_size(stats)

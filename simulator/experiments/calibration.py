@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simulator.experiments.budget import Limits, admit
 from simulator.experiments.calibration_spec import (
     DEFAULT_TARGETS,
     CalibrationSpec,
@@ -30,6 +31,7 @@ from simulator.experiments.calibration_spec import (
     Target,
     apply_values,
     calibration_spec,
+    calibration_workload,
     config_value,
     describe_spec,
     parameter_overrides,
@@ -44,7 +46,8 @@ from simulator.scenario import Overrides, Scenario, ScenarioError, load_scenario
 __all__ = [
     "DEFAULT_TARGETS", "DIAGNOSTICS", "CalibrationResult", "CalibrationRunError", "CalibrationSpec", "Check",
     "Evaluation", "FreeParameter", "Objective", "PathError", "Target", "applicable_overrides", "apply_values",
-    "calibrate", "calibrated_mapping", "calibration_spec", "config_value", "describe_spec", "format_calibration",
+    "calibrate", "calibrated_mapping", "calibration_spec", "calibration_workload", "config_value", "describe_spec",
+    "format_calibration",
     "observe", "parameter_overrides", "run_check", "target_table",
 ]
 
@@ -204,7 +207,7 @@ def run_check(scenario: Scenario, check: Check, overrides: Mapping[str, Any], re
 def calibrate(scenario: Scenario, executor: Executor | None = None, *, workers: int = 1,
               spec: CalibrationSpec | None = None, out: str | Path | None = None,
               progress: Progress | None = None, validation: bool = True,
-              check_overrides: Overrides = ()) -> CalibrationResult:
+              check_overrides: Overrides = (), limits: Limits | None = None) -> CalibrationResult:
     """Fit the spec's free parameters, check the fit on fresh replications, and run the validation figures.
 
     ``executor``: any ``concurrent.futures.Executor``; without one, ``workers`` local processes (1:
@@ -212,13 +215,17 @@ def calibrate(scenario: Scenario, executor: Executor | None = None, *, workers: 
     time.  ``check_overrides``: the overrides ``scenario`` was loaded with; those that also apply to
     a validation figure's own scenario file (its size, say) are applied there too.  On Ctrl-C the
     result so far is returned with ``status == "interrupted"`` (best evaluation as the fitted
-    values; no check, no validation).
+    values; no check, no validation).  The work is checked against ``limits``
+    (:func:`simulator.experiments.budget.admit`) before anything runs.
     """
+    spec = spec or calibration_spec(scenario)
     if executor is None:
+        workers = admit(calibration_workload(scenario, spec, validation),
+                        dataclasses.replace(limits or Limits(), workers=workers))
         with open_executor(workers) as ex:
             return calibrate(scenario, ex, spec=spec, out=out, progress=progress, validation=validation,
-                             check_overrides=check_overrides)
-    spec = spec or calibration_spec(scenario)
+                             check_overrides=check_overrides, limits=limits)
+    admit(calibration_workload(scenario, spec, validation), limits)
     trace = None
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from simulator.core.metrics import (
     PERSONALIZATION_BANDS,
     canonical_metric,
 )
+from simulator.experiments.budget import BYTES_PER_OBSERVATION, Limits, Workload, admit
 from simulator.experiments.observation import (
     SEAT_SHARES,
     SEGMENT_EXTREMES,
@@ -387,9 +388,25 @@ def calibration_spec(scenario: Scenario, *, replications: int | None = None, che
     )
 
 
-def describe_spec(scenario: Scenario) -> str:
-    """What ``inmail-sim validate`` says about a calibration block (raises :class:`ScenarioError` if bad)."""
+def calibration_workload(scenario: Scenario, spec: CalibrationSpec, validation: bool = True) -> Workload:
+    """The fit (evaluations x replications; an optimizer may overshoot ``max_evaluations`` by a simplex), the
+    check of the fit at the start and fitted values, and each validation figure's two policies twice."""
+    evaluations = spec.max_evaluations + len(spec.parameters) + 2
+    checks = len(spec.checks) if validation else 0
+    tasks = evaluations * spec.replications + 2 * spec.check_replications + 4 * checks * spec.check_replications
+    breakdown = (f"{evaluations:,} evaluations x {spec.replications:,} replications + 2 checks x "
+                 f"{spec.check_replications:,} replications + {checks} validation figures x 4 x "
+                 f"{spec.check_replications:,} replications")
+    kept = 2 * max(spec.replications, spec.check_replications) * BYTES_PER_OBSERVATION
+    return Workload("calibrate", scenario, tasks, breakdown, "a smaller calibration.max_evaluations "
+                    "(--max-evaluations), fewer --replications or --check-replications", kept)
+
+
+def describe_spec(scenario: Scenario, limits: Limits | None = None) -> str:
+    """What ``inmail-sim validate`` says about a calibration block (raises :class:`ScenarioError` if bad, or
+    if its work is past ``limits``)."""
     spec = calibration_spec(scenario)
+    admit(calibration_workload(scenario, spec), limits)
     lines = [f"  calibration: fits {', '.join(spec.names)} on policy {spec.policy} "
              f"({spec.replications} replications per evaluation, at most {spec.max_evaluations} evaluations)"]
     lines += [f"    target {t.name}: {t.key} {t.describe()}" for t in spec.targets]

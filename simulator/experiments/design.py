@@ -21,6 +21,7 @@ import numpy as np
 from scipy.stats import qmc
 
 from simulator.core.metrics import METRIC_NAMES, canonical_metric
+from simulator.experiments.budget import BYTES_PER_POINT, BYTES_PER_STUDY_TASK, Limits, Workload, admit
 from simulator.experiments.point_comparison import PointSpec, PointSpecError, reference_pairs
 from simulator.scenario import Issue, PathT, Scenario, ScenarioError, load_scenario
 
@@ -123,6 +124,24 @@ class SweepSpec:
     @property
     def paths(self) -> list[str]:
         return [p.path for p in self.parameters]
+
+    @property
+    def size(self) -> int:
+        """How many points the design has, counted without building it (a grid: the product of its axes'
+        lengths, at most - integer rounding can merge neighbours; QMC: ``n``)."""
+        if self.method != "grid":
+            return int(self.n or 0)
+        return math.prod(len(p.values) if p.values is not None else int(p.num or 0) for p in self.parameters)
+
+
+def sweep_workload(scenario: Scenario, spec: SweepSpec) -> Workload:
+    """The sweep's tasks (at most points x policies x replications) and memory, counted from the spec alone."""
+    points = spec.size
+    return Workload.of_counts(
+        "sweep", scenario, [(points, "points"), (len(scenario.policies), "policies"),
+                            (spec.replications, "replications")],
+        "fewer sweep values (or a smaller sweep.n), or fewer --replications",
+        bytes_per_task=BYTES_PER_STUDY_TASK, design_bytes=points * BYTES_PER_POINT)
 
 
 def _path_issues(scenario: Scenario, block: str, path: str, loc: PathT) -> list[Issue]:
@@ -287,9 +306,15 @@ def _with_source(sc: Scenario, parent: Scenario) -> Scenario:
     return replace(sc, source=parent.source, overrides=parent.overrides + sc.overrides)
 
 
-def plan_sweep(scenario: Scenario, replications: int | None = None) -> tuple[SweepSpec, list[Point]]:
-    """The checked spec and every point, built and validated (raises :class:`ScenarioError`)."""
+def plan_sweep(scenario: Scenario, replications: int | None = None, *,
+               limits: Limits | None = None) -> tuple[SweepSpec, list[Point]]:
+    """The checked spec and every point, built and validated (raises :class:`ScenarioError`).
+
+    The design's size is checked against ``limits`` (:func:`simulator.experiments.budget.admit`) before
+    a single point is built.
+    """
     spec = sweep_spec(scenario, replications)
+    admit(sweep_workload(scenario, spec), limits)
     points = build_points(scenario, design(spec), seeds=spec.seeds)
     if spec.reference is not None:
         try:
@@ -299,9 +324,9 @@ def plan_sweep(scenario: Scenario, replications: int | None = None) -> tuple[Swe
     return spec, points
 
 
-def check_sweep(scenario: Scenario) -> list[Point]:
-    """Everything ``inmail-sim validate`` checks of a sweep block: the spec and every point."""
-    return plan_sweep(scenario)[1]
+def check_sweep(scenario: Scenario, limits: Limits | None = None) -> list[Point]:
+    """Everything ``inmail-sim validate`` checks of a sweep block: the spec, its size and every point."""
+    return plan_sweep(scenario, limits=limits)[1]
 
 
 def _describe(values: Mapping[str, Any]) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from simulator.core.metrics import BREAKDOWN_KEYS, BREAKDOWN_METRICS
+from simulator.experiments.budget import Limits, admit, experiment_workload
 from simulator.experiments.comparison import (
     COMPARISON_COLUMNS,
     MAIN_METRICS,
@@ -96,13 +97,12 @@ def run_experiment(
     ``indices``: run only these replication indices (e.g. ``[7]`` to re-run replication 7 alone).
     ``store``: write each finished replication there and reuse the ones it already holds (resume).
     ``timeseries=False``: workers do not return the daily series (no ``timeseries``).
-    The scenario's memory need is checked first (:func:`simulator.scenario.memory.check_memory`;
-    ``memory_limit`` in bytes overrides the available memory; ``memory_check=False`` skips it).
+    The work and memory are checked first (:func:`simulator.experiments.budget.admit`: the task limit,
+    ``workers`` capped at the tasks; ``memory_limit`` in bytes overrides the available memory;
+    ``memory_check=False`` skips it).
     Raises :class:`ReplicationError` when replications fail, :class:`~simulator.experiments.runner.RunInterrupted`
     on Ctrl-C.
     """
-    from simulator.scenario.memory import check_memory
-
     scenario = with_changes(scenario, replications=replications, root_seed=root_seed,
                             max_replications=max_replications)
     if not timeseries and scenario.run.record_daily:
@@ -113,11 +113,13 @@ def run_experiment(
     n0 = scenario.replications
     if precision is not None:  # a CI needs a few replications to start from
         n0 = max(n0, min(3, scenario.max_replications))
-    first = list(indices) if indices is not None else list(range(n0))
-    if memory_check and dask in (None, "local"):
+    if memory_check:  # before any list of indices is made
+        count = scenario.max_replications if precision is not None else len(indices) if indices is not None else n0
         concurrent = executor_slots(executor) if executor is not None else max(1, workers or 1)
-        check_memory(scenario, concurrent=concurrent, limit=memory_limit,
-                     replications=scenario.max_replications if precision is not None else len(first))
+        capped = admit(experiment_workload(scenario, count),
+                       Limits(concurrent, memory_limit, local=dask in (None, "local")))
+        workers = capped if executor is None else workers
+    first = list(indices) if indices is not None else list(range(n0))
     total = len(first) * npol
     done = 0
 

@@ -48,6 +48,7 @@ import pandas as pd
 
 from simulator.core.config import SEAT_TYPES, Market, Phase, Policy
 from simulator.core.metrics import BREAKDOWN_KEYS, CURRENT_METRICS, METRIC_NAMES, canonical_metric
+from simulator.experiments.budget import BYTES_PER_OBSERVATION, Limits, Workload, admit
 from simulator.experiments.observation import SEAT_SHARES, SEGMENT_KEY, Observation, observe_task
 from simulator.experiments.runner import Progress, Task, TaskKey, TaskStore, failure_report, open_executor, run_tasks
 from simulator.experiments.statistics import t_interval
@@ -366,22 +367,34 @@ def check_metrics(metrics: Sequence[str]) -> list[str]:
     return metrics
 
 
+def explain_workload(scenario: Scenario, design: ExplainPlan, replications: int) -> Workload:
+    """Every world x replication, counted before any runs."""
+    return Workload.of_counts("explain", scenario, [(len(design.worlds), "worlds"), (replications, "replications")],
+                              "fewer --replications, or fewer --channels", bytes_per_task=BYTES_PER_OBSERVATION)
+
+
 def explain(scenario: Scenario, executor: Executor | None = None, *, workers: int = 1,
             policy: str | None = None, metrics: Sequence[str] = DEFAULT_METRICS,
             replications: int | None = None, channels: Sequence[str] | None = None,
-            store: TaskStore | None = None, progress: Progress | None = None) -> ExplainResult:
+            store: TaskStore | None = None, progress: Progress | None = None,
+            limits: Limits | None = None) -> ExplainResult:
     """Run the counterfactual worlds and decompose the baseline -> ``policy`` difference of each metric.
 
     ``executor``: any ``concurrent.futures.Executor``; without one, ``workers`` local processes (1:
-    in this process).  Results do not depend on either.
+    in this process).  Results do not depend on either.  The worlds x replications are checked against
+    ``limits`` (:func:`simulator.experiments.budget.admit`) before anything runs.
     """
-    if executor is None:
-        with open_executor(workers) as ex:
-            return explain(scenario, ex, policy=policy, metrics=metrics, replications=replications,
-                           channels=channels, store=store, progress=progress)
     design = plan(scenario, policy, channels)
     metrics = check_metrics(metrics)
-    indices = tuple(range(replications or scenario.replications))
+    count = replications or scenario.replications
+    if executor is None:
+        workers = admit(explain_workload(scenario, design, count),
+                        dataclasses.replace(limits or Limits(), workers=workers))
+        with open_executor(workers) as ex:
+            return explain(scenario, ex, policy=policy, metrics=metrics, replications=replications,
+                           channels=channels, store=store, progress=progress, limits=limits)
+    admit(explain_workload(scenario, design, count), limits)
+    indices = tuple(range(count))
     obs = run_worlds(scenario, design, indices, executor, store=store, progress=progress)
     first = obs[(next(iter(design.worlds.values())).id, indices[0])].values
     bad = [m for m in metrics if m not in first]
@@ -458,7 +471,7 @@ def world_store(out: str | Path) -> TaskStore:
 __all__ = [
     "CHANNELS", "DEFAULT_METRICS", "LABELS", "RULES", "UNLIMITED_CREDITS", "ExplainInputError", "ExplainPlan",
     "ExplainResult", "World",
-    "available_channels", "decompose", "differing_rules", "explain", "format_explain", "hybrid_policy", "plan",
-    "run_worlds", "shapley", "switch_off", "world_store",
+    "available_channels", "decompose", "differing_rules", "explain", "explain_workload", "format_explain",
+    "hybrid_policy", "plan", "run_worlds", "shapley", "switch_off", "world_store",
 ]
 

@@ -42,6 +42,14 @@ import numpy as np
 import pandas as pd
 
 from simulator.core.metrics import CURRENT_METRICS, METRIC_NAMES, canonical_metric
+from simulator.experiments.budget import (
+    BYTES_PER_POINT,
+    BYTES_PER_STUDY_TASK,
+    Limits,
+    Workload,
+    admit,
+    capped_workers,
+)
 from simulator.experiments.design import (
     PURPOSE_BOOTSTRAP,
     PURPOSE_SENSITIVITY,
@@ -60,7 +68,8 @@ from simulator.scenario import Issue, PathT, Scenario, ScenarioError, with_chang
 __all__ = [
     "DEFAULT_OUTPUTS", "TARGET_HALF_WIDTH", "Output", "SensitivityPlan", "SensitivityResults", "SensitivitySpec",
     "check_sensitivity", "current_value", "evaluation_design", "needed_policies", "parse_output", "plan_sensitivity",
-    "run_sensitivity", "sensitivity_spec", "sobol_analyse", "sobol_table", "tornado_analyse", "tornado_table",
+    "run_sensitivity", "sensitivity_spec", "sensitivity_workload", "sobol_analyse", "sobol_table", "tornado_analyse",
+    "tornado_table",
 ]
 
 DEFAULT_OUTPUTS: tuple[str, ...] = ("diff.response_rate", "net_credit_burn")
@@ -324,17 +333,33 @@ SensitivityPlan = tuple[SensitivitySpec, list[tuple[str, int]], list[Point]]
 """The checked spec, each evaluation's (design, row) label, and the evaluations as sweep points."""
 
 
+def sensitivity_workload(scenario: Scenario, spec: SensitivitySpec) -> Workload:
+    """The analysis' tasks (``evaluations x needed policies x replications``) and memory (the evaluations as
+    points, the bootstrap's resampled rows), counted from the spec alone."""
+    bootstrap = spec.bootstrap * spec.n * 16 if spec.sobol else 0  # resample indices and the statistic's rows
+    return Workload.of_counts(
+        "sensitivity", scenario, [(spec.evaluations, "evaluations"),
+                                  (len(needed_policies(spec, scenario)), "policies"),
+                                  (spec.replications, "replications")],
+        "a smaller sensitivity.n (--samples), fewer parameters, or fewer --replications",
+        bytes_per_task=BYTES_PER_STUDY_TASK, design_bytes=spec.evaluations * BYTES_PER_POINT + bootstrap)
+
+
 def plan_sensitivity(scenario: Scenario, *, n: int | None = None, replications: int | None = None,
-                     sobol: bool | None = None, tornado: bool | None = None) -> SensitivityPlan:
-    """Check the spec and build (and validate) every evaluation; raises :class:`ScenarioError`."""
+                     sobol: bool | None = None, tornado: bool | None = None,
+                     limits: Limits | None = None) -> SensitivityPlan:
+    """Check the spec and its size (against ``limits``, before anything is built), then build and validate
+    every evaluation; raises :class:`ScenarioError`."""
     spec = sensitivity_spec(scenario, n=n, replications=replications, sobol=sobol, tornado=tornado)
+    admit(sensitivity_workload(scenario, spec), limits)
     labels, values = evaluation_design(spec)
     return spec, labels, build_points(scenario, values, block=spec.block)
 
 
-def check_sensitivity(scenario: Scenario) -> SensitivitySpec:
-    """Everything ``inmail-sim validate`` checks of a sensitivity analysis: the spec and every evaluation."""
-    return plan_sensitivity(scenario)[0]
+def check_sensitivity(scenario: Scenario, limits: Limits | None = None) -> SensitivitySpec:
+    """Everything ``inmail-sim validate`` checks of a sensitivity analysis: the spec, its size and every
+    evaluation."""
+    return plan_sensitivity(scenario, limits=limits)[0]
 
 
 def run_sensitivity(scenario: Scenario, *, n: int | None = None, replications: int | None = None,
@@ -348,14 +373,17 @@ def run_sensitivity(scenario: Scenario, *, n: int | None = None, replications: i
     same options as :func:`simulator.experiments.sweep.run_sweep` (``store``: one file per finished task,
     reused when present).  ``plan``: :func:`plan_sensitivity`'s result, if already made.
     """
+    local = dask in (None, "local")
     if plan is None:
-        plan = plan_sensitivity(scenario, n=n, replications=replications, sobol=sobol, tornado=tornado)
+        plan = plan_sensitivity(scenario, n=n, replications=replications, sobol=sobol, tornado=tornado,
+                                limits=Limits(workers or 1, memory_limit, local=local))
     spec, design_rows, points = plan
     d = len(spec.parameters)
     policies = needed_policies(spec, scenario)
-    if dask is None or dask == "local":
+    workers = capped_workers(workers or 1, len(points) * len(policies) * spec.replications)[0]
+    if local:
         check_points_memory(points, executor, workers, memory_limit)
-    opener = open_executor(workers or 1, dask) if executor is None else contextlib.nullcontext(executor)
+    opener = open_executor(workers, dask) if executor is None else contextlib.nullcontext(executor)
     with opener as ex:
         records = run_points(points, spec.replications, ex, progress=progress, store=store, policies=policies)
     y = np.stack([_output_values(records, pt.id, spec, scenario.baseline) for pt in points])  # (m, s, r)

@@ -34,7 +34,8 @@ import pandas as pd
 
 from simulator.core.config import Market, Policy, RunConfig
 from simulator.core.metrics import METRIC_NAMES
-from simulator.experiments.design import Point, SweepSpec, check_sweep, plan_sweep, sweep_spec
+from simulator.experiments.budget import Limits, capped_workers
+from simulator.experiments.design import Point, SweepSpec, check_sweep, plan_sweep, sweep_spec, sweep_workload
 from simulator.experiments.experiment import compare, run_single, summarize
 from simulator.experiments.point_comparison import (
     POINT_COMPARISON_COLUMNS,
@@ -61,7 +62,7 @@ __all__ = [
     "SUMMARY_METRICS", "TABLE_COLUMNS", "TASKS_FOLDER", "PointRecord", "PointSpecError", "Records", "SweepError",
     "SweepResults",
     "check_points_memory", "check_sweep", "plan_sweep", "point_fingerprint", "run_points", "run_sweep",
-    "run_task", "sweep_spec", "task_owners", "task_store",
+    "run_task", "sweep_spec", "sweep_workload", "task_owners", "task_store",
 ]
 
 SUMMARY_METRICS: tuple[str, ...] = ("response_rate", "net_credit_burn")
@@ -254,11 +255,14 @@ def run_sweep(scenario: Scenario, *, replications: int | None = None, executor: 
     ``share``: a policy the swept levers do not touch runs once, not at every point (:func:`task_owners`;
     the same numbers either way); ``False`` re-runs it everywhere.
     """
-    spec, points = plan if plan is not None else plan_sweep(scenario, replications)
-    if dask is None or dask == "local":
-        check_points_memory(points, executor, workers, memory_limit)
+    local = dask in (None, "local")
+    spec, points = plan if plan is not None else plan_sweep(
+        scenario, replications, limits=Limits(workers or 1, memory_limit, local=local))
     owners = task_owners(points, share=share)
-    opener = open_executor(workers or 1, dask) if executor is None else contextlib.nullcontext(executor)
+    workers = capped_workers(workers or 1, len(owners) * spec.replications)[0]
+    if local:
+        check_points_memory(points, executor, workers, memory_limit)
+    opener = open_executor(workers, dask) if executor is None else contextlib.nullcontext(executor)
     with opener as ex:
         records = run_points(points, spec.replications, ex, progress=progress, store=store, owners=owners)
     runs_at = {name: sum(o == pid for (pid, n), o in owners.items() if n == name) for name in scenario.policy_names}

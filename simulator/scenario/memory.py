@@ -137,19 +137,27 @@ class MemoryLimitError(ScenarioError):
         return "scenario too large for this machine:\n" + "\n".join("  " + i.render() for i in self.issues)
 
 
+def refuse_over_limit(source: str | None, needed: MemoryEstimate, detail: str, advice: str,
+                      limit: int | None = None) -> None:
+    """Raise :class:`MemoryLimitError` if ``needed`` exceeds the limit: ``needs about X but the limit is Y
+    (where): DETAIL. ADVICE, or raise the limit with ...``."""
+    cap, where = memory_limit(limit)
+    if cap is None or needed.total <= cap:
+        return
+    message = (f"needs about {gib(needed.total)} of memory but the limit is {gib(cap)} ({where}): {detail}. "
+               f"{advice}, or raise the limit with --memory-limit / {LIMIT_ENV}")
+    raise MemoryLimitError([Issue(source, None, "", NO_VALUE, message)])
+
+
 def check_memory(scenario: Scenario, concurrent: int = 1, limit: int | None = None,
                  replications: int | None = None) -> MemoryEstimate:
     """Raise :class:`MemoryLimitError` if the run's estimate exceeds the limit; return the estimate."""
     needed = estimate(scenario, concurrent, replications)
-    cap, source = memory_limit(limit)
-    if cap is None or needed.total <= cap:
-        return needed
     market = scenario.market
     at_once = f" x {needed.concurrent} at once" if needed.concurrent > 1 else ""
-    message = (f"needs about {gib(needed.total)} of memory but the limit is {gib(cap)} ({source}): "
-               f"one replication ~{gib(needed.per_replication)} ({market.members.count:,} members, "
-               f"{market.recruiter_count:,} recruiters x {scenario.run.horizon_days:,} days){at_once}, "
-               f"results ~{gib(needed.results)}. Use fewer members, recruiters or days, fewer --workers, "
-               f"--no-timeseries, or raise the limit with --memory-limit / {LIMIT_ENV}")
-    raise MemoryLimitError([Issue(scenario.source, None, "", NO_VALUE, message)])
-
+    detail = (f"one replication ~{gib(needed.per_replication)} ({market.members.count:,} members, "
+              f"{market.recruiter_count:,} recruiters x {scenario.run.horizon_days:,} days){at_once}, "
+              f"results ~{gib(needed.results)}")
+    refuse_over_limit(scenario.source, needed, detail,
+                      "Use fewer members, recruiters or days, fewer --workers, --no-timeseries", limit)
+    return needed
