@@ -129,7 +129,10 @@ def compare_baselines(stored: Baseline, now: Baseline, mode: str = "statistical"
         raise BaselineError(f"alpha (the family-wise false-alarm rate) must be in (0, 1), got {alpha}")
     notes = _preconditions(stored, now, mode, allow_changed_scenario)
     records: list[dict[str, Any]] = []
+    missing = set(stored.missing())
     for row, metric, s, n in _pairs(stored, now):
+        if s is None and (row, metric) in missing:
+            continue  # listed below, as missing from the file
         rec: dict[str, Any] = {"row": row, "metric": metric, "stored": s.mean if s else math.nan,
                                "now": n.mean if n else math.nan, "diff": math.nan, "se": math.nan,
                                "z": math.nan, "p": math.nan}
