@@ -73,7 +73,7 @@ DAMAGE: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "text_n": (lambda d: _stat(d, "old", "sent").update(n="3"), "statistics.old.sent.n = '3': must be a whole number"),
     "negative_seed": (lambda d: d.update(root_seed=-3), "root_seed = -3: must be a whole number >= 0"),
     "bool_seed": (lambda d: d.update(root_seed=True), "root_seed = true: must be a whole number"),
-    "zero_replications": (lambda d: d.update(replications=0), "replications = 0: must be a whole number in [1, 100000]"),
+    "zero_replications": (lambda d: d.update(replications=0), "replications = 0: must be a whole number in [1, 1"),
     "huge_replications": (lambda d: d.update(replications=10**12), "replications = 1000000000000: must be a whole"),
     "unknown_metric": (lambda d: d["statistics"]["old"].update(respons_rate=_stat(d, "old", "sent")),
                        "statistics.old.respons_rate: unknown metric; allowed: sent,"),
@@ -178,7 +178,7 @@ def test_save_does_not_replace_a_file_that_is_not_a_baseline(saved: tuple[Path, 
     scenario, doc = saved
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes\n")
-    code, out, err = cli(capsys, "baseline", "save", str(scenario), "--to", str(notes), "-n", "2", "--no-progress")
+    code, _, err = cli(capsys, "baseline", "save", str(scenario), "--to", str(notes), "-n", "2", "--no-progress")
     assert code == 2 and f"{notes}: exists and is not a baseline file" in err and "--force" in err
     assert notes.read_text() == "my notes\n"
     other = _write(tmp_path, {"format": "something"}, "other.json")
