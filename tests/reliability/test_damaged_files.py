@@ -262,15 +262,25 @@ def test_a_symlinked_replications_folder_is_refused(tmp_path: Path, capsys: pyte
     assert code == 2 and "replications exists and is not a folder" in err
 
 
-def test_an_out_folder_that_cannot_be_created_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+COMMANDS: dict[str, Callable[[pytest.CaptureFixture[str], Path, Path], tuple[int, str, str]]] = {
+    "run": _run,
+    "explain": lambda capsys, scenario, out: cli(capsys, "explain", str(scenario), "--out", str(out), "-n", "2",
+                                                 "--no-progress"),
+}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_an_out_folder_that_cannot_be_created_exits_2(command: str, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
     scenario = tiny_file(tmp_path, horizon_days=20)
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    code, _, err = _run(capsys, scenario, blocker / "run")
+    code, _, err = COMMANDS[command](capsys, scenario, blocker / "run")
     assert code == 2 and "cannot write there" in err and "Traceback" not in err
 
 
-def test_a_read_only_out_folder_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_a_read_only_out_folder_exits_2(command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     scenario = tiny_file(tmp_path, horizon_days=20)
     out = tmp_path / "readonly"
     out.mkdir()
@@ -281,7 +291,7 @@ def test_a_read_only_out_folder_exits_2(tmp_path: Path, capsys: pytest.CaptureFi
             immutable = subprocess.run(["chattr", "+i", str(out)], capture_output=True).returncode == 0
             if not immutable:
                 pytest.skip("cannot make a folder read-only for this user")
-        code, _, err = _run(capsys, scenario, out)
+        code, _, err = COMMANDS[command](capsys, scenario, out)
         assert code == 2, err
         assert f"--out {out}: cannot write there" in err and "Traceback" not in err
     finally:
