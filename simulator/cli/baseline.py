@@ -44,6 +44,8 @@ def add_baseline_parser(commands: Subcommands) -> None:
     save.add_argument("--replications", "-n", type=int_at_least(2), metavar="N",
                       help="replications per policy (default: the scenario's; at least 2, 10+ recommended)")
     save.add_argument("--seed", type=int_at_least(0), metavar="S", help="root seed (default: the scenario's)")
+    save.add_argument("--force", action="store_true",
+                      help="overwrite FILE even if it is not a baseline file (refused without)")
     add_set_option(save)
     check = actions.add_parser("check", help="re-run SCENARIO as the baseline was made and compare metric by metric")
     add_scenario_argument(check)
@@ -61,6 +63,8 @@ def add_baseline_parser(commands: Subcommands) -> None:
     check.add_argument("--allow-changed-scenario", action="store_true",
                        help="compare even if the scenario changed since the baseline was saved")
     check.add_argument("--failures-only", action="store_true", help="print only the rows that moved")
+    check.add_argument("--allow-missing", action="store_true",
+                       help="skip rows the baseline file should hold but lacks (otherwise they fail the check)")
     plan = _add_plan_parser(actions)
     for parser in (save, check, plan):
         parser.add_argument("--workers", "-j", type=int_at_least(1), default=1, metavar="K",
@@ -103,12 +107,17 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 def cmd_baseline_save(args: argparse.Namespace) -> int:
     """``inmail-sim baseline save``: run the scenario and store its statistics."""
     from simulator.experiments.baseline import BaselineError, save_baseline
+    from simulator.experiments.baseline_file import check_target
     from simulator.experiments.budget import experiment_workload
     from simulator.experiments.experiment import run_experiment
     from simulator.experiments.power import holm_family_size, mde_table, render_mde
 
     if Path(args.to).is_dir():
         raise InputError(f"--to {args.to}: is a folder; give the baseline file name")
+    try:
+        check_target(args.to, args.force)  # before the run: never replace an unrelated file
+    except BaselineError as exc:
+        raise InputError(str(exc)) from None
     scenario = load_scenario(args.scenario, args.set)
     if (args.replications or scenario.replications) < 2:
         raise InputError(f"{args.scenario}: a baseline needs at least 2 replications (10+ recommended); "
@@ -120,7 +129,7 @@ def cmd_baseline_save(args: argparse.Namespace) -> int:
         results = run_experiment(scenario, replications=count, root_seed=args.seed, workers=workers, progress=bar,
                                  memory_check=False)
     try:
-        saved = save_baseline(results, args.to, scenario_file=args.scenario)
+        saved = save_baseline(results, args.to, scenario_file=args.scenario, force=args.force)
     except BaselineError as exc:
         raise InputError(str(exc)) from None
     metrics = len(next(iter(saved.stats.values())))
@@ -141,7 +150,8 @@ def cmd_baseline_check(args: argparse.Namespace) -> int:
             report = check_scenario(args.scenario, args.against, args.mode, seed=args.seed,
                                     replications=args.replications, alpha=args.alpha,
                                     allow_changed_scenario=args.allow_changed_scenario, workers=args.workers,
-                                    progress=bar, limits=command_limits(args, args.workers))
+                                    progress=bar, limits=command_limits(args, args.workers),
+                                    allow_missing=args.allow_missing)
     except BaselineError as exc:
         raise InputError(str(exc)) from None
     print(report.render(only_failures=args.failures_only))

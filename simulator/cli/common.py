@@ -332,7 +332,12 @@ def make_output_folder(out: Path, log: ErrorLog) -> None:
     """Create ``out`` (calibrate, explain: no run-folder lock) and log into it."""
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()  # writable? (a read-only folder fails here, not at the end)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot write there ({exc.strerror or exc}): choose a folder you can "
+                         "write to") from None
     log.folder = out
 
 

@@ -46,12 +46,13 @@ from simulator.experiments.baseline_file import (
     current_versions,
     dumps,
     load_baseline,
+    write_baseline_file,
 )
 from simulator.experiments.budget import Limits, admit, experiment_workload
 from simulator.experiments.experiment import Results, run_experiment
 from simulator.experiments.power import ReplicationPlan, holm_family_size, parse_detect, plan_table
 from simulator.experiments.provenance import git_revision, scenario_hash
-from simulator.experiments.runner import Progress, atomic_write
+from simulator.experiments.runner import Progress
 from simulator.scenario import load_scenario
 
 __all__ = [
@@ -106,18 +107,16 @@ def baseline_from_results(results: Results, metrics: Sequence[str] = METRIC_NAME
 
 
 def save_baseline(results: Results, path: str | Path, metrics: Sequence[str] = METRIC_NAMES,
-                  scenario_file: str | None = None) -> Baseline:
-    """Write the baseline of ``results`` to ``path`` (JSON, written atomically); needs >= 2 replications."""
+                  scenario_file: str | None = None, force: bool = False) -> Baseline:
+    """Write the baseline of ``results`` to ``path`` (JSON, written atomically); needs >= 2 replications.
+
+    An existing file that is not a baseline is not replaced unless ``force``.
+    """
     if results.n_replications < 2:
         raise BaselineError(f"a baseline needs a standard error, so at least 2 replications (10+ recommended); "
                             f"got {results.n_replications}")
     base = baseline_from_results(results, metrics, scenario_file)
-    target = Path(path)
-    if target.exists() and target.is_dir():
-        raise BaselineError(f"{target}: is a folder; give the baseline file name, e.g. {target / 'baseline.json'}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    text = dumps(base)
-    atomic_write(target, lambda p: p.write_text(text, encoding="utf-8"))
+    write_baseline_file(base, path, force)
     return base
 
 
@@ -126,8 +125,11 @@ def save_baseline(results: Results, path: str | Path, metrics: Sequence[str] = M
 
 def check_results(results: Results, baseline: str | Path | Baseline, mode: str = "statistical",
                   alpha: float = DEFAULT_ALPHA, allow_changed_scenario: bool = False,
-                  metrics: Sequence[str] | None = None) -> CheckReport:
-    """Compare ``results`` with a baseline (file or object); ``metrics`` limits the check to some metrics."""
+                  metrics: Sequence[str] | None = None, allow_missing: bool = False) -> CheckReport:
+    """Compare ``results`` with a baseline (file or object); ``metrics`` limits the check to some metrics.
+
+    Rows the file should hold but lacks fail the check unless ``allow_missing`` (then skipped).
+    """
     stored = baseline if isinstance(baseline, Baseline) else load_baseline(baseline)
     if metrics is not None:
         stored = _only(stored, metrics)
@@ -135,7 +137,7 @@ def check_results(results: Results, baseline: str | Path | Baseline, mode: str =
                                                              key=_metric_order)
     names = [m for m in names if m in results.replications.columns] or list(METRIC_NAMES)
     now = baseline_from_results(results, names)
-    return compare_baselines(stored, now, mode, alpha, allow_changed_scenario)
+    return compare_baselines(stored, now, mode, alpha, allow_changed_scenario, allow_missing)
 
 
 def _metric_order(m: str) -> tuple[int, str]:
@@ -149,12 +151,13 @@ def _only(stored: Baseline, metrics: Sequence[str]) -> Baseline:
     if missing:
         raise BaselineError(f"{stored.source or 'baseline'}: has no metric(s) {', '.join(sorted(missing))}")
     return replace(stored, stats={name: {m: s for m, s in row.items() if m in keep}
-                                  for name, row in stored.stats.items()})
+                                  for name, row in stored.stats.items()},
+                   metrics=None if stored.metrics is None else tuple(m for m in stored.metrics if m in keep))
 
 
 def assert_matches_baseline(results: Results, path: str | Path, mode: str = "statistical",
                             alpha: float = DEFAULT_ALPHA, allow_changed_scenario: bool = False,
-                            metrics: Sequence[str] | None = None) -> CheckReport:
+                            metrics: Sequence[str] | None = None, allow_missing: bool = False) -> CheckReport:
     """For analysts' pytest suites: raise :class:`BaselineMismatchError` (an AssertionError) if a number moved.
 
     ``results`` must come from the scenario the baseline was saved from (same resolved scenario,
@@ -162,7 +165,7 @@ def assert_matches_baseline(results: Results, path: str | Path, mode: str = "sta
     A changed scenario or an inapplicable exact mode raises :class:`BaselineError`.
     Returns the report when everything matches.
     """
-    report = check_results(results, path, mode, alpha, allow_changed_scenario, metrics)
+    report = check_results(results, path, mode, alpha, allow_changed_scenario, metrics, allow_missing)
     if not report.ok:
         raise BaselineMismatchError(report.render(only_failures=True))
     return report
@@ -191,7 +194,8 @@ CHECK_LOWER = ("check with fewer --replications (statistical mode takes any numb
 def check_scenario(scenario_file: str | Path, baseline: str | Path | Baseline, mode: str = "statistical", *,
                    seed: int | None = None, replications: int | None = None, alpha: float = DEFAULT_ALPHA,
                    allow_changed_scenario: bool = False, workers: int | None = None,
-                   progress: Progress | None = None, limits: Limits | None = None) -> CheckReport:
+                   progress: Progress | None = None, limits: Limits | None = None,
+                   allow_missing: bool = False) -> CheckReport:
     """Re-run a scenario as the baseline was made (its overrides, seed and replications unless given) and check it.
 
     Problems that need no run (changed scenario, exact mode not applicable, more work than ``limits``
@@ -210,7 +214,7 @@ def check_scenario(scenario_file: str | Path, baseline: str | Path | Baseline, m
         raise BaselineError("statistical mode needs at least 2 replications")
     results = rerun(scenario_file, stored, seed=seed, replications=replications, workers=workers, progress=progress,
                     limits=limits)
-    return check_results(results, stored, mode, alpha, allow_changed_scenario)
+    return check_results(results, stored, mode, alpha, allow_changed_scenario, allow_missing=allow_missing)
 
 
 def plan_replications(scenario_file: str | Path, detect: str, metric: str = "response_rate",

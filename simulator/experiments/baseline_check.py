@@ -117,15 +117,22 @@ def _pairs(stored: Baseline, now: Baseline) -> Iterable[tuple[str, str, Stat | N
 
 
 def compare_baselines(stored: Baseline, now: Baseline, mode: str = "statistical", alpha: float = DEFAULT_ALPHA,
-                      allow_changed_scenario: bool = False) -> CheckReport:
-    """Compare the statistics of a new run (``now``) with a stored baseline, metric by metric."""
+                      allow_changed_scenario: bool = False, allow_missing: bool = False) -> CheckReport:
+    """Compare the statistics of a new run (``now``) with a stored baseline, metric by metric.
+
+    Rows the stored file should hold but lacks (:meth:`Baseline.missing`: deleted from the file)
+    fail the check, or are listed as skipped with ``allow_missing``.
+    """
     if mode not in MODES:
         raise BaselineError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if not 0.0 < alpha < 1.0:
         raise BaselineError(f"alpha (the family-wise false-alarm rate) must be in (0, 1), got {alpha}")
     notes = _preconditions(stored, now, mode, allow_changed_scenario)
     records: list[dict[str, Any]] = []
+    missing = set(stored.missing())
     for row, metric, s, n in _pairs(stored, now):
+        if s is None and (row, metric) in missing:
+            continue  # listed below, as missing from the file
         rec: dict[str, Any] = {"row": row, "metric": metric, "stored": s.mean if s else math.nan,
                                "now": n.mean if n else math.nan, "diff": math.nan, "se": math.nan,
                                "z": math.nan, "p": math.nan}
@@ -136,6 +143,7 @@ def compare_baselines(stored: Baseline, now: Baseline, mode: str = "statistical"
             rec["diff"] = n.mean - s.mean
             rec.update(_judge(s, n, mode))
         records.append(rec)
+    records += _missing_records(stored, now, allow_missing)
     rows = pd.DataFrame(records, columns=["row", "metric", "stored", "now", "diff", "se", "z", "p", "verdict",
                                           "regression"])
     tested = rows["p"].notna().to_numpy()
@@ -150,7 +158,39 @@ def compare_baselines(stored: Baseline, now: Baseline, mode: str = "statistical"
     rows["mde"] = [_row_mde(stored, now, r, m, alpha_row) for r, m in zip(rows["row"], rows["metric"], strict=True)]
     rows = rows.drop(columns="p")[["row", "metric", "stored", "now", "diff", "se", "z", "p_adj", "verdict",
                                    "regression", "mde"]]
-    return CheckReport(mode=mode, alpha=alpha, stored=stored, now=now, rows=rows, notes=notes)
+    return CheckReport(mode=mode, alpha=alpha, stored=stored, now=now, rows=rows,
+                       notes=notes + _missing_notes(stored, allow_missing))
+
+
+MISSING_IN_FILE = "MISSING in file"
+"""Verdict of a row the baseline file should hold but lacks (a failure unless allowed)."""
+
+SKIPPED = "skipped (not in file)"
+"""Verdict of such a row with ``allow_missing``."""
+
+
+def _missing_records(stored: Baseline, now: Baseline, allow_missing: bool) -> list[dict[str, Any]]:
+    out = []
+    for row, metric in stored.missing():
+        n = now.stats.get(row, {}).get(metric)
+        out.append({"row": row, "metric": metric, "stored": math.nan, "now": n.mean if n else math.nan,
+                    "diff": math.nan, "se": math.nan, "z": math.nan, "p": math.nan,
+                    "verdict": SKIPPED if allow_missing else MISSING_IN_FILE, "regression": not allow_missing})
+    return out
+
+
+def _missing_notes(stored: Baseline, allow_missing: bool) -> list[str]:
+    missing = stored.missing()
+    if not missing:
+        return []
+    where = stored.source or "the baseline"
+    names = ", ".join(f"{r}:{m}" for r, m in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5
+                                                                else "")
+    if allow_missing:
+        return [f"note: {len(missing)} rows are missing from {where} and were skipped (--allow-missing): {names}"]
+    return [f"MISSING: {where} lacks {len(missing)} rows that it should hold ({names}): the file was edited or "
+            "damaged. Save it again (inmail-sim baseline save), or add --allow-missing to check only the rows "
+            "it has"]
 
 
 def _row_mde(stored: Baseline, now: Baseline, row: str, metric: str, alpha_row: float) -> float:
@@ -268,11 +308,18 @@ def render_report(report: CheckReport, only_failures: bool = False) -> str:
         table = mde_table(s.stats, n.stats, report.alpha, HEADLINE_METRICS)
         lines += ["", render_mde(table, report.alpha, report.tested)]
     bad = report.regressions
+    lost = bad[bad["verdict"] == MISSING_IN_FILE]
+    bad = bad[bad["verdict"] != MISSING_IN_FILE]
     lines.append("")
-    if bad.empty:
-        lines.append(f"OK: none of {len(report.rows)} rows moved beyond "
-                     + ("float round-off" if report.mode == "exact" else "Monte Carlo noise"))
-    else:
+    if not lost.empty:
+        lines.append(f"MISSING: {len(lost)} of {len(report.rows)} rows are not in {s.source or 'the baseline file'}"
+                     " (--allow-missing to skip them)")
+    if bad.empty and lost.empty:
+        skipped = int((report.rows["verdict"] == SKIPPED).sum())
+        lines.append(f"OK: none of {len(report.rows) - skipped} rows moved beyond "
+                     + ("float round-off" if report.mode == "exact" else "Monte Carlo noise")
+                     + (f" ({skipped} rows not in the file skipped)" if skipped else ""))
+    elif not bad.empty:
         worst = ", ".join(f"{r.row}:{r.metric}" for r in bad.head(5).itertuples(index=False))
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
         lines.append(f"REGRESSION: {len(bad)} of {len(report.rows)} rows moved ({worst}{more})")

@@ -20,6 +20,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simulator.experiments.baseline_schema import (
+    LEGACY_METRICS,
+    canonical_names,
+    expected_rows,
+    known_metric,
+    validate_document,
+)
+from simulator.experiments.runner import atomic_write
 from simulator.scenario import Scenario
 
 FORMAT = "inmail-sim-baseline/1"
@@ -121,8 +129,14 @@ class Baseline:
     scenario_file: str | None = None
     created: str = ""
     git_revision: str | None = None
+    metrics: tuple[str, ...] | None = None
+    """The metrics every row must hold (written into the file; a file without the list:
+    :data:`~simulator.experiments.baseline_schema.LEGACY_METRICS`); None: not checked."""
     source: str | None = field(default=None, compare=False)
     """The file this baseline was read from (not stored)."""
+
+    def _stat_metrics(self) -> list[str]:
+        return list(dict.fromkeys(m for metrics in self.stats.values() for m in metrics))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document (see :func:`save_baseline`)."""
@@ -140,45 +154,53 @@ class Baseline:
             "versions": dict(self.versions),
             "git_revision": self.git_revision,
             "created": self.created,
+            "metrics": list(self.metrics if self.metrics is not None else self._stat_metrics()),
             "statistics": {
                 row: {m: {"mean": _num(s.mean), "se": _num(s.se), "n": s.n} for m, s in metrics.items()}
                 for row, metrics in self.stats.items()
             },
         }
 
+    @property
+    def rows(self) -> list[str]:
+        """The rows the statistics must have: every policy, then every paired difference."""
+        return expected_rows(self.policies, self.baseline_policy)
+
+    def missing(self) -> list[tuple[str, str]]:
+        """(row, metric) pairs the file should hold (:attr:`metrics`) but does not; [] when not recorded."""
+        if self.metrics is None:
+            return []
+        return [(row, m) for row in self.rows for m in self.metrics if m not in self.stats.get(row, {})]
+
     @classmethod
     def from_dict(cls, data: Any, source: str | None = None) -> Baseline:
-        """Parse a baseline document; :class:`BaselineError` names the file and the problem."""
+        """Parse and validate a baseline document (:mod:`baseline_schema`); :class:`BaselineError` names the
+        file, the field path and what is allowed."""
         where = source or "baseline"
         if not isinstance(data, dict):
             raise BaselineError(f"{where}: not a baseline file (expected a JSON object)")
         if data.get("format") != FORMAT:
             raise BaselineError(f"{where}: format is {data.get('format')!r}; this version reads {FORMAT!r}")
         try:
-            statistics = {
-                str(row): {str(m): Stat(_float(s["mean"]), _float(s["se"]), int(s["n"])) for m, s in metrics.items()}
-                for row, metrics in data["statistics"].items()
-            }
-            return cls(
-                scenario=str(data["scenario"]), scenario_hash=str(data["scenario_hash"]),
-                config_hash=str(data.get("config_hash", "")), root_seed=int(data["root_seed"]),
-                replications=int(data["replications"]), baseline_policy=str(data["baseline_policy"]),
-                policies=tuple(str(p) for p in data["policies"]), overrides=tuple(str(o) for o in data["overrides"]),
-                versions={str(k): str(v) for k, v in data["versions"].items()}, stats=statistics,
-                scenario_file=data.get("scenario_file"), created=str(data.get("created", "")),
-                git_revision=data.get("git_revision"), source=source,
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            missing = f"field {exc.args[0]!r} is missing" if isinstance(exc, KeyError) else str(exc)
-            raise BaselineError(f"{where}: malformed baseline file: {missing}") from None
+            doc = validate_document(data, where)
+        except ValueError as exc:
+            raise BaselineError(str(exc)) from None
+        statistics: dict[str, dict[str, Stat]] = {}
+        for row, metrics in doc.statistics.items():
+            stats = statistics.setdefault(row, {})
+            for m, s in metrics.items():
+                stats.setdefault(known_metric(m) or m, Stat(s.mean, s.se, s.n))
+        return cls(
+            scenario=doc.scenario, scenario_hash=doc.scenario_hash, config_hash=doc.config_hash,
+            root_seed=doc.root_seed, replications=doc.replications, baseline_policy=doc.baseline_policy,
+            policies=tuple(doc.policies), overrides=tuple(doc.overrides), versions=dict(doc.versions),
+            stats=statistics, scenario_file=doc.scenario_file, created=doc.created, git_revision=doc.git_revision,
+            metrics=canonical_names(LEGACY_METRICS if doc.metrics is None else doc.metrics), source=source,
+        )
 
 
 def _num(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
-
-
-def _float(x: Any) -> float:
-    return math.nan if x is None else float(x)
 
 
 def dumps(baseline: Baseline) -> str:
@@ -192,6 +214,45 @@ def dumps(baseline: Baseline) -> str:
         blocks.append(f"  {json.dumps(row)}: {{\n{inner}\n  }}")
     body = ",\n".join(blocks)
     return f'{head[:-2]},\n "statistics": {{\n{body}\n }}\n}}\n'
+
+
+def is_baseline_file(path: Path) -> bool:
+    """Whether ``path`` holds a baseline file (a JSON object of :data:`FORMAT`, even a damaged one)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("format") == FORMAT
+
+
+def check_target(path: str | Path, force: bool = False) -> Path:
+    """The file a baseline may be saved to: not a folder, and not an existing file that is no baseline
+    (unless ``force``): saving must never replace an unrelated file."""
+    target = Path(path)
+    if target.is_dir():
+        raise BaselineError(f"{target}: is a folder; give the baseline file name, e.g. {target / 'baseline.json'}")
+    if not force and (target.exists() or target.is_symlink()) and not is_baseline_file(target):
+        raise BaselineError(f"{target}: exists and is not a baseline file (a JSON object with format {FORMAT!r}); "
+                            "saving would replace it: choose another file name, or add --force (force=True) to "
+                            "overwrite it")
+    return target
+
+
+def write_baseline_file(baseline: Baseline, path: str | Path, force: bool = False) -> Path:
+    """Write ``baseline`` to ``path`` atomically, after :func:`check_target`; the text is validated first,
+    so a file that could not be read back (a NaN mean, say) is never written."""
+    target = check_target(path, force)
+    text = dumps(baseline)
+    try:
+        validate_document(json.loads(text), str(target))
+    except ValueError as exc:
+        raise BaselineError(f"cannot save this baseline: {exc}") from None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, lambda p: p.write_text(text, encoding="utf-8"))
+    except OSError as exc:
+        raise BaselineError(f"{target}: cannot write the baseline file ({exc.strerror or exc})") from None
+    return target
 
 
 def load_baseline(path: str | Path) -> Baseline:

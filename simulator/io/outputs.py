@@ -18,9 +18,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import platform
+import re
 import shlex
-import shutil
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -128,14 +129,18 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def stored_fingerprint(folder: Path) -> dict[str, Any] | None:
-    """The fingerprint of the run in ``folder`` (checkpoint, else manifest), or None if it holds no run."""
-    for name in (CHECKPOINT, "manifest.json"):
-        data = _read_json(folder / name)
-        if data is not None:
-            fp = data.get("fingerprint")
-            return fp if isinstance(fp, dict) else {"scenario": data.get("scenario"),
-                                                      "root_seed": data.get("root_seed")}
-    return None
+    """The fingerprint of the run in ``folder`` (checkpoint, else manifest), or None if it holds no run.
+
+    Only files inmail-sim wrote count: a ``checkpoint.json`` with a fingerprint, a manifest of inmail-sim's.
+    """
+    checkpoint = _read_json(folder / CHECKPOINT)
+    if checkpoint is not None and isinstance(checkpoint.get("fingerprint"), dict):
+        return dict(checkpoint["fingerprint"])
+    man = _ours_manifest(folder)
+    if man is None:
+        return None
+    fp = man.get("fingerprint")
+    return fp if isinstance(fp, dict) else {"scenario": man.get("scenario"), "root_seed": man.get("root_seed")}
 
 
 def _lock(folder: Path) -> IO[bytes] | None:
@@ -153,23 +158,71 @@ def _lock(folder: Path) -> IO[bytes] | None:
     return fh
 
 
-def _clear_run(folder: Path) -> None:
-    """Delete what an earlier run wrote (``--force``); files not written by inmail-sim are left alone."""
-    names = set(RUN_FILES) | {CHECKPOINT, "error.log"}
-    man = _read_json(folder / "manifest.json") or {}
-    names |= {n for n in man.get("files", []) if isinstance(n, str) and n}
+TASK_FILE = re.compile(r"(p\d{5}-)?r\d{6}-[\w-]+\.npz|\..+\.tmp-\d+-\d+")
+"""A file of ``replications/`` that inmail-sim wrote: a task's result, or a temporary file a killed run left."""
+
+
+def _ours_log(path: Path) -> bool:
+    """Whether ``error.log`` is inmail-sim's: its first line is the command (``inmail-sim ...``), then a blank."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            head = [fh.readline(), fh.readline()]
+    except OSError:
+        return False
+    return head[0].startswith("inmail-sim ") and head[1] == "\n"
+
+
+def _ours_manifest(folder: Path) -> dict[str, Any] | None:
+    """The folder's ``manifest.json`` if inmail-sim wrote it (``package`` or ``fingerprint`` in it)."""
+    man = _read_json(folder / "manifest.json")
+    return man if man is not None and (man.get("package") == "inmail-sim" or "fingerprint" in man) else None
+
+
+def _written_by_us(folder: Path, holds_run: bool) -> set[str]:
+    """Names (relative to ``folder``) of the files an earlier inmail-sim run wrote there."""
+    names = {n for n in ("error.log",) if _ours_log(folder / n)}
+    man = _ours_manifest(folder)
+    if holds_run:
+        names |= set(RUN_FILES) | {CHECKPOINT}
+    if man is not None:
+        names |= {"manifest.json"} | {n for n in man.get("files", []) if isinstance(n, str) and n}
+    return names
+
+
+def _clear_run(folder: Path, holds_run: bool) -> list[str]:
+    """Delete what an earlier run wrote (``--force``); return the files kept (not written by inmail-sim)."""
     root = folder.resolve()
-    for name in names:
+    for name in _written_by_us(folder, holds_run):
         p = folder / name
-        if root not in p.resolve().parents:  # only files inside the folder, whatever the manifest says
-            continue
+        parent = p.parent.resolve()
+        if Path(name).is_absolute() or ".." in Path(name).parts or (parent != root and root not in parent.parents):
+            continue  # only files inside the folder, whatever the manifest says
         if p.is_file() or p.is_symlink():
             p.unlink()
             with contextlib.suppress(OSError):  # a sub-folder the run created (e.g. figures/), if now empty
                 if p.parent != folder:
                     p.parent.rmdir()
-    if (folder / TASKS_DIR).is_dir():
-        shutil.rmtree(folder / TASKS_DIR)
+    tasks = folder / TASKS_DIR
+    if tasks.is_dir() and not tasks.is_symlink():
+        for p in tasks.iterdir():
+            if p.is_file() and TASK_FILE.fullmatch(p.name):
+                p.unlink()
+        with contextlib.suppress(OSError):
+            tasks.rmdir()
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                  if p.name != LOCK and (p.is_file() or p.is_symlink()))
+
+
+def _refuse_links_out(folder: Path) -> None:
+    """``replications/`` must be a real folder inside the run folder: a resume must not write elsewhere."""
+    tasks = folder / TASKS_DIR
+    if tasks.is_symlink():
+        raise RunFolderError(f"--out {folder}: {TASKS_DIR}/ is a symbolic link (to {os.readlink(tasks)}); inmail-sim "
+                             "writes its replication files only inside the run folder and does not follow it: "
+                             "remove the link, or choose another --out")
+    if tasks.exists() and not tasks.is_dir():
+        raise RunFolderError(f"--out {folder}: {TASKS_DIR} exists and is not a folder (inmail-sim keeps its "
+                             "replication files there): move it, or choose another --out")
 
 
 def _is_empty(folder: Path) -> bool:
@@ -192,9 +245,13 @@ def prepare_run_folder(out: str | Path, fingerprint: dict[str, Any], *, resume: 
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
         raise RunFolderError(f"--out {folder}: exists and is not a folder")
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = _lock(folder)
     try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = _lock(folder)
+    except OSError as exc:
+        raise _unwritable(folder, exc) from None
+    try:
+        _refuse_links_out(folder)
         notes: list[str] = []
         stored = stored_fingerprint(folder)
         empty = _is_empty(folder)
@@ -216,14 +273,19 @@ def prepare_run_folder(out: str | Path, fingerprint: dict[str, Any], *, resume: 
         elif resume:
             notes.append(f"nothing to resume in {folder}: starting a new run")
         if force and not resume:
-            _clear_run(folder)
-        for name in ("manifest.json", "error.log"):
-            with contextlib.suppress(FileNotFoundError):
-                (folder / name).unlink()
+            kept = _clear_run(folder, holds_run=stored is not None)
+            if kept:
+                notes.append(f"--force deleted only what inmail-sim wrote in {folder}; kept {len(kept)} other "
+                             f"file{'s' if len(kept) != 1 else ''}: {', '.join(kept[:8])}"
+                             + (f" and {len(kept) - 8} more" if len(kept) > 8 else ""))
+        _start_over(folder)
         checkpoint = {"format": 1, "fingerprint": fingerprint,
                       "created": dt.datetime.now().astimezone().isoformat(timespec="seconds")}
-        atomic_write(folder / CHECKPOINT, _text(json.dumps(checkpoint, indent=2, default=str) + "\n"))
-        store = record_store(folder / TASKS_DIR)
+        try:
+            atomic_write(folder / CHECKPOINT, _text(json.dumps(checkpoint, indent=2, default=str) + "\n"))
+            store = record_store(folder / TASKS_DIR)
+        except OSError as exc:
+            raise _unwritable(folder, exc) from None
         found = store.count() if resume else 0
         if found:
             notes.append(f"resuming: {found} finished replication file{'s' if found != 1 else ''} in {folder}")
@@ -235,6 +297,21 @@ def prepare_run_folder(out: str | Path, fingerprint: dict[str, Any], *, resume: 
         with contextlib.suppress(OSError):
             lock_path.unlink()
         raise
+
+
+def _unwritable(folder: Path, exc: OSError) -> RunFolderError:
+    return RunFolderError(f"--out {folder}: cannot write there ({exc.strerror or exc}): choose a folder you can "
+                          "write to")
+
+
+def _start_over(folder: Path) -> None:
+    """Remove the manifest (the folder is incomplete until the run writes it again) and inmail-sim's error.log."""
+    if _ours_manifest(folder) is not None:
+        with contextlib.suppress(FileNotFoundError):
+            (folder / "manifest.json").unlink()
+    if _ours_log(folder / "error.log"):
+        with contextlib.suppress(FileNotFoundError):
+            (folder / "error.log").unlink()
 
 
 def resume_command(argv: Sequence[str], out: str | Path) -> str:
