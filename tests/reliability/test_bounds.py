@@ -35,6 +35,11 @@ GRID_1000_CUBED = {"method": "grid", "replications": 2, "parameters": {
 
 SOBOL_2_30 = {"n": 2**30, "parameters": {"policies.new.refund.window_days": {"low": 1, "high": 90},
                                          "market.fatigue.sensitivity": {"low": 0.0, "high": 1.0}}}
+"""The probe's case: ``sensitivity.n`` is now outside its range (at most 100,000), refused by the schema."""
+
+SOBOL_MAX_N = {**SOBOL_2_30, "n": 65_536}
+"""The largest power of 2 the schema allows, still too much work: 262,149 evaluations x 2 policies x 2 replications
+(1,048,596 tasks, over the default 1,000,000)."""
 
 
 def run_quickly(*argv: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -139,16 +144,23 @@ def test_a_1000_cubed_grid_exits_2_at_once_in_a_real_process(tmp_path: Path) -> 
 @pytest.mark.parametrize("command", ["validate", "sensitivity"])
 def test_sobol_n_2_to_the_30_is_refused_before_the_design_is_drawn(
         command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], no_design: None) -> None:
-    path = write_yaml(tmp_path / "sobol.yaml", tiny(sensitivity=SOBOL_2_30))
+    path = write_yaml(tmp_path / "sobol.yaml", tiny(sensitivity=SOBOL_MAX_N))
     argv = [command, str(path)] + (["--out", str(tmp_path / "out"), "--no-progress"] if command != "validate" else [])
     code, _, err = cli(capsys, *argv)
     assert code == 2
-    # N (d + 2) + 2 d + 1 evaluations: 2^30 x 4 + 5
-    refused(err, f"{2**30 * 4 + 5:,} evaluations x 2 policies x 2 replications", "a smaller sensitivity.n")
+    # N (d + 2) + 2 d + 1 evaluations: 65,536 x 4 + 5
+    refused(err, f"{65_536 * 4 + 5:,} evaluations x 2 policies x 2 replications", "a smaller sensitivity.n")
+
+
+def test_sobol_n_2_to_the_30_is_outside_its_range(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   no_design: None) -> None:
+    path = write_yaml(tmp_path / "sobol.yaml", tiny(sensitivity=SOBOL_2_30))
+    code, _, err = cli(capsys, "validate", str(path))
+    assert code == 2 and "sensitivity.n = 1073741824: must be in [1, 100000]" in err and "Traceback" not in err
 
 
 def test_sobol_n_2_to_the_30_exits_2_at_once_in_a_real_process(tmp_path: Path) -> None:
-    path = write_yaml(tmp_path / "sobol.yaml", tiny(sensitivity=SOBOL_2_30))
+    path = write_yaml(tmp_path / "sobol.yaml", tiny(sensitivity=SOBOL_MAX_N))
     done = run_quickly("sensitivity", str(path), "--out", str(tmp_path / "out"), "--no-progress")
     assert done.returncode == 2
     refused(done.stderr, "evaluations")
@@ -252,7 +264,7 @@ def test_the_library_is_bounded_too(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(budget.WorkLimitError):
         design.plan_sweep(load_scenario(tiny(sweep=GRID_1000_CUBED)))
     with pytest.raises(budget.WorkLimitError):
-        sensitivity.plan_sensitivity(load_scenario(tiny(sensitivity=SOBOL_2_30)))
-    qmc = {"method": "sobol", "n": 2**30, "parameters": SOBOL_2_30["parameters"]}
-    with pytest.raises(budget.WorkLimitError, match="1,073,741,824 points"):
+        sensitivity.plan_sensitivity(load_scenario(tiny(sensitivity=SOBOL_MAX_N)))
+    qmc = {"method": "sobol", "n": 65_536, "replications": 10, "parameters": SOBOL_2_30["parameters"]}
+    with pytest.raises(budget.WorkLimitError, match="65,536 points"):  # x 2 policies x 10 replications
         design.check_sweep(load_scenario(tiny(sweep=qmc)))
