@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,14 +150,17 @@ def policy_sets(draw: st.DrawFn, name: str, start: dt.date, horizon: int) -> lis
 
 @st.composite
 def cases(draw: st.DrawFn) -> Case:
-    horizon = draw(st.integers(1, 60))
+    horizon = draw(st.integers(1, 45))
     start = START + dt.timedelta(days=draw(st.integers(0, 3 * 365)))
     sets = [_set("horizon_days", horizon), _set("start_date", start.isoformat())]
     sets += draw(market_sets(horizon))
     for name in ("old", "new"):
         sets += draw(policy_sets(name, start, horizon))
-    return Case(sets=tuple(sets), seed=draw(st.integers(0, 2**32 - 1)), replications=draw(st.integers(1, 3)),
-                subprocess=draw(st.integers(0, 2**32 - 1)) % 20 == 0)  # about one in twenty
+    seed = draw(st.integers(0, 2**32 - 1))
+    # one run in twenty as a real process: chosen by a hash of the draws (hypothesis favours small
+    # integers, so a drawn number would pick far more), and the same again when an example is replayed
+    real = zlib.crc32("\n".join([*sets, str(seed)]).encode()) % 20 == 0
+    return Case(sets=tuple(sets), seed=seed, replications=draw(st.integers(1, 3)), subprocess=real)
 
 
 # --------------------------------------------------------------------------- the checks
