@@ -17,8 +17,14 @@ from scenario_helpers import ROOT, tiny, write_yaml
 from simulator.cli import main
 from simulator.experiments.runner import FAULT_ENV
 
-__all__ = ["FAULT_ENV", "ROOT", "children", "cli", "spawn", "tiny", "tiny_file", "wait_for_children", "wait_for_files",
-           "write_yaml"]
+__all__ = ["FAULT_ENV", "ROOT", "RUN_OUTPUTS", "children", "cli", "group_members", "spawn", "tiny", "tiny_file",
+           "unreadable_files", "wait_for_children", "wait_for_files", "wait_group_gone", "write_yaml"]
+
+RUN_OUTPUTS: tuple[str, ...] = (
+    "summary.csv", "comparison.csv", "replications.csv", "timeseries.csv", "breakdowns.csv",
+    "breakdown_comparison.csv", "breakdown_replications.csv", "member_distribution.csv", "scenario.resolved.yaml",
+)
+"""The result files of a finished ``inmail-sim run`` (manifest.json, whose times differ, left out)."""
 
 
 def tiny_file(folder: Path, name: str = "tiny.yaml", **changes: object) -> Path:
@@ -103,3 +109,57 @@ def kill_group(proc: subprocess.Popen[str]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
+
+
+def unreadable_files(folder: Path) -> list[str]:
+    """The files under ``folder`` that do not parse as what their name says (a half-written file).
+
+    Hidden files are left out: the lock, and the ``.NAME.tmp-*`` files every write goes through
+    before it is moved into place.
+    """
+    import json
+
+    import numpy as np
+    import pandas as pd
+    import yaml
+
+    from simulator.experiments.replication import Record
+
+    bad: list[str] = []
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue
+        try:
+            if path.suffix == ".csv":
+                pd.read_csv(path)
+            elif path.suffix == ".json":
+                json.loads(path.read_text(encoding="utf-8"))
+            elif path.suffix == ".yaml":
+                yaml.safe_load(path.read_text(encoding="utf-8"))
+            elif path.suffix == ".npz":
+                with np.load(path, allow_pickle=False) as data:
+                    Record.from_arrays({k: data[k] for k in data.files})
+        except Exception as exc:  # anything that fails to parse is what this looks for
+            bad.append(f"{path.relative_to(folder)}: {type(exc).__name__}: {exc}")
+    return bad
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group ``pgid`` (from /proc/*/stat)."""
+    out: list[int] = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _ppid, pgrp = stat.read_text().rsplit(") ", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue
+        if int(pgrp) == pgid and state != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+def wait_group_gone(pgid: int, timeout: float = 30.0) -> None:
+    """Wait until every process of group ``pgid`` has exited (a killed worker holds the folder's lock until then)."""
+    end = time.monotonic() + timeout
+    while (left := group_members(pgid)) and time.monotonic() < end:
+        time.sleep(0.01)
+    assert not left, f"processes {left} of group {pgid} outlived SIGKILL for {timeout} s"
