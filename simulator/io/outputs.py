@@ -225,6 +225,23 @@ def _refuse_links_out(folder: Path) -> None:
                              "replication files there): move it, or choose another --out")
 
 
+STALE_TEMPORARY = re.compile(r"\..+\.tmp-\d+-\d+")
+"""The name of a file :func:`~simulator.experiments.runner.atomic_write` had not moved into place yet."""
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete the half-written temporary files a killed run left at the top of its folder.
+
+    Called with the folder's lock held, so no other run is writing them; without this a kill -9 while a
+    table or ``checkpoint.json`` was being written would leave the file behind, and a folder holding
+    only such a file would not count as empty.
+    """
+    for stale in folder.iterdir():
+        if STALE_TEMPORARY.fullmatch(stale.name) and stale.is_file() and not stale.is_symlink():
+            with contextlib.suppress(OSError):
+                stale.unlink()
+
+
 def _is_empty(folder: Path) -> bool:
     return not any(p.name != LOCK for p in folder.iterdir())
 
@@ -252,6 +269,7 @@ def prepare_run_folder(out: str | Path, fingerprint: dict[str, Any], *, resume: 
         raise _unwritable(folder, exc) from None
     try:
         _refuse_links_out(folder)
+        _remove_stale_temporaries(folder)
         notes: list[str] = []
         stored = stored_fingerprint(folder)
         empty = _is_empty(folder)

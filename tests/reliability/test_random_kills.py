@@ -39,11 +39,6 @@ from .helpers import RUN_OUTPUTS, kill_group, spawn, tiny_file, unreadable_files
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists() or os.name != "posix",
                                 reason="needs POSIX signals and /proc")
 
-STALE_TEMP_BUG = ("known bug (simulator/io/outputs.py, prepare_run_folder): a kill -9 while a table, the manifest "
-                  "or checkpoint.json is being written leaves its hidden .NAME.tmp-PID-N file at the top of the run "
-                  "folder; --resume and --force never remove it, and a folder holding only a stale "
-                  ".checkpoint.json.tmp-* is refused by --resume as 'not empty and holds no inmail-sim run'")
-
 ROUNDS = int(os.environ.get("KILL_ROUNDS", 50))
 REPLICATIONS = 4
 TASKS = 2 * REPLICATIONS  # two policies
@@ -197,11 +192,9 @@ def test_fifty_random_kill_9s_then_resume_give_the_uninterrupted_results(
     assert all(landed[s] for s in STRETCHES), f"a stretch was never hit: {dict(landed)}"
     runs = list_runs(tmp_path / INDEX_NAME)  # a kill while registering a run must not damage the index
     assert set(runs["folder"].map(lambda f: Path(f).name)) >= {f"run{i:02d}" for i in range(ROUNDS)}
-    if leftovers:  # everything else held: only this known defect is left (reproduced below)
-        pytest.xfail(f"{STALE_TEMP_BUG}; temporary files left after --resume, by round: {leftovers}")
+    assert not leftovers, f"temporary files left after --resume, by round: {leftovers}"
 
 
-@pytest.mark.xfail(strict=True, reason=STALE_TEMP_BUG)
 def test_a_temporary_file_left_by_a_kill_is_gone_after_resume(tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     """The minimal reproduction of what the random kills find: kill -9 in the middle of writing a table."""
@@ -214,7 +207,6 @@ def test_a_temporary_file_left_by_a_kill_is_gone_after_resume(tmp_path: Path,
     assert temporary_files(out) == []
 
 
-@pytest.mark.xfail(strict=True, reason=STALE_TEMP_BUG)
 def test_a_kill_before_the_checkpoint_was_in_place_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """kill -9 between creating --out and moving checkpoint.json into place: the printed --resume must work."""
     scenario = tiny_file(tmp_path)
