@@ -313,3 +313,18 @@ def test_validation_scenarios_get_the_overrides_that_apply_to_them(monkeypatch: 
     with pytest.raises(RuntimeError, match="stop here"):
         run_check(load_scenario(tiny()), c, {}, 2, SerialExecutor(), "start", given)
     assert seen == [(3000, 40)]
+
+
+def test_a_validation_scenario_outside_the_folder_tree_is_refused(tmp_path: Path) -> None:
+    """The rule of ``extends:`` holds for a validation figure's ``scenario:`` file too."""
+    secret = tmp_path / "secret.yaml"
+    write_yaml(secret, tiny())
+    block = copy.deepcopy(TWO_SEGMENTS)
+    block["validation"] = [{"name": "far", "scenario": str(secret), "policy": "new", "metric": "response_rate"},
+                           {"name": "up", "scenario": "../secret.yaml", "policy": "new", "metric": "response_rate"}]
+    (tmp_path / "inner").mkdir()
+    path = write_yaml(tmp_path / "inner" / "cal.yaml", _with_block(block))
+    with pytest.raises(ScenarioError) as caught:
+        calibration_spec(load_scenario(path))
+    text = caught.value.render()
+    assert "an absolute path is refused" in text and "leads out of the scenario's folder" in text

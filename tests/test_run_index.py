@@ -279,3 +279,34 @@ def test_the_environment_variable_names_one_index(here: Path, capsys: pytest.Cap
     assert code == 0 and "one/a" in out and "two/b" in out and "2 runs in" in out
     code, out, _ = cli(capsys, "compare", "1", "2", "-m", "sent")
     assert code == 0 and "B vs A: paired" in out
+
+
+# --------------------------------------------------------------------------- bad runs and indexes (exit 2)
+
+
+def test_a_damaged_run_or_index_or_id_exits_2(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "tiny.yaml", "runs/a")
+    run(capsys, "tiny.yaml", "runs/b")
+    reps = here / "runs/b/replications.csv"
+    lines = reps.read_text().splitlines()
+    cells = lines[1].split(",")
+    cells[1] = "x"  # a damaged replication number: `report` refuses the folder, so does `compare`
+    lines[1] = ",".join(cells)
+    reps.write_text("\n".join(lines) + "\n")
+    code, _, err = cli(capsys, "compare", "runs/a", "runs/b")
+    assert code == 2 and "replications.csv" in err and "Traceback" not in err
+    for bad_id in ("\u00b2", "99999999999999999999"):  # a Unicode digit; an id beyond SQLite's integers
+        code, _, err = cli(capsys, "compare", "runs/a", bad_id)
+        assert code == 2 and "Traceback" not in err, err
+    broken = here / "broken.sqlite"
+    with sqlite3.connect(broken) as con:
+        con.execute("PRAGMA user_version = 1")  # looks like an index, holds no tables
+    code, _, err = cli(capsys, "runs", "--index", str(broken))
+    assert code == 2 and "cannot read the run index" in err and "Traceback" not in err
+
+
+def test_runs_at_different_scales_do_not_share_a_market(tmp_path: Path) -> None:
+    a = load_scenario(tiny(), ["scale=0.5"])
+    b = load_scenario(tiny(), ["scale=0.8"])
+    assert run_index.market_hash(a) != run_index.market_hash(b)
+    assert run_index.market_hash(load_scenario(tiny())) == run_index.market_hash(load_scenario(tiny()))

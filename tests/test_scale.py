@@ -263,3 +263,23 @@ def test_validate_warns_when_team_floors_change_members_per_recruiter(capsys: py
     assert "1,000 members" in out and "16 recruiters" in out
     assert "scale 0.01 change(s) members per recruiter from 100.0 to 62.5 (-38%)" in err
     assert "each group keeps at least one team" in err
+
+
+def test_a_scale_that_pushes_a_count_out_of_its_range_exits_2(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_yaml(tmp_path / "big.yaml", tiny(scale=10, market={"members": {"count": 900_000_000}}))
+    code = main(["validate", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "scale = 10.0: scales count out of its range: must be in [1, 1e+09]" in err
+    assert "Traceback" not in err
+
+
+def test_the_baseline_hash_sees_the_scale_only_when_it_is_set() -> None:
+    from simulator.experiments.baseline import MODEL_KEYS
+    from simulator.experiments.provenance import scenario_hash
+    from simulator.scenario import load_scenario
+
+    plain = scenario_hash(load_scenario(tiny()), MODEL_KEYS)
+    assert plain == scenario_hash(load_scenario(tiny()), MODEL_KEYS)  # unset: the hash baselines already store
+    assert scenario_hash(load_scenario(tiny(scale=0.5)), MODEL_KEYS) not in (
+        plain, scenario_hash(load_scenario(tiny(scale=0.8)), MODEL_KEYS))

@@ -94,16 +94,17 @@ def add_study_out_option(parser: argparse.ArgumentParser) -> None:
 
 def scale_factor(text: str) -> float:
     """An argparse type: the ``--scale`` factor, a number in (0, 10]."""
-    from simulator.scenario.scale import MAX_SCALE
+    from simulator.scenario.scale import MAX_SCALE, check_scale
 
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number in (0, {MAX_SCALE:g}], got {text!r}") from None
-    if not 0 < value <= MAX_SCALE:
+    try:
+        return check_scale(value)
+    except ValueError:
         raise argparse.ArgumentTypeError(f"must be in (0, {MAX_SCALE:g}] (0.2 = a fifth of the members and of "
-                                         f"every recruiter group), got {text}")
-    return value
+                                         f"every recruiter group), got {text}") from None
 
 
 class _SetAction(argparse.Action):

@@ -37,6 +37,7 @@ from simulator.experiments.observation import (
     observable_key,
 )
 from simulator.scenario import Issue, PathT, Scenario, ScenarioError, load_scenario
+from simulator.scenario.confinement import confinement_problem, file_kind_problem, outside_allowed
 
 BOUND_Z = 1.645
 """A one-sided bound must hold at the one-sided 95% confidence limit of the fitting mean."""
@@ -324,8 +325,10 @@ def _check(scenario: Scenario, raw: Mapping[str, Any], loc: PathT) -> tuple[Chec
     if raw.get("scenario") is not None:
         base = Path(scenario.source).parent if scenario.source else Path.cwd()
         path = (base / raw["scenario"]).resolve()
-        if not path.is_file():
-            return None, [scenario.issue((*loc, "scenario"), f"file not found: {path}", raw["scenario"])]
+        confined = None if outside_allowed(None) else confinement_problem(str(raw["scenario"]), path, base.resolve())
+        problem = confined or file_kind_problem(path)  # the rule of extends: (no file outside the folder tree)
+        if problem is not None:
+            return None, [scenario.issue((*loc, "scenario"), problem, raw["scenario"])]
     metric = canonical_metric(raw.get("metric", "response_rate"))
     if metric not in METRIC_NAMES:
         return None, [scenario.issue((*loc, "metric"), "unknown metric; allowed: " + ", ".join(CURRENT_METRICS),

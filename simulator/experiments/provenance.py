@@ -71,6 +71,11 @@ def canonical_sha256(value: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+HASHED_WHEN_SET: tuple[str, ...] = ("scale",)
+"""Fields that change the market whatever part of it a partial hash covers; hashed only when set, so a
+scenario without them keeps the hash it had before they existed (stored baselines stay valid)."""
+
+
 def scenario_hash(scenario: Scenario, keys: Sequence[str] | None = None) -> str:
     """sha256 of the resolved scenario (after ``extends`` and overrides).
 
@@ -79,7 +84,9 @@ def scenario_hash(scenario: Scenario, keys: Sequence[str] | None = None) -> str:
     only those top-level fields (a baseline file hashes its model part this way).
     """
     if keys is not None:
-        return canonical_sha256({k: scenario.resolved.get(k) for k in keys})
+        data = {k: scenario.resolved.get(k) for k in keys}
+        data |= {k: scenario.resolved[k] for k in HASHED_WHEN_SET if scenario.resolved.get(k) is not None}
+        return canonical_sha256(data)
     data = {k: v for k, v in scenario.resolved.items() if k not in NOT_IN_SCENARIO_HASH}
     data["_run"] = {"start_date": scenario.run.start_date.isoformat(), "horizon_days": scenario.run.horizon_days}
     return canonical_sha256(data)

@@ -28,6 +28,7 @@ from scipy import stats
 from scipy.stats import qmc
 
 from simulator.experiments.design import PURPOSE_BOOTSTRAP, PURPOSE_SENSITIVITY, Parameter, design_rng, qmc_engine
+from simulator.experiments.statistics import CONFIDENCE, contain
 
 
 def saltelli_design(d: int, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +122,7 @@ def sample_warnings(table: pd.DataFrame, target: float = TARGET_HALF_WIDTH) -> d
 
 
 def sobol_table(f_A: np.ndarray, f_B: np.ndarray, f_AB: np.ndarray, parameters: Sequence[str],
-                outputs: Sequence[str], *, n_resamples: int = 999, confidence: float = 0.95,
+                outputs: Sequence[str], *, n_resamples: int = 999, confidence: float = CONFIDENCE,
                 rng: np.random.Generator | None = None, target: float = TARGET_HALF_WIDTH) -> pd.DataFrame:
     """Sobol indices with bootstrap CIs as a tidy table.
 
@@ -150,6 +151,7 @@ def sobol_table(f_A: np.ndarray, f_B: np.ndarray, f_AB: np.ndarray, parameters: 
         if varies.any():
             lo, hi = _bootstrap(statistic, n, n_resamples, confidence, rng or np.random.default_rng(0))
         lo[:, ~varies], hi[:, ~varies] = 0.0, 0.0
+        lo, hi = contain(np.stack([s1, st]), lo, hi)  # a bootstrap interval holds its estimate too
     rows = []
     for k, out in enumerate(outputs):
         for j, par in enumerate(parameters):
@@ -164,7 +166,7 @@ def sobol_table(f_A: np.ndarray, f_B: np.ndarray, f_AB: np.ndarray, parameters: 
 
 def sobol_analyse(func: Callable[[np.ndarray], np.ndarray], parameters: Sequence[Parameter], n: int, *,
                   seed: int, outputs: Sequence[str] | None = None, n_resamples: int = 999,
-                  confidence: float = 0.95, target: float = TARGET_HALF_WIDTH) -> pd.DataFrame:
+                  confidence: float = CONFIDENCE, target: float = TARGET_HALF_WIDTH) -> pd.DataFrame:
     """Sobol indices of a vectorized ``func`` (``(m, d)`` input values -> ``(m,)`` or ``(m, s)``).
 
     The same design, estimator and bootstrap as the simulator's analysis (used to check them on

@@ -178,12 +178,20 @@ def _ours_manifest(folder: Path) -> dict[str, Any] | None:
     return man if man is not None and (man.get("package") == "inmail-sim" or "fingerprint" in man) else None
 
 
+DRAWN_FILES: tuple[str, ...] = (
+    *(f"figures/{name}.png" for name in ("rates", "credits", "differences", "winners_losers", "members", "threshold")),
+    "report.html",
+)
+"""What `run` draws after its manifest (the report figures, ``io.plotting.FIGURES``, kept equal by a test) and
+what `report` writes: not in the manifest's file list, but inmail-sim's all the same."""
+
+
 def _written_by_us(folder: Path, holds_run: bool) -> set[str]:
     """Names (relative to ``folder``) of the files an earlier inmail-sim run wrote there."""
     names = {n for n in ("error.log",) if _ours_log(folder / n)}
     man = _ours_manifest(folder)
     if holds_run:
-        names |= set(RUN_FILES) | {CHECKPOINT}
+        names |= set(RUN_FILES) | {CHECKPOINT} | set(DRAWN_FILES)
     if man is not None:
         names |= {"manifest.json"} | {n for n in man.get("files", []) if isinstance(n, str) and n}
     return names

@@ -15,6 +15,7 @@ intervals come from :mod:`simulator.experiments.statistics`.
 from __future__ import annotations
 
 import math
+import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +26,6 @@ import pandas as pd
 
 from simulator.core.metrics import CURRENT_METRICS, METRIC_NAMES, canonical_metric
 from simulator.experiments.statistics import CONFIDENCE, t_interval, t_quantile_dof
-from simulator.io.outputs import load_results
 from simulator.io.run_index import HEADLINE_METRICS, RunIndexError, find_run, market_hash, run_id_of
 from simulator.io.view import ResultsView
 
@@ -82,7 +82,7 @@ def resolve_run(spec: str | Path, index: str | Path | None = None) -> tuple[Path
     if path.is_dir():
         return path, run_id_of(path, index)
     text = str(spec).lstrip("#")
-    if text.isdigit():
+    if re.fullmatch(r"[0-9]{1,18}", text):
         try:
             return find_run(int(text), index), int(text)
         except RunIndexError as exc:
@@ -100,11 +100,15 @@ def open_run(folder: Path, label: str, run_id: int | None) -> ComparedRun:
                if not (folder / n).is_file()]
     if missing:
         raise RunComparisonError(f"{folder}: not a finished run folder (no {', '.join(missing)})")
+    from simulator.io.report import NotARunFolderError, load_run
+
     try:
-        results = load_results(folder)
-    except (OSError, ValueError, KeyError) as exc:
+        results = load_run(folder)  # the damaged-file checks of `report`: the file is named
+    except NotARunFolderError as exc:
+        raise RunComparisonError(str(exc)) from None
+    except (OSError, KeyError) as exc:
         raise RunComparisonError(f"{folder}: cannot read its results: {exc}") from None
-    return ComparedRun(label, folder, run_id, results)
+    return ComparedRun(label, folder, run_id, ResultsView.of(results))
 
 
 def open_runs(specs: Sequence[str | Path], index: str | Path | None = None) -> tuple[ComparedRun, ...]:

@@ -257,7 +257,8 @@ def register(entry: RunEntry, index: Path) -> int:
                  for h in entry.headlines])
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            if con.in_transaction:  # SQLite may have rolled back already (a full disk, an I/O error)
+                con.execute("ROLLBACK")
             raise
     return run_id
 
@@ -297,7 +298,7 @@ def _read(index: Path, sql: str, params: tuple[Any, ...] = ()) -> pd.DataFrame:
             if _check_version(con, index) == 0:
                 return pd.DataFrame()
             return pd.read_sql_query(sql, con, params=params)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, pd.errors.DatabaseError, OverflowError) as exc:
         raise RunIndexError(f"{index}: cannot read the run index: {exc}") from None
 
 

@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from simulator.core.config import Market, Policy, RunConfig
+from simulator.core.config import ConfigError, Market, Policy, RunConfig
 from simulator.scenario.build import BuildError, ConfigBuilder
 from simulator.scenario.confinement import outside_allowed
 from simulator.scenario.errors import NO_VALUE, SAFE_NAME_RULE, Issue, PathT, ScenarioError, safe_name
@@ -160,7 +160,11 @@ def _validate(data: dict[str, Any], marks: Mapping[PathT, Loc], file: str | None
         raise ScenarioError(builder.issues)
     assert market is not None
     factor = 1.0 if schema.scale is None else float(schema.scale)
-    scaled = scale_market(market, factor)
+    try:
+        scaled = scale_market(market, factor)
+    except ConfigError as exc:  # a scaled count outside its range (e.g. 10^9 members x 10)
+        builder.fail(("scale",), factor, f"scales {exc.field} out of its range: {exc.message}")
+        raise ScenarioError(builder.issues) from None
     name = schema.name or (_name_from_file(Path(file)) if file else "scenario")
     resolved = copy.deepcopy(data)
     resolved.setdefault("name", name)

@@ -298,3 +298,12 @@ def test_a_read_only_out_folder_exits_2(command: str, tmp_path: Path, capsys: py
         if immutable:
             subprocess.run(["chattr", "-i", str(out)], check=True)
         out.chmod(0o755)
+
+
+def test_force_knows_every_file_run_and_report_draw() -> None:
+    """``--force`` deletes the figures and report.html of the run it replaces: the list it uses is the figures'."""
+    from simulator.io.outputs import DRAWN_FILES
+    from simulator.io.plotting import FIGURES, FIGURES_DIR
+    from simulator.io.report import REPORT_FILE
+
+    assert set(DRAWN_FILES) == {f"{FIGURES_DIR}/{spec.name}.png" for spec in FIGURES} | {REPORT_FILE}
