@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -158,6 +159,10 @@ class Storable(Protocol):
     def to_arrays(self) -> dict[str, np.ndarray]: ...
 
 
+TEMPORARY_NAME = re.compile(r"\..+\.tmp-\d+-\d+")
+"""The name :func:`atomic_write` gives a file until it is moved into place (what a killed run leaves behind)."""
+
+
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` on a temporary file next to ``path``, then move it into place (``os.replace``).
 
@@ -183,9 +188,10 @@ class TaskStore:
         self.folder = Path(folder)
         self.decode = decode
         self.folder.mkdir(parents=True, exist_ok=True)
-        for stale in self.folder.glob(".*.tmp-*"):  # left by a killed run
-            with contextlib.suppress(OSError):
-                stale.unlink()
+        for stale in self.folder.iterdir():  # left by a killed run
+            if TEMPORARY_NAME.fullmatch(stale.name):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
 
     def path(self, key: TaskKey) -> Path:
         return self.folder / key.filename

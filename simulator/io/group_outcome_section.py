@@ -8,11 +8,11 @@ are highlighted, named in a list above the tables, and the rule is written under
 
 from __future__ import annotations
 
-import html
 import math
 from typing import TYPE_CHECKING
 
 from simulator.io.tables import MISSING, RowFormat, loss_summary, num, ratio_text, rel_interval, short
+from simulator.io.tables import escape_html as _escape
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,10 +28,6 @@ KEY_WORDS: dict[str, str] = {"seat_type": "seat type", "personalization_band": "
 SECTION_CSS = "tr.loser td{background:#fdecea}tr.loser td.verdict{color:#a50f15;font-weight:700}" \
               "tr.winner td.verdict{color:#00488a}.losers li{color:#a50f15}"
 """Style of the section (appended to the report's style sheet)."""
-
-
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
 
 
 def _diff_cell(row: pd.Series, scale: float = 1.0) -> str:
@@ -73,21 +69,21 @@ TABLE_METRICS: dict[str, int] = {"responses": 3, "response_rate": 3, "stockout_d
 
 def _group_row(label: str, rows: pd.DataFrame) -> str:
     """One table row: a subgroup's outcomes and its verdict."""
-    cells = [f"<td>{_e(label)}</td>",
+    cells = [f"<td>{_escape(label)}</td>",
              _td(num(rows.loc["recruiters", "baseline_mean"]) if "recruiters" in rows.index else MISSING)]
     for metric, width in TABLE_METRICS.items():
         cells += _metric_cells(metric, rows.loc[metric]) if metric in rows.index else [_td(MISSING)] * width
     worse = bool(rows["worse_off"].any())
     better = bool(rows["better_off"].any()) and not worse
-    verdict = f"WORSE OFF: {_e(loss_summary(rows))}" if worse else "better off" if better else "no loss shown"
+    verdict = f"WORSE OFF: {_escape(loss_summary(rows))}" if worse else "better off" if better else "no loss shown"
     css = " class=\"loser\"" if worse else " class=\"winner\"" if better else ""
     return f"<tr{css}>" + "".join(cells) + f"<td class=\"verdict\">{verdict}</td></tr>"
 
 
 def _table(by: str, groups: pd.DataFrame, base: str, policy: str) -> str:
     """The table of one subgrouping for one compared policy."""
-    b, p = _e(base), _e(policy)
-    head = ("<table><tr><th rowspan=\"2\">" + _e(KEY_WORDS.get(by, by)) + "</th><th rowspan=\"2\">recruiters</th>"
+    b, p = _escape(base), _escape(policy)
+    head = ("<table><tr><th rowspan=\"2\">" + _escape(KEY_WORDS.get(by, by)) + "</th><th rowspan=\"2\">recruiters</th>"
             "<th colspan=\"3\">responses (per replication)</th><th colspan=\"3\">response rate (%)</th>"
             "<th colspan=\"4\">days short of credits per recruiter</th><th colspan=\"3\">net credits per response</th>"
             "<th rowspan=\"2\">verdict</th></tr>"
@@ -111,17 +107,17 @@ def winners_losers_section(results: Results) -> str:
     out = ["<section id=\"winners-losers\"><h2>Who wins, who loses</h2>"]
     for policy in outcomes["policy"].drop_duplicates():
         losers = verdicts[(verdicts["policy"] == policy) & verdicts["worse_off"]]
-        out.append(f"<h3>{_e(policy)} against {_e(base)}</h3>")
+        out.append(f"<h3>{_escape(policy)} against {_escape(base)}</h3>")
         if losers.empty:
-            out.append(f"<p>No recruiter subgroup is shown worse off under {_e(policy)} (95% paired CIs).</p>")
+            out.append(f"<p>No recruiter subgroup is shown worse off under {_escape(policy)} (95% paired CIs).</p>")
         else:
             items = []
             for row in losers.itertuples():
                 rows = outcomes[(outcomes["policy"] == policy) & (outcomes["by"] == row.by)
                                 & (outcomes["label"] == row.label)].set_index("metric")
-                items.append(f"<li><b>{_e(KEY_WORDS.get(str(row.by), row.by))} {_e(row.label)}</b>: "
-                             f"{_e(loss_summary(rows))}</li>")
-            out.append(f"<p>Worse off under {_e(policy)}:</p><ul class=\"losers\">{''.join(items)}</ul>")
+                items.append(f"<li><b>{_escape(KEY_WORDS.get(str(row.by), row.by))} {_escape(row.label)}</b>: "
+                             f"{_escape(loss_summary(rows))}</li>")
+            out.append(f"<p>Worse off under {_escape(policy)}:</p><ul class=\"losers\">{''.join(items)}</ul>")
         of_policy = outcomes[outcomes["policy"] == policy]
         for by in SECTION_KEYS:
             groups = of_policy[of_policy["by"] == by]
@@ -131,6 +127,6 @@ def winners_losers_section(results: Results) -> str:
     out.append(f"<p class=\"note\">Paired over {n} replications (common random numbers); 95% Student-t "
                "intervals; bold = the interval excludes 0. Responses are the group's total per replication; "
                "net credits per response = (credits spent - refunded) / responses, taken replication by "
-               f"replication. <b>{_e(WORSE_OFF_RULE[0].upper() + WORSE_OFF_RULE[1:])}</b>; better off = better "
+               f"replication. <b>{_escape(WORSE_OFF_RULE[0].upper() + WORSE_OFF_RULE[1:])}</b>; better off = better "
                "on one of the two and worse on neither.</p></section>")
     return "\n".join(out)

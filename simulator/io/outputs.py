@@ -48,7 +48,7 @@ from simulator.experiments.provenance import (
     run_fingerprint,
     scenario_hash,
 )
-from simulator.experiments.runner import TaskStore, atomic_write
+from simulator.experiments.runner import TEMPORARY_NAME, TaskStore, atomic_write
 from simulator.io.run_index import register_run
 from simulator.io.view import ResultsView
 from simulator.scenario import load_scenario
@@ -158,7 +158,7 @@ def _lock(folder: Path) -> IO[bytes] | None:
     return fh
 
 
-TASK_FILE = re.compile(r"(p\d{5}-)?r\d{6}-[\w-]+\.npz|\..+\.tmp-\d+-\d+")
+TASK_FILE = re.compile(r"(p\d{5}-)?r\d{6}-[\w-]+\.npz|" + TEMPORARY_NAME.pattern)
 """A file of ``replications/`` that inmail-sim wrote: a task's result, or a temporary file a killed run left."""
 
 
@@ -233,10 +233,6 @@ def _refuse_links_out(folder: Path) -> None:
                              "replication files there): move it, or choose another --out")
 
 
-STALE_TEMPORARY = re.compile(r"\..+\.tmp-\d+-\d+")
-"""The name of a file :func:`~simulator.experiments.runner.atomic_write` had not moved into place yet."""
-
-
 def _remove_stale_temporaries(folder: Path) -> None:
     """Delete the half-written temporary files a killed run left at the top of its folder.
 
@@ -245,7 +241,7 @@ def _remove_stale_temporaries(folder: Path) -> None:
     only such a file would not count as empty.
     """
     for stale in folder.iterdir():
-        if STALE_TEMPORARY.fullmatch(stale.name) and stale.is_file() and not stale.is_symlink():
+        if TEMPORARY_NAME.fullmatch(stale.name) and stale.is_file() and not stale.is_symlink():
             with contextlib.suppress(OSError):
                 stale.unlink()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import html
 import json
 import math
 from collections.abc import Sequence
@@ -21,7 +20,17 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from simulator.io.group_outcome_section import SECTION_CSS, winners_losers_section
-from simulator.io.tables import METRIC_LABELS, METRIC_UNITS, MISSING, RATE_METRICS, RowFormat, pct, pval, scale_of
+from simulator.io.tables import (
+    METRIC_LABELS,
+    METRIC_UNITS,
+    MISSING,
+    RATE_METRICS,
+    RowFormat,
+    pct,
+    pval,
+    scale_of,
+)
+from simulator.io.tables import escape_html as _escape
 
 if TYPE_CHECKING:
     from simulator.experiments.experiment import Results
@@ -179,11 +188,6 @@ def _head(title: str) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{_escape(title)}</title><style>{CSS}{SECTION_CSS}</style></head><body>")
-
-
-def _escape(text: object) -> str:
-    """``text`` safe to put in HTML, also inside an attribute value."""
-    return html.escape(str(text), quote=True)
 
 
 def _setting(results: Results) -> str:

@@ -7,6 +7,7 @@ difference's confidence interval, so the digits shown are the digits that are kn
 
 from __future__ import annotations
 
+import html
 import math
 import textwrap
 from collections.abc import Sequence
@@ -409,3 +410,8 @@ def format_results(results: Results, width: int = 100) -> str:
     for line in lines:
         out += textwrap.wrap(line, width, subsequent_indent="  ") if len(line) > width else [line]
     return "\n".join(out).rstrip() + "\n"
+
+
+def escape_html(text: object) -> str:
+    """``text`` safe to put in HTML, also inside an attribute value (the report and its sections)."""
+    return html.escape(str(text), quote=True)
