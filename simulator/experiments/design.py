@@ -32,6 +32,8 @@ DESIGN_SPAWN_KEY = 2**32 - 8
 """First spawn-key entry of design / bootstrap random numbers; replication indices never reach it."""
 
 PURPOSE_SWEEP, PURPOSE_SENSITIVITY, PURPOSE_BOOTSTRAP, PURPOSE_POINT_SEED = 0, 1, 2, 3
+PURPOSE_WORLDS, PURPOSE_CALIBRATION, PURPOSE_DISCOVERY, PURPOSE_SEARCH = 4, 5, 6, 7
+"""Design streams of the world draws, the Bayesian calibration, PRIM's resampling and the policy search."""
 
 # --------------------------------------------------------------------------- random numbers
 
