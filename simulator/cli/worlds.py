@@ -123,6 +123,5 @@ def _in_folder(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog, sce
         write_figures_or_warn(res.results, out, executor if workers > 1 else None)
     if not args.quiet:
         print(format_worlds(res))
-    print_written("worlds_comparison.csv, robustness.csv, worlds.csv, world_outcomes.csv, replications.csv, ...",
-                  out)
+    print_written("worlds_comparison.csv, robustness.csv, worlds.csv, world_outcomes.csv, ...", out)
     return EXIT_OK

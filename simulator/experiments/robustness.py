@@ -51,7 +51,8 @@ def wilson_interval(successes: float, n: float, confidence: float = CONFIDENCE) 
     phat = successes / n
     centre = (phat + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low = 0.0 if successes <= 0 else max(0.0, centre - half)
+    return low, 1.0 if successes >= n else min(1.0, centre + half)
 
 
 def regret(means: Means, metric: str) -> dict[str, np.ndarray]:

@@ -111,10 +111,17 @@ def difference_statistics(d: np.ndarray, direction: int | None, weights: np.ndar
     between, within = variance_components(d, p)
     out = {"diff_mean": centre, "mc_ci_low": float(low), "mc_ci_high": float(high)}
     out.update({name: weighted_quantile(effects, p, q) for name, q in QUANTILES.items()})
-    out["p_better"] = math.nan if not direction else float(np.sum(p[direction * effects > 0]))
+    out["p_better"] = math.nan if not direction else _share(direction * effects > 0, None if weights is None else p)
     total = between + within
     out["mc_share"] = within / total if total > 0 else math.nan
     return out
+
+
+def _share(mask: np.ndarray, weights: np.ndarray | None) -> float:
+    """The (weighted) share of ``mask``: a count over the total when the weights are equal (exact)."""
+    if weights is None:
+        return np.count_nonzero(mask) / len(mask)
+    return min(1.0, float(np.sum(weights[mask])))
 
 
 def draw_matrix(outcomes: pd.DataFrame, policy: str, metric: str, per_world: int) -> np.ndarray:
