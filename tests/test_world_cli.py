@@ -118,3 +118,10 @@ def test_no_uncertain_block_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     monkeypatch.setattr(worlds, "uncertain_parameters", lambda scenario: ())
     assert run("--worlds", "prior", "--out", str(tmp_path / "o")) == 2
     assert "no uncertain: block" in capsys.readouterr().err
+
+
+def test_two_workers_write_byte_identical_files(reference: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert run("--worlds", "prior", "--world-count", "5", "--out", str(out), "-q", "--workers", "2") == 0
+    for name in (*WORLD_FILES, "replications.csv"):
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
