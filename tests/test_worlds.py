@@ -40,6 +40,7 @@ GOOD = "world,weight,personalization_effect,fatigue\n7,0.5,1.0,0.05\n8,0.0,2.0,0
 
 def test_a_good_posterior_is_read_with_normalised_weights(tmp_path: Path) -> None:
     ws = read_posterior(posterior(tmp_path, GOOD), PARAMETERS)
+    assert read_posterior(tmp_path, PARAMETERS).digest() == ws.digest()  # the folder: its posterior.csv
     assert ws.names == ("personalization_effect", "fatigue")
     assert ws.ids == (7, 8, 9)
     assert ws.weights.tolist() == [0.25, 0.0, 0.75]
@@ -88,8 +89,12 @@ def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
 def test_a_missing_or_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(WorldsFileError, match=r"--worlds .*nothere.csv: no such file"):
         read_posterior(tmp_path / "nothere.csv", PARAMETERS)
-    with pytest.raises(WorldsFileError, match=r"cannot be read"):
-        read_posterior(tmp_path, PARAMETERS)  # a folder
+    with pytest.raises(WorldsFileError, match=r"posterior.csv: no such file"):
+        read_posterior(tmp_path, PARAMETERS)  # a folder without posterior.csv
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"world,weight\n\xff\xfe\x00\x81,1\n")
+    with pytest.raises(WorldsFileError, match=r"binary.csv: cannot be read as a CSV file"):
+        read_posterior(binary, PARAMETERS)
     with pytest.raises(WorldsFileError, match=r"no uncertain: block"):
         read_posterior(posterior(tmp_path, GOOD), ())
 

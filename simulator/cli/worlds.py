@@ -35,7 +35,7 @@ def add_worlds_options(parser: argparse.ArgumentParser) -> None:
     """``--worlds SOURCE`` and ``--world-count W`` of ``inmail-sim run``."""
     parser.add_argument("--worlds", metavar="SOURCE",
                         help="run every policy across plausible worlds of the scenario's uncertain: block: "
-                             "'prior' (a Latin hypercube over the priors) or DIR/posterior.csv (a weighted "
+                             "'prior' (a Latin hypercube over the priors) or DIR/posterior.csv or DIR (a weighted "
                              "resample of its rows); then --replications is per world (default 2)")
     parser.add_argument("--world-count", type=int_at_least(2), metavar="W",
                         help="world draws of a run with --worlds (default 40)")

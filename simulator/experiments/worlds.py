@@ -32,6 +32,9 @@ from simulator.scenario.uncertain import UncertainParameter, world_market
 PRIOR = "prior"
 """The ``--worlds`` value that draws the worlds from the scenario's priors instead of a posterior file."""
 
+POSTERIOR_FILE = "posterior.csv"
+"""The file ``--worlds DIR`` reads in ``DIR``."""
+
 DEFAULT_WORLD_COUNT = 40
 """World draws when ``--world-count`` is not given."""
 
@@ -99,13 +102,16 @@ def _check_count(count: int) -> None:
 
 
 def read_posterior(path: str | Path, parameters: Sequence[UncertainParameter]) -> WorldSet:
-    """The worlds of ``path`` (``world, weight, <one column per uncertain parameter>``), checked.
+    """The worlds of ``path`` (``world, weight, <one column per uncertain parameter>``; a folder: its
+    ``posterior.csv``), checked.
 
     Raises :class:`WorldsFileError` for a file that cannot be read, missing or unknown columns,
     values that are not finite numbers or lie outside their prior's support, and weights that are
     negative, not finite or all zero; each problem names the file, line and column.
     """
     path = Path(path)
+    if path.is_dir():  # the folder a Bayesian calibration wrote
+        path = path / POSTERIOR_FILE
     names = [p.name for p in parameters]
     if not names:
         raise WorldsFileError(f"--worlds {path}: the scenario has no uncertain: block, so no column of the file "
