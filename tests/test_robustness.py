@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from simulator.experiments.robustness import (
     ALL_REQUIREMENTS,
@@ -88,3 +91,26 @@ def test_world_means_average_each_draws_replications_in_replication_order() -> N
     means = world_means(outcomes, ["A", "B"], ["x"], per_world=2)
     assert means["A"]["x"].tolist() == [1.5, 3.5]
     assert means["B"]["x"].tolist() == [15.0, 35.0]
+
+
+policies_by_worlds = st.integers(1, 4).flatmap(lambda p: st.integers(1, 6).flatmap(lambda w: arrays(
+    np.float64, (p, w, 2), elements=st.floats(-1e6, 1e6, allow_nan=False, allow_subnormal=False))))
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=policies_by_worlds, bound=st.floats(-1e6, 1e6, allow_nan=False))
+def test_regret_and_satisficing_invariants(values: np.ndarray, bound: float) -> None:
+    means = {f"p{k}": {"response_rate": values[k, :, 0], "net_credit_burn": values[k, :, 1]}
+             for k in range(values.shape[0])}
+    for metric in ("response_rate", "net_credit_burn"):
+        r = np.vstack(list(regret(means, metric).values()))
+        assert (r >= 0).all()
+        assert (r.min(axis=0) == 0).all()  # some policy is the best of each world
+    requirements = (Requirement("response_rate", ">=", bound), Requirement("net_credit_burn", "<=", bound))
+    table = robustness(means, requirements, metrics=("response_rate",))
+    for policy in means:
+        shares = table[(table["policy"] == policy) & (table["statistic"] == "share")].set_index("metric")["value"]
+        assert 0.0 <= shares[ALL_REQUIREMENTS] <= min(shares[r.text] for r in requirements) <= 1.0
+        low = value(table, policy, ALL_REQUIREMENTS, "ci_low")
+        high = value(table, policy, ALL_REQUIREMENTS, "ci_high")
+        assert 0.0 <= low <= shares[ALL_REQUIREMENTS] <= high <= 1.0

@@ -31,18 +31,25 @@ if TYPE_CHECKING:
     from simulator.experiments.worlds import WorldPlan
 
 
+NO_WORLDS = "none"
+"""``--worlds none``: a plain run of a scenario that has a ``worlds:`` key."""
+
+
 def add_worlds_options(parser: argparse.ArgumentParser) -> None:
     """``--worlds SOURCE`` and ``--world-count W`` of ``inmail-sim run``."""
     parser.add_argument("--worlds", metavar="SOURCE",
                         help="run every policy across plausible worlds of the scenario's uncertain: block: "
                              "'prior' (a Latin hypercube over the priors) or DIR/posterior.csv or DIR (a weighted "
-                             "resample of its rows); then --replications is per world (default 2)")
+                             "resample of its rows); then --replications is per world (default 2). 'none': a plain run "
+                             "even if the scenario has a worlds: key")
     parser.add_argument("--world-count", type=int_at_least(2), metavar="W",
                         help="world draws of a run with --worlds (default 40)")
 
 
 def worlds_source(args: argparse.Namespace, scenario: Scenario) -> str | None:
-    """``--worlds``, else the scenario's ``worlds:`` key, else None (a plain run)."""
+    """``--worlds``, else the scenario's ``worlds:`` key, else None (a plain run; also ``--worlds none``)."""
+    if args.worlds == NO_WORLDS:
+        return None
     if args.worlds is not None:
         return str(args.worlds)
     source = getattr(scenario, "worlds", None)

@@ -25,7 +25,7 @@ from scipy import stats
 
 from simulator.core.metrics import METRIC_DIRECTIONS
 from simulator.experiments.statistics import CONFIDENCE
-from simulator.experiments.world_statistics import weighted_quantile
+from simulator.experiments.world_statistics import share_of, weighted_quantile
 from simulator.scenario.decision import Requirement, satisfices
 
 ROBUSTNESS_COLUMNS: tuple[str, ...] = ("policy", "measure", "metric", "statistic", "value")
@@ -75,21 +75,24 @@ def regret_rows(means: Means, metrics: Sequence[str], weights: np.ndarray) -> li
     return rows
 
 
-def satisficing_rows(means: Means, requirements: Sequence[Requirement], weights: np.ndarray
+def satisficing_rows(means: Means, requirements: Sequence[Requirement], weights: np.ndarray | None = None
                      ) -> list[dict[str, object]]:
-    """Share of worlds meeting each requirement and all of them, with the Wilson interval of the latter."""
+    """Share of worlds meeting each requirement and all of them, with the Wilson interval of the latter.
+
+    ``weights``: of the worlds (default equal: the shares are counts over the number of worlds, exactly).
+    """
     rows: list[dict[str, object]] = []
     if not requirements:
         return rows
-    w = weights / np.sum(weights)
-    n = len(w)
+    w = None if weights is None else np.asarray(weights, dtype=np.float64) / np.sum(weights)
     for policy, m in means.items():
         for requirement in requirements:
             met = requirement.met(m[requirement.metric])
             rows.append({"policy": policy, "measure": "satisficing", "metric": requirement.text,
-                         "statistic": "share", "value": float(np.sum(w[met]))})
+                         "statistic": "share", "value": share_of(met, w)})
         ok = satisfices(tuple(requirements), {k: np.asarray(v) for k, v in m.items()})
-        share = float(np.sum(w[ok]))
+        n = len(ok)
+        share = share_of(ok, w)
         low, high = wilson_interval(share * n, n)
         rows += [{"policy": policy, "measure": "satisficing", "metric": ALL_REQUIREMENTS, "statistic": s, "value": v}
                  for s, v in (("share", share), ("ci_low", low), ("ci_high", high), ("worlds", float(n)))]
@@ -104,7 +107,7 @@ def robustness(means: Means, requirements: Sequence[Requirement] = (), weights: 
     w = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, dtype=np.float64)
     wanted = list(dict.fromkeys([*metrics, *(r.metric for r in requirements)]))
     scored = [m for m in wanted if m in METRIC_DIRECTIONS and m in first]
-    rows = regret_rows(means, scored, w) + satisficing_rows(means, requirements, w)
+    rows = regret_rows(means, scored, w) + satisficing_rows(means, requirements, weights)
     return pd.DataFrame(rows, columns=list(ROBUSTNESS_COLUMNS))
 
 

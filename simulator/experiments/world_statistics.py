@@ -111,13 +111,13 @@ def difference_statistics(d: np.ndarray, direction: int | None, weights: np.ndar
     between, within = variance_components(d, p)
     out = {"diff_mean": centre, "mc_ci_low": float(low), "mc_ci_high": float(high)}
     out.update({name: weighted_quantile(effects, p, q) for name, q in QUANTILES.items()})
-    out["p_better"] = math.nan if not direction else _share(direction * effects > 0, None if weights is None else p)
+    out["p_better"] = math.nan if not direction else share_of(direction * effects > 0, None if weights is None else p)
     total = between + within
     out["mc_share"] = within / total if total > 0 else math.nan
     return out
 
 
-def _share(mask: np.ndarray, weights: np.ndarray | None) -> float:
+def share_of(mask: np.ndarray, weights: np.ndarray | None) -> float:
     """The (weighted) share of ``mask``: a count over the total when the weights are equal (exact)."""
     if weights is None:
         return np.count_nonzero(mask) / len(mask)
