@@ -48,11 +48,9 @@ def add_worlds_options(parser: argparse.ArgumentParser) -> None:
 
 def worlds_source(args: argparse.Namespace, scenario: Scenario) -> str | None:
     """``--worlds``, else the scenario's ``worlds:`` key, else None (a plain run; also ``--worlds none``)."""
-    if args.worlds == NO_WORLDS:
-        return None
-    if args.worlds is not None:
+    if args.worlds is not None and args.worlds != NO_WORLDS:
         return str(args.worlds)
-    source = getattr(scenario, "worlds", None)
+    source = None if args.worlds == NO_WORLDS else getattr(scenario, "worlds", None)
     if source is None and args.world_count is not None:
         raise InputError("--world-count needs --worlds prior|DIR/posterior.csv (or a worlds: key in the scenario)")
     return None if source is None else str(source)
