@@ -12,9 +12,10 @@ dimension - in which ``y`` is mostly 1:
   the densest; of the points within ``density_tolerance`` of that density, the one with the largest
   coverage (without the tolerance, the last peels inside the true region, which trade coverage for
   noise-sized gains in density, would be kept);
-- **dropping**: a restriction of the chosen box whose quasi-p (below) exceeds ``max_quasi_p`` is
-  removed, the least significant first, recomputing after each (greedy peeling often restricts a
-  noise dimension early and keeps it; the quasi-p finds it);
+- **dropping**: an edge of the chosen box whose quasi-p (below, for that edge alone) exceeds
+  ``max_quasi_p`` is widened back to the prior range, the least significant first, recomputing after
+  each (greedy peeling often restricts a noise dimension, or the far edge of a real one, early and
+  keeps it; the quasi-p finds it);
 - **pasting**: widen the chosen box again, one edge at a time by about ``alpha`` of its points,
   while that raises the density;
 - **quasi-p** of each restriction (as EMA Workbench does): with that restriction removed the box
@@ -183,7 +184,7 @@ def paste(x: np.ndarray, y: np.ndarray, box: Box, alpha: float,
     low, high = box.low.copy(), box.high.copy()
     current = box
     while True:
-        n_box = int(round(current.mass * len(y)))
+        n_box = round(current.mass * len(y))
         k = max(1, int(np.floor(alpha * n_box)))
         best: Box | None = None
         for j in current.restricted:
@@ -241,17 +242,37 @@ def quasi_p(x: np.ndarray, y: np.ndarray, box: Box, prior_low: np.ndarray,
     return np.asarray(binom.sf(hits - 1, total, p_j), dtype=float)
 
 
+def edge_quasi_p(x: np.ndarray, y: np.ndarray, box: Box, prior_low: np.ndarray,
+                 prior_high: np.ndarray) -> list[tuple[int, int, float]]:
+    """The quasi-p of each restricted edge alone: (dimension, 0 lower / 1 upper, p), that edge widened back."""
+    edges = [(j, side) for j in box.restricted for side in (0, 1)
+             if (box.low[j] > prior_low[j] if side == 0 else box.high[j] < prior_high[j])]
+    violates = np.column_stack([x[:, j] < box.low[j] if side == 0 else x[:, j] > box.high[j] for j, side in edges])
+    misses = violates.sum(axis=1)
+    inside = misses == 0
+    total, hits = int(inside.sum()), int(y[inside].sum())
+    wider = inside[:, None] | ((misses == 1)[:, None] & violates)
+    p_e = (y @ wider) / np.maximum(wider.sum(axis=0), 1)
+    values = binom.sf(hits - 1, total, p_e)
+    return [(j, side, float(v)) for (j, side), v in zip(edges, values, strict=True)]
+
+
 def drop_insignificant(x: np.ndarray, y: np.ndarray, box: Box, max_p: float, prior_low: np.ndarray,
                        prior_high: np.ndarray) -> Box:
-    """``box`` without its restrictions of quasi-p > ``max_p``, the least significant removed first."""
+    """``box`` without its edges of quasi-p > ``max_p`` (each edge tested alone), the least significant first.
+
+    Tested per edge, not per dimension: a peel at the far edge of a dimension whose near edge matters
+    is dropped on its own (``x > 4`` rather than ``x between 4 and 7.8``).
+    """
     while box.restricted:
-        values = quasi_p(x, y, box, prior_low, prior_high)
-        worst = int(np.argmax(values))
-        if values[worst] <= max_p:
+        j, side, value = max(edge_quasi_p(x, y, box, prior_low, prior_high), key=lambda e: e[2])
+        if value <= max_p:
             return box
-        j = box.restricted[worst]
         low, high = box.low.copy(), box.high.copy()
-        low[j], high[j] = prior_low[j], prior_high[j]
+        if side == 0:
+            low[j] = prior_low[j]
+        else:
+            high[j] = prior_high[j]
         box = measure(x, y, low, high, prior_low, prior_high)
     return box
 
