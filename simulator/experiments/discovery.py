@@ -153,9 +153,10 @@ def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
 def _numeric(frame: pd.DataFrame, columns: Sequence[str], path: Path, finite: bool) -> None:
     for column in columns:
         values = pd.to_numeric(frame[column], errors="coerce")
-        bad = values.isna() & frame[column].notna() if not finite else ~np.isfinite(values.to_numpy(float))
+        number = values.to_numpy(float)
+        bad = ~np.isfinite(number) if finite else np.isnan(number) & frame[column].notna().to_numpy()
         if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
+            row = int(np.flatnonzero(bad)[0])
             raise DiscoveryInputError(f"{path}: damaged: column {column} row {row + 2} = {frame[column].iloc[row]!r}"
                                       f" (a {'finite ' if finite else ''}number is needed)")
         frame[column] = values.astype(float)
