@@ -12,21 +12,23 @@ import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-
-import pandas as pd
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from simulator.experiments.discovery import DiscoveryResult
 from simulator.experiments.runner import atomic_write
-from simulator.io.plotting.canvas import render_png
-from simulator.io.plotting.discovery_figures import tradeoff
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 DISCOVER_DIR = "discover"
 """The default output folder, inside the run folder."""
 
 
 def tradeoff_figure(result: DiscoveryResult) -> Figure:
-    """The trade-off figure of ``result`` (the reported box starred)."""
+    """The trade-off figure of ``result`` (the reported box starred); matplotlib loads on first use."""
+    from simulator.io.plotting.discovery_figures import tradeoff
+
     box = None if result.prim is None or result.prim.box is None else result.prim.box
     return tradeoff(result.trajectory, None if box is None else (box.coverage, box.density),
                     title=f"where {result.condition.text}")
@@ -49,6 +51,8 @@ def write_discovery(result: DiscoveryResult, out: str | Path, *, figure: bool = 
         written.append(folder / name)
     png = folder / "tradeoff.png"
     if figure and len(result.trajectory):
+        from simulator.io.plotting.canvas import render_png
+
         data = render_png(tradeoff_figure(result))
         atomic_write(png, lambda tmp: tmp.write_bytes(data))
         written.append(png)
