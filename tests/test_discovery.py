@@ -160,6 +160,9 @@ def test_missing_and_damaged_files_exit_2(tmp_path: Path, capsys: pytest.Capture
     (folder / "worlds.csv").write_text('replication,world,a\n1,2,"unterminated\n')
     assert "damaged" in error()
     (folder / "worlds.csv").write_text("replication,world\n0,1\n")
+    assert "no column for the uncertain parameter(s) personalization_effect" in error()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({k: v for k, v in manifest.items() if k != "worlds"}))
     assert "no uncertain-parameter columns" in error()
     lines = worlds.splitlines()
     lines[3] = ",".join([*lines[3].split(",")[:2], "oops", *lines[3].split(",")[3:]])
@@ -201,3 +204,24 @@ def test_command_line_process_exits_2_without_traceback(tmp_path: Path) -> None:
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 2
     assert "run with --worlds first" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_manifest_parameter_list_selects_the_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An extra column of worlds.csv that the manifest does not list is not a dimension; a listed one that is
+    missing is a damaged file."""
+    folder = fabricate_run(tmp_path / "run", n=100)
+    worlds = pd.read_csv(folder / "worlds.csv")
+    worlds["weight"] = 1.0
+    worlds.to_csv(folder / "worlds.csv", index=False)
+    res = discover(folder, where="diff.response_rate < 0", resamples=0)
+    assert list(res.prim.names) == list(PARAMETERS)  # type: ignore[union-attr]
+    worlds.drop(columns=["noise"]).to_csv(folder / "worlds.csv", index=False)
+    code, _, err = run_cli(capsys, "discover", str(folder), "--where", "diff.response_rate < 0")
+    assert code == 2 and "uncertain parameter(s) noise that manifest.json lists" in err
+
+
+def test_out_that_is_a_file_exits_2(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("x")
+    code, _, err = run_cli(capsys, "discover", str(run_dir), "--where", "diff.response_rate < 0", "--out",
+                           str(tmp_path / "file"), "--resamples", "0")
+    assert code == 2 and "is not a folder" in err

@@ -77,6 +77,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
     except DiscoveryInputError as exc:
         raise InputError(str(exc)) from None
     out = Path(args.out) if args.out else Path(args.folder) / DISCOVER_DIR
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder")
     files = write_discovery(result, out, figure=not args.no_figure)
     print_result(result, sys.stdout)
     print("files:\n" + "\n".join(f"  {path}" for path in files))

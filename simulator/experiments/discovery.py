@@ -162,6 +162,20 @@ def _numeric(frame: pd.DataFrame, columns: Sequence[str], path: Path, finite: bo
         frame[column] = values.astype(float)
 
 
+def _parameter_columns(manifest: dict[str, Any], worlds: pd.DataFrame, path: Path) -> tuple[str, ...]:
+    """The manifest's ``worlds.parameters`` when it lists them (each must be a column), else every column
+    of ``worlds.csv`` but ``replication`` and ``world``."""
+    entry = manifest.get("worlds")
+    listed = entry.get("parameters") if isinstance(entry, dict) else None
+    if isinstance(listed, list) and listed and all(isinstance(name, str) for name in listed):
+        missing = [name for name in listed if name not in worlds.columns]
+        if missing:
+            raise DiscoveryInputError(f"{path}: damaged: no column for the uncertain parameter(s) {', '.join(missing)} "
+                                      f"that manifest.json lists")
+        return tuple(listed)
+    return tuple(str(c) for c in worlds.columns if c not in ("replication", "world"))
+
+
 def load_world_run(folder: str | Path) -> WorldRun:
     """Read and check ``worlds.csv``, ``world_outcomes.csv`` and ``manifest.json`` of a run folder."""
     folder = Path(folder)
@@ -181,7 +195,7 @@ def load_world_run(folder: str | Path) -> WorldRun:
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise DiscoveryInputError(f"{manifest_path}: root_seed = {seed!r}: a whole number >= 0 is needed")
     worlds = _read_csv(folder / WORLDS_FILE, ("replication", "world"))
-    parameters = tuple(str(c) for c in worlds.columns if c not in ("replication", "world"))
+    parameters = _parameter_columns(manifest, worlds, folder / WORLDS_FILE)
     if not parameters:
         raise DiscoveryInputError(f"{folder / WORLDS_FILE}: damaged: no uncertain-parameter columns")
     _numeric(worlds, ["replication", *parameters], folder / WORLDS_FILE, finite=True)
