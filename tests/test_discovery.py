@@ -225,3 +225,15 @@ def test_out_that_is_a_file_exits_2(run_dir: Path, tmp_path: Path, capsys: pytes
     code, _, err = run_cli(capsys, "discover", str(run_dir), "--where", "diff.response_rate < 0", "--out",
                            str(tmp_path / "file"), "--resamples", "0")
     assert code == 2 and "is not a folder" in err
+
+
+def test_tradeoff_figure_marks(run_dir: Path) -> None:
+    """The figure holds the trajectory, the chosen step, the reported box and the coverage floor."""
+    from simulator.api import tradeoff_figure
+
+    res = discover(run_dir, where="diff.response_rate < 0", resamples=0)
+    fig = tradeoff_figure(res)
+    gids = {artist.get_gid() for artist in fig.axes[0].get_children()}
+    assert {"trajectory", "chosen", "reported", "min_coverage"} <= gids
+    offsets = next(a for a in fig.axes[0].get_children() if a.get_gid() == "trajectory").get_offsets()
+    assert len(offsets) == len(res.trajectory)

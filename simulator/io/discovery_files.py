@@ -31,7 +31,7 @@ def tradeoff_figure(result: DiscoveryResult) -> Figure:
 
     box = None if result.prim is None or result.prim.box is None else result.prim.box
     return tradeoff(result.trajectory, None if box is None else (box.coverage, box.density),
-                    title=f"where {result.condition.text}")
+                    title=f"where {result.condition.text}", min_coverage=result.settings.min_coverage)
 
 
 def _csv_writer(frame: pd.DataFrame) -> Callable[[Path], None]:

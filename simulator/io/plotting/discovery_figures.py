@@ -1,7 +1,8 @@
 """The trade-off figure of ``inmail-sim discover``: coverage against density along PRIM's peeling trajectory.
 
 Each peeling step is a point (colour = number of restricted parameters); the step the choice rule
-picked is ringed and the reported box (after dropping insignificant edges and pasting) is a star.
+picked is ringed, the reported box (after dropping insignificant edges and pasting) is a star, and
+the rule's coverage floor is a dashed line.
 Moving along the trajectory buys density (how pure the box is) with coverage (how much of the
 condition it explains).
 """
@@ -19,9 +20,10 @@ from simulator.io.plotting.canvas import PALETTE, figure_and_axes, style_axes
 
 
 def tradeoff(trajectory: pd.DataFrame, reported: tuple[float, float] | None = None, ax: Axes | None = None, *,
-             title: str = "") -> Figure:
+             title: str = "", min_coverage: float | None = None) -> Figure:
     """Coverage (x) vs density (y) of every step of ``trajectory`` (``trajectory.csv``'s columns);
-    ``reported``: (coverage, density) of the reported box, drawn as a star."""
+    ``reported``: (coverage, density) of the reported box, drawn as a star; ``min_coverage``: the choice
+    rule's coverage floor, a dashed line."""
     fig, ax = figure_and_axes(ax, (6.4, 4.4))
     counts = trajectory["n_restricted"].to_numpy(dtype=int) if len(trajectory) else np.zeros(0, dtype=int)
     top = int(counts.max()) if len(counts) else 0
@@ -42,6 +44,9 @@ def tradeoff(trajectory: pd.DataFrame, reported: tuple[float, float] | None = No
     if len(trajectory):
         bar = fig.colorbar(points, ax=ax, ticks=np.arange(top + 1), pad=0.02)
         bar.set_label("restricted parameters")
+    if min_coverage is not None and min_coverage > 0:
+        ax.axvline(min_coverage, color="0.4", linestyle="--", linewidth=0.8, label="coverage floor",
+                   gid="min_coverage")
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
     style_axes(ax, title or "PRIM peeling trajectory", "density (share of the box where it holds)",
