@@ -30,21 +30,14 @@ def fabricate_run(folder: Path, n: int = 400, seed: int = 1, policies: tuple[str
     loses = rng.uniform(size=n) < np.where(inside, 0.9, 0.1)
     if flip != "planted":
         loses[:] = flip == "always"
+    base = rng.uniform(0.10, 0.20, n)  # the baseline's response rate; another policy's is base -/+ 0.01
     rows = []
     for policy in policies:
         metrics = {m: rng.uniform(1, 100, n) for m in METRIC_NAMES}
-        base = rng.uniform(0.10, 0.20, n)
-        effect = np.where(loses, -0.01, 0.01) if policy != policies[0] else 0.0
-        metrics["response_rate"] = base + effect if policy == policies[0] else base * 0 + effect
-        frame = pd.DataFrame({"replication": worlds["replication"], "world": worlds["world"], "policy": policy,
-                              **metrics})
-        rows.append(frame)
+        metrics["response_rate"] = base if policy == policies[0] else base + np.where(loses, -0.01, 0.01)
+        rows.append(pd.DataFrame({"replication": worlds["replication"], "world": worlds["world"], "policy": policy,
+                                  **metrics}))
     outcomes = pd.concat(rows, ignore_index=True)
-    # the baseline's rate is base, each other policy's is base + effect: rebuild with one base per replication
-    base = rng.uniform(0.10, 0.20, n)
-    for policy in policies:
-        effect = 0.0 if policy == policies[0] else np.where(loses, -0.01, 0.01)
-        outcomes.loc[outcomes["policy"] == policy, "response_rate"] = base + effect
     worlds.to_csv(folder / "worlds.csv", index=False)
     outcomes.to_csv(folder / "world_outcomes.csv", index=False)
     manifest = {"package": "inmail-sim", "baseline": policies[0], "policies": list(policies), "root_seed": 7,
