@@ -60,6 +60,12 @@ class Prior:
         return float(d.cdf(self.lower)) if math.isfinite(self.lower) else 0.0, \
             float(d.cdf(self.upper)) if math.isfinite(self.upper) else 1.0
 
+    @property
+    def mass(self) -> float:
+        """The share of the untruncated distribution inside ``[lower, upper]`` (0: the truncation leaves nothing)."""
+        lo, hi = self._cdf_bounds()
+        return max(hi - lo, 0.0)
+
     def ppf(self, u: np.ndarray) -> np.ndarray:
         """Quantile function: maps ``u`` in [0, 1] to values (space-filling designs go through it)."""
         lo, hi = self._cdf_bounds()
