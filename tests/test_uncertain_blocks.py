@@ -202,6 +202,17 @@ def test_calibrated_priors_cover_the_ridge() -> None:
     assert check.low <= 1.91 and check.high >= 2.671
 
 
+def test_model_md_tables_every_shipped_assumption_with_its_range() -> None:
+    """docs/model.md section 8.6 names each declared parameter and its old_vs_new.yaml range."""
+    text = (SCENARIOS.parent / "docs" / "model.md").read_text(encoding="utf-8")
+    section = text[text.index("### 8.6"):text.index("## 9.")]
+    for parameter in load_scenario(SCENARIOS / "old_vs_new.yaml").uncertain:
+        row = next(line for line in section.splitlines() if line.startswith(f"| `{parameter.name}` |"))
+        prior = parameter.prior
+        shown = [f"{prior.a:g}", f"{prior.b:g}"] + [f"{v:g}" for v in (prior.lower, prior.upper) if math.isfinite(v)]
+        assert all(number in row for number in shown), (parameter.name, shown, row)
+
+
 def test_children_of_old_vs_new_still_validate() -> None:
     for path in sorted(SCENARIOS.glob("*.yaml")):
         load_scenario(path)
@@ -290,3 +301,19 @@ def test_ppf_is_monotone_inside_the_truncated_support(a: float, width: float, cu
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert np.all(np.isfinite(prior.logpdf(values[1:-1])))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(["market", "members", "segments", "a", "0", "1", "base_response",
+                                          "recruiters", "bulk", "daily_volume", "response", "²", "01", "-1"]),
+                          st.text(max_size=6)), min_size=1, max_size=6))
+def test_market_field_either_finds_a_field_or_says_why(segs: list[str]) -> None:
+    market = load_scenario(tiny()).market
+    path = ".".join(segs)
+    try:
+        found = market_field(market, path)
+    except MarketPathError as exc:
+        assert str(exc)
+        return
+    assert world_market(market, (UncertainParameter("p", ((path, 1.0),), Prior("uniform", 0, 1)),),
+                        (found.value,)) == market

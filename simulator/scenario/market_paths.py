@@ -10,6 +10,7 @@ went wrong.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,15 @@ COUNT_REFUSAL = ("is a whole-number count: counts set the simulated market's siz
 DIST_PARTS = {"fixed": "a = the value", "uniform": "a = low, b = high", "beta": "a = mean, b = concentration",
               "lognormal": "a = median, b = log-sd"}
 """What ``a`` and ``b`` of each distribution kind mean (named in the message for a bare distribution)."""
+
+
+_INDEX = re.compile(r"0|[1-9][0-9]*")
+"""A list index as a path writes it (ASCII digits, no sign, no leading zero), as for ``--set``."""
+
+
+def _index(items: tuple[Any, ...], seg: str) -> int | None:
+    """The index ``seg`` spells in ``items``, or None."""
+    return int(seg) if _INDEX.fullmatch(seg) and int(seg) < len(items) else None
 
 
 class MarketPathError(ValueError):
@@ -55,8 +65,9 @@ def _step(obj: Any, seg: str, where: str) -> Any:
         names = [getattr(item, "name", None) for item in obj]
         if seg in names:
             return obj[names.index(seg)]
-        if seg.isdigit() and int(seg) < len(obj):
-            return obj[int(seg)]
+        index = _index(obj, seg)
+        if index is not None:
+            return obj[index]
         raise MarketPathError(f"{where} has no item {seg!r}; allowed: {', '.join(_choices(obj))}")
     if not dataclasses.is_dataclass(obj):
         raise MarketPathError(f"{where} is a number, it has no field {seg!r}")
@@ -67,9 +78,8 @@ def _step(obj: Any, seg: str, where: str) -> Any:
 
 def _segment_name(obj: Any, seg: str) -> str:
     """``seg`` as a name when ``obj`` is a list whose item it picks has one."""
-    if isinstance(obj, tuple) and seg.isdigit() and int(seg) < len(obj):
-        return str(getattr(obj[int(seg)], "name", seg))
-    return seg
+    index = _index(obj, seg) if isinstance(obj, tuple) and seg not in [getattr(i, "name", None) for i in obj] else None
+    return seg if index is None else str(getattr(obj[index], "name", seg))
 
 
 def market_field(market: Market, path: str) -> MarketField:

@@ -107,7 +107,7 @@ def _set(obj: Any, segs: Sequence[str], value: float, shown: str) -> Any:
         names = [getattr(item, "name", None) for item in obj]
         if seg in names:
             i = names.index(seg)
-        elif seg.isdigit() and int(seg) < len(obj):
+        elif seg.isascii() and seg.isdigit() and int(seg) < len(obj):
             i = int(seg)
         else:
             raise KeyError(f"{shown}: no item {seg!r}; allowed: {', '.join(str(n) for n in names)}")

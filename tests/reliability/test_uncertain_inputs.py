@@ -146,6 +146,20 @@ def test_every_problem_at_once_through_the_real_command_line(tmp_path: Path) -> 
     assert "Traceback" not in done.stdout + err and "5 problems" in err
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(CORPUS))
+def test_each_broken_block_through_the_real_command_line(case: str, tmp_path: Path) -> None:
+    """Every corpus case in its own ``python -m simulator validate`` process (about 1 s each, so slow)."""
+    text, expected, line = CORPUS[case]
+    (tmp_path / "sub").mkdir()
+    f = write_yaml(tmp_path / "s.yaml", scenario_text(text))
+    done = subprocess.run([sys.executable, "-m", "simulator", "validate", str(f)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 2, (case, done.stdout, done.stderr)
+    assert f"{f}:{line}: " in done.stderr and expected in done.stderr, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
 def test_set_on_the_blocks_is_checked_like_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = write_yaml(tmp_path / "s.yaml", scenario_text(one()))
     code, out, _ = cli(capsys, "validate", str(f), "--set", "uncertain.x.prior.b=3")
