@@ -317,3 +317,22 @@ def test_market_field_either_finds_a_field_or_says_why(segs: list[str]) -> None:
         return
     assert world_market(market, (UncertainParameter("p", ((path, 1.0),), Prior("uniform", 0, 1)),),
                         (found.value,)) == market
+
+
+def test_a_run_ignores_the_blocks_and_its_folder_reloads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Same result files with and without the blocks; the run folder's scenario reloads with them."""
+    from simulator.cli import main
+    from simulator.io.outputs import load_results
+
+    blocks = {"uncertain": {"pe": param(path=PE)}, "worlds": "fits/posterior.csv",
+              "decision": {"requirements": ["response_rate >= 0.2"]}}
+    folders = {}
+    for label, data in (("plain", tiny(horizon_days=20)), ("blocks", tiny(horizon_days=20) | blocks)):
+        f = write_yaml(tmp_path / f"{label}.yaml", data)
+        folders[label] = tmp_path / f"out_{label}"
+        assert main(["run", str(f), "--out", str(folders[label]), "--no-figures", "--no-progress", "-q"]) == 0
+    capsys.readouterr()
+    for name in ("replications.csv", "summary.csv", "comparison.csv", "timeseries.csv"):
+        assert (folders["plain"] / name).read_bytes() == (folders["blocks"] / name).read_bytes(), name
+    reloaded = load_results(folders["blocks"]).scenario
+    assert [p.name for p in reloaded.uncertain] == ["pe"] and reloaded.decision[0].metric == "response_rate"

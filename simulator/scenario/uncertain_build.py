@@ -6,7 +6,10 @@
   alone, then all together), so the config classes' own range checks (core/limits.py) decide.
 * ``decision:`` -> ``tuple[Requirement, ...]``: known metric names (deprecated names mapped), one of the
   allowed operators, a finite bound.
-* ``worlds:`` -> ``"prior"`` or the resolved path of a posterior file, confined like ``extends:``.
+* ``worlds:`` -> ``"prior"`` or the resolved path of a posterior file, confined like ``extends:``.  A
+  missing file is not an error here: the study that reads it checks it (with its content), and a
+  scenario reloaded elsewhere (a run folder's scenario.resolved.yaml, a sweep point built from the
+  resolved mapping) must still load.
 
 Every problem becomes an issue at the YAML line that set the value (through the ``ConfigBuilder``).
 """
@@ -187,7 +190,7 @@ def build_worlds(value: str | None, declared: int, builder: ConfigBuilder, allow
             builder.fail(("worlds",), value, f"leads out of the scenario's folder {root}; allowed: {ALLOWED_WORLDS}")
             return None
     problem = file_kind_problem(resolved)
-    if problem is not None:
+    if problem is not None and resolved.exists():  # a folder, FIFO or device: never a posterior
         builder.fail(("worlds",), value, f"{problem}; allowed: {ALLOWED_WORLDS}")
         return None
     return str(resolved)

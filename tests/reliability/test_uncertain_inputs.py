@@ -101,7 +101,6 @@ CORPUS: dict[str, tuple[str, str, int]] = {
     "worlds_with_empty_uncertain": ("uncertain: {}\nworlds: prior\n", "worlds need an uncertain: block", 2),
     "worlds_absolute": (one() + "worlds: /etc/passwd\n", "an absolute path is refused; allowed: 'prior'", 6),
     "worlds_out_of_folder": (one() + "worlds: ../posterior.csv\n", "leads out of the scenario's folder", 6),
-    "worlds_missing": (one() + "worlds: posterior.csv\n", "file not found; allowed: 'prior'", 6),
     "worlds_folder": (one() + "worlds: sub\n", "is a directory", 6),
 }
 
@@ -158,6 +157,14 @@ def test_each_broken_block_through_the_real_command_line(case: str, tmp_path: Pa
     assert done.returncode == 2, (case, done.stdout, done.stderr)
     assert f"{f}:{line}: " in done.stderr and expected in done.stderr, done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_missing_posterior_validates_with_a_note(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The study that reads it checks it; a run (which ignores worlds) and a reloaded run folder still work."""
+    f = write_yaml(tmp_path / "s.yaml", scenario_text(one() + "worlds: fits/posterior.csv\n"))
+    code, out, err = cli(capsys, "validate", str(f))
+    assert code == 0, err
+    assert f"worlds: {(tmp_path / 'fits' / 'posterior.csv').resolve()} (not found yet" in out
 
 
 def test_set_on_the_blocks_is_checked_like_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
