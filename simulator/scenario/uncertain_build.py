@@ -42,22 +42,26 @@ ALLOWED_WORLDS = ("'prior' (draws from the uncertain: block's priors) or a poste
                   "out of the folder are refused; --allow-outside-extends allows them)")
 
 
-def _parameter(name: str, schema: UncertainParameterSchema, market: Market, builder: ConfigBuilder,
-               owners: dict[str, str]) -> UncertainParameter | None:
-    """One parameter, or None after recording its problems."""
-    base: PathT = ("uncertain", name)
-    ok = True
-    if name in RESERVED_NAMES:
-        builder.fail(base, name, f"is a column name of the worlds files; not allowed: {', '.join(RESERVED_NAMES)}")
-        ok = False
+MIN_PRIOR_MASS = 1e-9
+"""The smallest share of a distribution a truncation may keep: below it the inverse-CDF draws lose their
+precision (and a cut that far into a tail is almost surely a slip in low/high or a/b)."""
+
+
+def _given_paths(base: PathT, schema: UncertainParameterSchema) -> list[tuple[str, float | None, PathT]]:
+    """``(path, factor or None, where in the data)`` for each field the parameter names."""
     if schema.path is not None:
-        given: list[tuple[str, float | None, PathT]] = [(schema.path, None, (*base, "path"))]
-    elif isinstance(schema.paths, dict):
-        given = [(path, factor, (*base, "paths", path)) for path, factor in schema.paths.items()]
-    else:
-        given = [(path, None, (*base, "paths", index)) for index, path in enumerate(schema.paths or [])]
-    paths: list[tuple[str, float]] = []
-    for path, factor, where in given:
+        return [(schema.path, None, (*base, "path"))]
+    if isinstance(schema.paths, dict):
+        return [(path, factor, (*base, "paths", path)) for path, factor in schema.paths.items()]
+    return [(path, None, (*base, "paths", index)) for index, path in enumerate(schema.paths or [])]
+
+
+def _fields(name: str, schema: UncertainParameterSchema, market: Market, builder: ConfigBuilder,
+            owners: dict[str, str]) -> tuple[tuple[str, float], ...] | None:
+    """``(path, factor)`` for each field, or None after recording the problems (``owners``: field -> parameter)."""
+    out: list[tuple[str, float]] = []
+    ok = True
+    for path, factor, where in _given_paths(("uncertain", name), schema):
         try:
             found = market_field(market, path)
         except MarketPathError as exc:
@@ -66,30 +70,49 @@ def _parameter(name: str, schema: UncertainParameterSchema, market: Market, buil
             continue
         if factor is None:
             factor = found.value if schema.relative else 1.0
-            if schema.relative and factor == 0:
+            if factor == 0:
                 builder.fail(where, path, "relative: true makes the value multiply this field, which is 0 in the "
                                           "scenario; give {path: factor} instead")
                 ok = False
         elif factor == 0 or not math.isfinite(factor):
             builder.fail(where, factor, "a factor must be a finite number other than 0")
             ok = False
-        owner = owners.setdefault(found.path, name)
-        if owner != name or any(market_field(market, p).path == found.path for p, _ in paths):
-            builder.fail(where, path, f"{found.path} is already set by uncertain parameter {owner!r}: a field "
-                                      "belongs to one parameter")
+        owner = owners.setdefault(found.path, f"{name}:{len(out)}")
+        if owner != f"{name}:{len(out)}":
+            builder.fail(where, path, f"{found.path} is already set by uncertain parameter "
+                                      f"{owner.rsplit(':', 1)[0]!r}: a field belongs to one parameter")
             ok = False
-        paths.append((path, float(factor)))
-    prior_schema = schema.prior
-    prior = Prior(prior_schema.kind, prior_schema.a, prior_schema.b,  # type: ignore[arg-type]  # kind: a Literal
-                  -math.inf if prior_schema.low is None else prior_schema.low,
-                  math.inf if prior_schema.high is None else prior_schema.high)
-    if prior.mass <= 0 or not prior.low < prior.high:
-        builder.fail((*base, "prior"), NO_VALUE, f"low/high [{prior.lower:g}, {prior.upper:g}] leave nothing of the "
-                                                f"{prior.kind} prior's support")
+        out.append((path, float(factor)))
+    return tuple(out) if ok else None
+
+
+def _prior(name: str, schema: UncertainParameterSchema, builder: ConfigBuilder) -> Prior | None:
+    """The prior (truncated to ``low``/``high``), or None when the truncation keeps (almost) nothing."""
+    given = schema.prior
+    prior = Prior(given.kind, given.a, given.b,  # type: ignore[arg-type]  # kind: checked against PRIOR_KINDS
+                  -math.inf if given.low is None else given.low, math.inf if given.high is None else given.high)
+    mass = prior.mass
+    if not (mass >= MIN_PRIOR_MASS and prior.low < prior.high):
+        kept = "nothing" if not mass > 0 else f"only {mass:.1e}"
+        builder.fail(("uncertain", name, "prior"), _prior_text(prior),
+                     f"low/high [{prior.lower:g}, {prior.upper:g}] keep {kept} of the {prior.kind} prior's "
+                     f"probability (at least {MIN_PRIOR_MASS:g}): move low/high or a/b")
         return None
-    if not ok:
+    return prior
+
+
+def _parameter(name: str, schema: UncertainParameterSchema, market: Market, builder: ConfigBuilder,
+               owners: dict[str, str]) -> UncertainParameter | None:
+    """One parameter, or None after recording its problems."""
+    named_ok = name not in RESERVED_NAMES
+    if not named_ok:
+        builder.fail(("uncertain", name), name,
+                     f"is a column name of the worlds files; not allowed: {', '.join(RESERVED_NAMES)}")
+    fields = _fields(name, schema, market, builder, owners)
+    prior = _prior(name, schema, builder)
+    if fields is None or prior is None or not named_ok:
         return None
-    parameter = UncertainParameter(name, tuple(paths), prior, schema.reason)
+    parameter = UncertainParameter(name, fields, prior, schema.reason)
     return parameter if _support_fits(parameter, market, builder) else None
 
 

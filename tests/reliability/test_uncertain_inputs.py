@@ -54,7 +54,14 @@ CORPUS: dict[str, tuple[str, str, int]] = {
     "reversed_truncation": (one(prior="{kind: uniform, a: 0.5, b: 2, low: 1.5, high: 1}"),
                             "needs low < high, got low=1.5, high=1", 4),
     "truncation_misses": (one(prior="{kind: uniform, a: 0.5, b: 2, low: 3, high: 4}"),
-                          "leave nothing of the uniform prior's support", 4),
+                          "keep nothing of the uniform prior's probability", 4),
+    "truncation_in_a_far_tail": (one(prior="{kind: lognormal, a: 1, b: 0.1, low: 2, high: 3}"),
+                                 "keep only 2.1e-12 of the lognormal prior's probability (at least 1e-09)", 4),
+    "same_field_twice_in_a_group": (block("paths: {market.members.segments.a.base_response: 0.3, "
+                                          "market.members.segments.0.base_response: 0.2}\nprior: "
+                                          "{kind: uniform, a: 0.5, b: 1}\nreason: r"),
+                                    "market.members.segments.a.base_response is already set by uncertain "
+                                    "parameter 'x'", 3),
     "unknown_kind": (one(prior="{kind: normal, a: 1, b: 2}"),
                      "uncertain.x.prior.kind = 'normal': must be one of: uniform, loguniform, beta, lognormal", 4),
     "bad_beta": (one(prior="{kind: beta, a: 1.5, b: 2}"), "a beta prior is {a: mean in (0, 1)", 4),
