@@ -99,6 +99,9 @@ class RequirementSchema(StrictSchema):
         if isinstance(given, str):
             requirement = parse_requirement(given)  # its ValueError names the allowed form
             return {"metric": requirement.metric, "op": requirement.op, "bound": requirement.bound}
+        if not isinstance(given, dict):
+            raise ValueError("a requirement is the text 'metric op number' (e.g. 'response_rate >= 0.20') or "
+                             "a mapping {metric, op, bound}")
         return given
 
 

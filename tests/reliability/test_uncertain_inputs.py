@@ -103,6 +103,8 @@ CORPUS: dict[str, tuple[str, str, int]] = {
     "infinite_bound": ("decision:\n  requirements: ['sent <= inf']\n", "must be a finite number", 2),
     "infinite_bound_mapping": ("decision:\n  requirements:\n    - {metric: sent, op: '<=', bound: .inf}\n",
                                "decision.requirements.0.bound = inf: must be a finite number", 3),
+    "a_number_requirement": ("decision:\n  requirements: [5]\n",
+                             "decision.requirements.0 = 5: a requirement is the text 'metric op number'", 2),
     "no_requirements": ("decision:\n  requirements: []\n", "decision.requirements = []: must not be empty", 2),
     "worlds_without_uncertain": ("worlds: prior\n", "worlds = 'prior': worlds need an uncertain: block", 1),
     "worlds_with_empty_uncertain": ("uncertain: {}\nworlds: prior\n", "worlds need an uncertain: block", 2),
