@@ -107,7 +107,8 @@ class DiscoveryResult:
         return {
             "where": c.text, "kind": c.kind, "policy": c.policy, "baseline": c.baseline, "metric": c.metric,
             "op": c.op, "bound": c.bound, "n_worlds": self.n_worlds, "n_true": self.n_true, "share_true": self.share,
-            "n_dropped_missing_values": self.n_dropped, "parameters": list(self.data.columns[2:-2]),
+            "n_dropped_missing_values": self.n_dropped,
+            "parameters": [c for c in self.data.columns if c not in NOT_PARAMETERS],
             "box": box, "sentence": self.sentence,
             "stability": None if res is None or res.stability is None else _records(res.stability),
             "settings": {"alpha": self.settings.alpha, "min_mass": self.settings.min_mass,
@@ -291,9 +292,27 @@ def outcome_table(run: WorldRun, condition: Condition) -> tuple[pd.DataFrame, in
     table = run.worlds[["replication", "world", *run.parameters]].copy()
     table["value"] = value
     keep = np.isfinite(value)
-    table = table[keep].reset_index(drop=True)
+    table = _per_world(table[keep], run.parameters)
     table["holds"] = condition.holds(table["value"].to_numpy())
     return table, int((~keep).sum())
+
+
+NOT_PARAMETERS = ("replication", "world", "value", "replications", "holds")
+"""Columns of the per-world table that are not world parameters."""
+
+
+def _per_world(table: pd.DataFrame, parameters: Sequence[str]) -> pd.DataFrame:
+    """One row per world: the replications that ran in the same world (same id and parameter values) pooled.
+
+    The condition is about the world, so it is judged on the mean over the world's replications
+    (paired differences averaged); ``replication`` keeps the world's first replication and
+    ``replications`` says how many were pooled.
+    """
+    keys = ["world", *parameters]
+    grouped = table.groupby(keys, sort=False, dropna=False)
+    out = grouped.agg(replication=("replication", "min"), value=("value", "mean"),
+                      replications=("replication", "size")).reset_index()
+    return out[["replication", "world", *parameters, "value", "replications"]]
 
 
 # --------------------------------------------------------------------------- the answer
