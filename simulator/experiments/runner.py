@@ -9,6 +9,10 @@
 * A task that raises does not stop the others; a worker process that dies breaks the pool and
   ends the run.  Either way :class:`TaskRun` lists what failed and why, and the finished tasks
   are on disk.  Ctrl-C stops the workers and raises :class:`RunInterrupted`.
+* Tasks that can run together (a ``batch_fn``: replications of small markets) are handed out
+  in batches (:func:`batching`, ``--batch K``): one submission computes several keys in one pass
+  of the batched engine and returns one result per key; each is still written to its own file,
+  so a resumed run recomputes only the missing keys (batching whatever is missing).
 * Fault injection for tests: ``INMAIL_SIM_TEST_FAULT`` (see :func:`inject_fault`).
 """
 
@@ -27,11 +31,15 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
+
+from simulator.core.batch import default_batch
+from simulator.core.config import Market
 
 T = TypeVar("T")
 
@@ -72,11 +80,22 @@ class TaskKey:
 
 @dataclass(frozen=True)
 class Task:
-    """``fn(*args)`` computes the result of ``key``; ``fn`` must be a picklable module-level function."""
+    """``fn(*args)`` computes the result of ``key``; ``fn`` must be a picklable module-level function.
+
+    ``batch_fn``: computes several tasks of this kind in one pass, ``batch_fn([args, ...])`` -> one
+    result per args, each equal to ``fn(*args)`` (None: the task always runs alone).
+    """
 
     key: TaskKey
     fn: Callable[..., Any]
     args: tuple[Any, ...]
+    batch_fn: Callable[[list[tuple[Any, ...]]], list[Any]] | None = None
+
+    @property
+    def cells(self) -> int:
+        """Members x recruiters of the task's market (0 if it has none): what sizes an automatic batch."""
+        market = next((a for a in self.args if isinstance(a, Market)), None)
+        return 0 if market is None else market.members.count * max(market.recruiter_count, 1)
 
 
 @dataclass(frozen=True)
@@ -150,6 +169,69 @@ def call_task(key: TaskKey, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
     if os.environ.get(FAULT_ENV):
         inject_fault(key)
     return fn(*args)
+
+
+Outcome = tuple[bool, Any, str]
+"""One key of a batch: (finished, result or the error line, the traceback)."""
+
+
+def call_batch(keys: Sequence[TaskKey], fn: Callable[..., Any], batch_fn: Callable[[list[tuple[Any, ...]]], list[Any]],
+               args: Sequence[tuple[Any, ...]]) -> list[Outcome]:
+    """What a worker runs for a batch: the fault hook of every key, then ``batch_fn`` on the rest.
+
+    A key whose fault hook raises fails alone; if the batch raises, its keys run one by one so
+    that only the failing ones fail (as without batching).
+    """
+    outcomes: list[Outcome | None] = [None] * len(keys)
+    if os.environ.get(FAULT_ENV):
+        for j, key in enumerate(keys):
+            try:
+                inject_fault(key)
+            except Exception as exc:
+                outcomes[j] = _failed(exc)
+    todo = [j for j, o in enumerate(outcomes) if o is None]
+    try:
+        results = batch_fn([args[j] for j in todo]) if len(todo) > 1 else [fn(*args[j]) for j in todo]
+    except Exception:
+        results = None
+    for n, j in enumerate(todo):
+        if results is not None:
+            outcomes[j] = (True, results[n], "")
+            continue
+        try:
+            outcomes[j] = (True, fn(*args[j]), "")
+        except Exception as exc:
+            outcomes[j] = _failed(exc)
+    return [o for o in outcomes if o is not None]
+
+
+def _failed(exc: BaseException) -> Outcome:
+    return False, f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))
+
+
+BATCH: ContextVar[int | None] = ContextVar("inmail_sim_batch", default=None)
+"""The batch size of the running command (``--batch K``); None: chosen by the market size."""
+
+
+@contextlib.contextmanager
+def batching(size: int | None) -> Iterator[None]:
+    """Hand out tasks in batches of ``size`` keys inside the block (None: by the market size)."""
+    token = BATCH.set(size)
+    try:
+        yield
+    finally:
+        BATCH.reset(token)
+
+
+def batch_size(task: Task, todo: int, slots: int, size: int | None = None) -> int:
+    """Keys per batch: ``size``, else :data:`BATCH`, else :func:`~simulator.core.batch.default_batch` of
+    the market; never more than keeps every worker busy (``todo`` tasks over ``slots`` workers)."""
+    if task.batch_fn is None:
+        return 1
+    chosen = size if size is not None else BATCH.get()
+    if chosen is None:
+        chosen = default_batch(task.cells)
+    return max(1, min(chosen, -(-todo // max(slots, 1))))
 
 
 # --------------------------------------------------------------------------- the store
@@ -231,7 +313,7 @@ class TaskStore:
 def run_tasks(tasks: Sequence[Task], executor: Executor, store: TaskStore | None = None, *,
               reuse: Callable[[Any], Any | None] | None = None,
               on_done: Callable[[TaskKey], None] | None = None,
-              max_in_flight: int | None = None, keep: bool = True) -> TaskRun:
+              max_in_flight: int | None = None, keep: bool = True, batch: int | None = None) -> TaskRun:
     """Run ``tasks`` on ``executor``, writing each result to ``store`` as it finishes.
 
     Tasks whose result is already in ``store`` are not run again (``reuse(result)`` may adapt a
@@ -241,7 +323,8 @@ def run_tasks(tasks: Sequence[Task], executor: Executor, store: TaskStore | None
     written, not kept in memory (large sweeps).  A task that raises is recorded in
     ``TaskRun.failures`` and the others go on; a dead worker process ends the run (the pool is
     broken) with the unfinished tasks listed.  Ctrl-C stops the workers and raises
-    :class:`RunInterrupted`.
+    :class:`RunInterrupted`.  ``batch``: keys per submission for tasks with a ``batch_fn`` (default:
+    :func:`batch_size`); consecutive missing tasks of one kind go together.
     """
     run = TaskRun(total=len(tasks))
     todo: deque[Task] = deque()
@@ -257,42 +340,60 @@ def run_tasks(tasks: Sequence[Task], executor: Executor, store: TaskStore | None
             run.results[task.key] = stored
         if on_done is not None:
             on_done(task.key)
-    limit = max_in_flight or 2 * executor_slots(executor)
-    in_flight: dict[Future[Any], TaskKey] = {}
+    slots = executor_slots(executor)
+    limit = max_in_flight or 2 * slots
+    size = batch_size(todo[0], len(todo), slots, batch) if todo else 1
+    in_flight: dict[Future[Any], list[Task]] = {}
     broken: BaseException | None = None
+
+    def finished(key: TaskKey, result: Any) -> None:
+        if store is not None:
+            store.save(key, result)
+        run.computed += 1
+        if keep:
+            run.results[key] = result
+        if on_done is not None:
+            on_done(key)
+
     try:
         while (todo and broken is None) or in_flight:
             while todo and broken is None and len(in_flight) < limit:
-                task = todo.popleft()
+                group = _next_batch(todo, size)
                 try:
-                    in_flight[executor.submit(call_task, task.key, task.fn, task.args)] = task.key
+                    if len(group) == 1:
+                        task = group[0]
+                        fut = executor.submit(call_task, task.key, task.fn, task.args)
+                    else:
+                        assert group[0].batch_fn is not None  # _next_batch groups batchable tasks only
+                        fut = executor.submit(call_batch, [t.key for t in group], group[0].fn, group[0].batch_fn,
+                                              [t.args for t in group])
+                    in_flight[fut] = group
                 except BrokenProcessPool as exc:
-                    todo.appendleft(task)
+                    todo.extendleft(reversed(group))
                     broken = exc
             if not in_flight:
                 break
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for fut in sorted(done, key=lambda f: in_flight[f].sort_key()):
-                key = in_flight.pop(fut)
+            for fut in sorted(done, key=lambda f: in_flight[f][0].key.sort_key()):
+                group = in_flight.pop(fut)
                 if fut.cancelled():  # e.g. a Dask scheduler that cancelled it
-                    run.failures.append(TaskFailure(key, "raised", "cancelled by the executor"))
+                    run.failures += [TaskFailure(t.key, "raised", "cancelled by the executor") for t in group]
                     continue
                 error = fut.exception()
-                if error is None:
-                    result = fut.result()
-                    if store is not None:
-                        store.save(key, result)
-                    run.computed += 1
-                    if keep:
-                        run.results[key] = result
-                    if on_done is not None:
-                        on_done(key)
+                if error is None and len(group) == 1:
+                    finished(group[0].key, fut.result())
+                elif error is None:
+                    for task, (ok, value, details) in zip(group, fut.result(), strict=True):
+                        if ok:
+                            finished(task.key, value)
+                        else:
+                            run.failures.append(TaskFailure(task.key, "raised", value, details))
                 elif isinstance(error, BrokenProcessPool):
                     broken = error
-                    run.failures.append(TaskFailure(key, "worker died", _worker_died(error)))
+                    run.failures += [TaskFailure(t.key, "worker died", _worker_died(error)) for t in group]
                 else:
-                    run.failures.append(TaskFailure(key, "raised", f"{type(error).__name__}: {error}",
-                                                    "".join(traceback.format_exception(error))))
+                    run.failures += [TaskFailure(t.key, "raised", f"{type(error).__name__}: {error}",
+                                                 "".join(traceback.format_exception(error))) for t in group]
     except KeyboardInterrupt:
         for fut in in_flight:
             fut.cancel()
@@ -302,6 +403,15 @@ def run_tasks(tasks: Sequence[Task], executor: Executor, store: TaskStore | None
         run.failures += [TaskFailure(t.key, "not run", "the worker pool broke before it started") for t in todo]
     run.failures.sort(key=lambda f: f.key.sort_key())
     return run
+
+
+def _next_batch(todo: deque[Task], size: int) -> list[Task]:
+    """The next tasks to submit together: up to ``size`` consecutive ones of the same batchable kind."""
+    group = [todo.popleft()]
+    batch_fn = group[0].batch_fn
+    while batch_fn is not None and todo and len(group) < size and todo[0].batch_fn is batch_fn:
+        group.append(todo.popleft())
+    return group
 
 
 def _worker_died(exc: BaseException) -> str:
