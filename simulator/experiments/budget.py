@@ -200,7 +200,7 @@ def fitting_batch(work: Workload, workers: int, limits: Limits) -> int:
         k = max(1, k // 2)
     while k < largest and work_estimate(work, workers, k + 1).total <= cap:
         k += 1
-    if asked is not None and k < asked and work_estimate(work, workers, 1).total <= cap:
+    if asked is not None and k < largest and work_estimate(work, workers, 1).total <= cap:
         needed = work_estimate(work, workers, asked)
         message = (f"--batch {asked} needs about {gib(needed.total)} of memory ({workers} worker"
                    f"{'s' if workers != 1 else ''} x {asked} replications of ~{gib(needed.per_replication // asked)} "

@@ -341,8 +341,9 @@ def run_tasks(tasks: Sequence[Task], executor: Executor, store: TaskStore | None
         if on_done is not None:
             on_done(task.key)
     slots = executor_slots(executor)
-    limit = max_in_flight or 2 * slots
     size = batch_size(todo[0], len(todo), slots, batch) if todo else 1
+    # a serial executor computes at submit: one batch at a time, so each is on disk before the next starts
+    limit = max_in_flight or (1 if size > 1 and isinstance(executor, SerialExecutor) else 2 * slots)
     in_flight: dict[Future[Any], list[Task]] = {}
     broken: BaseException | None = None
 
