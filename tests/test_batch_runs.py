@@ -12,8 +12,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,22 +61,39 @@ def test_batch_4_and_batch_1_write_identical_files(scenario: Path, unbatched: Pa
 
 def test_a_run_killed_in_the_middle_of_a_batch_resumes_to_identical_files(scenario: Path, unbatched: Path,
                                                                          tmp_path: Path) -> None:
+    """SIGKILL once the first batch is on disk (the second is running), then ``--resume``."""
     out = tmp_path / "run"
-    env = {k: v for k, v in os.environ.items() if k != FAULT_ENV} | {FAULT_ENV: "exit:2:new"}
+    env = {k: v for k, v in os.environ.items() if k != FAULT_ENV}
     argv = [sys.executable, "-m", "simulator", "run", str(scenario), "--out", str(out), "-n", "5", "--batch", "3",
             "--no-progress", "-q", "--no-figures"]
-    died = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert died.returncode == 3, died.stderr  # os._exit(3) in the batch holding replication 2 of 'new'
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        end = time.monotonic() + 120
+        while len(list((out / TASKS_DIR).glob("*.npz"))) < 3 and proc.poll() is None and time.monotonic() < end:
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.communicate(timeout=60)
     files = sorted(p.name for p in (out / TASKS_DIR).glob("*.npz"))
-    # tasks run in (replication, policy) order, baseline first: the first batch (r0 old, r0 new, r1 old)
-    # finished; the second (r1 new, r2 old, r2 new) died before writing anything
-    assert files == ["r000000-new.npz", "r000000-old.npz", "r000001-old.npz"]
+    assert 3 <= len(files) < 10, files  # the first batch, not all of them
     assert not (out / "summary.csv").exists()
-    env.pop(FAULT_ENV)
-    resumed = subprocess.run([*argv, "--resume"], cwd=ROOT, env=env, capture_output=True,
-                             text=True, timeout=120)
+    resumed = subprocess.run([*argv, "--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
-    assert "resuming: 3 finished replication files" in resumed.stderr
+    assert f"resuming: {len(files)} finished replication files" in resumed.stderr
+    same_outputs(unbatched, out)
+
+
+def test_a_task_the_fault_hook_names_fails_alone_in_a_batched_run(scenario: Path, unbatched: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "run"
+    monkeypatch.setenv(FAULT_ENV, "raise:2:new")
+    assert run_cli(str(scenario), "--out", str(out), "-n", "5", "--batch", "4") == 1
+    assert "replication 2 of policy 'new' raised RuntimeError: injected fault" in capsys.readouterr().err
+    assert len(list((out / TASKS_DIR).glob("*.npz"))) == 9
+    monkeypatch.delenv(FAULT_ENV)
+    assert run_cli(str(scenario), "--out", str(out), "-n", "5", "--batch", "4", "--resume") == 0
     same_outputs(unbatched, out)
 
 

@@ -148,12 +148,7 @@ def inject_fault(key: TaskKey, spec: str | None = None) -> None:
     ``exit`` (``os._exit(3)``: the process vanishes), ``kill`` (SIGKILL to itself) or ``hang``
     (sleep an hour, to be interrupted).  Without POLICY every policy's replication misbehaves.
     """
-    spec = os.environ.get(FAULT_ENV, "") if spec is None else spec
-    for item in filter(None, (s.strip() for s in spec.split(","))):
-        action, _, rest = item.partition(":")
-        index, _, policy = rest.partition(":")
-        if not index.strip().isdigit() or int(index) != key.replication or policy not in ("", key.policy):
-            continue
+    for action, item in _faults(key, spec):
         if action == "raise":
             raise RuntimeError(f"injected fault ({FAULT_ENV}={item})")
         if action == "exit":
@@ -162,6 +157,18 @@ def inject_fault(key: TaskKey, spec: str | None = None) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         if action == "hang":
             time.sleep(3600)
+
+
+def _faults(key: TaskKey, spec: str | None = None) -> list[tuple[str, str]]:
+    """The (action, item) of every ``INMAIL_SIM_TEST_FAULT`` item naming ``key``."""
+    spec = os.environ.get(FAULT_ENV, "") if spec is None else spec
+    found = []
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        action, _, rest = item.partition(":")
+        index, _, policy = rest.partition(":")
+        if index.strip().isdigit() and int(index) == key.replication and policy in ("", key.policy):
+            found.append((action, item))
+    return found
 
 
 def call_task(key: TaskKey, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
@@ -410,7 +417,12 @@ def _next_batch(todo: deque[Task], size: int) -> list[Task]:
     """The next tasks to submit together: up to ``size`` consecutive ones of the same batchable kind."""
     group = [todo.popleft()]
     batch_fn = group[0].batch_fn
+    faults = bool(os.environ.get(FAULT_ENV))  # tests: a task the fault hook names runs alone, as unbatched
+    if faults and _faults(group[0].key):
+        return group
     while batch_fn is not None and todo and len(group) < size and todo[0].batch_fn is batch_fn:
+        if faults and _faults(todo[0].key):
+            break
         group.append(todo.popleft())
     return group
 
