@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from simulator.core.batch_recruiters import BatchRecruiters
     from simulator.core.batch_threshold import BatchBook
     from simulator.core.batch_timeline import Timeline
-    from simulator.core.engine import CountBuffer, Simulation
+    from simulator.core.counters import CountBuffer
+    from simulator.core.engine import Simulation
 
 
 class BatchDay:

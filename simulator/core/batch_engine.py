@@ -22,19 +22,10 @@ from simulator.core.batch_ledger import BatchLedger, LedgerView, segment_sums
 from simulator.core.batch_recruiters import BatchRecruiters
 from simulator.core.batch_threshold import BatchBook
 from simulator.core.batch_timeline import Timeline
-from simulator.core.engine import DAILY_SERIES, CountBuffer, Simulation
+from simulator.core.counters import CountBuffer, Done
+from simulator.core.engine import DAILY_SERIES, Simulation
 from simulator.core.ledger import allocate_with_accounts
 from simulator.core.metrics import ReplicationResult
-
-
-class Done:
-    """A counter already summed: what ``Simulation.result`` flushes, when the batch did the counting."""
-
-    def __init__(self, target: np.ndarray) -> None:
-        self.target = target
-
-    def flush(self) -> np.ndarray:
-        return self.target
 
 
 class BatchSimulation(BatchDay):

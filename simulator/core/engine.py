@@ -24,6 +24,7 @@ import numpy as np
 import simpy
 
 from simulator.core.config import SEAT_TYPES, Market, Phase, Policy, RunConfig
+from simulator.core.counters import CountBuffer
 from simulator.core.ledger import NEVER, Ledger, accounts_for, allocate_with_accounts
 from simulator.core.members import FatigueClock, Members, build_members, daily_decay, response_delay
 from simulator.core.metrics import (
@@ -82,36 +83,6 @@ def _pcg64(generator: np.random.Generator) -> np.random.PCG64:
     if not isinstance(bit_generator, np.random.PCG64):
         raise TypeError(f"streams must be PCG64, got {type(bit_generator).__name__}")
     return bit_generator
-
-
-class CountBuffer:
-    """Per-member counters fed with index batches: buffered, then counted with one bincount.
-
-    ``np.add.at`` per day costs a random scatter per InMail; collecting indices and flushing
-    with ``np.bincount`` once the buffer holds about as many entries as there are members keeps
-    the cost near a sequential pass, and memory bounded by the member count.
-    """
-
-    def __init__(self, target: np.ndarray) -> None:
-        self.target = target
-        self.buf = np.empty(max(target.size, 1 << 16), dtype=np.int64)
-        self.n = 0
-
-    def add(self, idx: np.ndarray) -> None:
-        if self.n + idx.size > self.buf.size:
-            self.flush()
-        if idx.size > self.buf.size:
-            self.target += np.bincount(idx, minlength=self.target.size).astype(self.target.dtype)
-            return
-        self.buf[self.n:self.n + idx.size] = idx
-        self.n += idx.size
-
-    def flush(self) -> np.ndarray:
-        if self.n:
-            counts = np.bincount(self.buf[:self.n], minlength=self.target.size)
-            self.target += counts.astype(self.target.dtype)
-            self.n = 0
-        return self.target
 
 
 class Simulation:

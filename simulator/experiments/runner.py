@@ -31,24 +31,20 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import numpy as np
 
-from simulator.core.batch import default_batch
 from simulator.core.config import Market
-
-T = TypeVar("T")
+from simulator.experiments.batching import BATCH, batch_size, batching, call_batch, next_batch
+from simulator.experiments.faults import FAULT_ENV, call_task, inject_fault
 
 Progress = Callable[[int, int], None]
 """The one progress callback of every study: ``progress(done, total)`` after each finished unit of work
 (a replication, a task, an objective evaluation); ``total`` may grow while a study runs."""
 
-FAULT_ENV = "INMAIL_SIM_TEST_FAULT"
-"""Test hook: ``ACTION:REPLICATION[:POLICY]`` items, comma separated (see :func:`inject_fault`)."""
 
 
 # --------------------------------------------------------------------------- tasks
@@ -138,107 +134,7 @@ class RunInterrupted(KeyboardInterrupt):
         self.finished, self.total = finished, total
 
 
-# --------------------------------------------------------------------------- fault injection
-
-
-def inject_fault(key: TaskKey, spec: str | None = None) -> None:
-    """Misbehave on purpose when ``INMAIL_SIM_TEST_FAULT`` names this task (tests only).
-
-    Items ``ACTION:REPLICATION[:POLICY]``, comma separated; ACTION is ``raise`` (a RuntimeError),
-    ``exit`` (``os._exit(3)``: the process vanishes), ``kill`` (SIGKILL to itself) or ``hang``
-    (sleep an hour, to be interrupted).  Without POLICY every policy's replication misbehaves.
-    """
-    for action, item in _faults(key, spec):
-        if action == "raise":
-            raise RuntimeError(f"injected fault ({FAULT_ENV}={item})")
-        if action == "exit":
-            os._exit(3)
-        if action == "kill":
-            os.kill(os.getpid(), signal.SIGKILL)
-        if action == "hang":
-            time.sleep(3600)
-
-
-def _faults(key: TaskKey, spec: str | None = None) -> list[tuple[str, str]]:
-    """The (action, item) of every ``INMAIL_SIM_TEST_FAULT`` item naming ``key``."""
-    spec = os.environ.get(FAULT_ENV, "") if spec is None else spec
-    found = []
-    for item in filter(None, (s.strip() for s in spec.split(","))):
-        action, _, rest = item.partition(":")
-        index, _, policy = rest.partition(":")
-        if index.strip().isdigit() and int(index) == key.replication and policy in ("", key.policy):
-            found.append((action, item))
-    return found
-
-
-def call_task(key: TaskKey, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-    """What a worker runs: the fault hook, then ``fn(*args)``."""
-    if os.environ.get(FAULT_ENV):
-        inject_fault(key)
-    return fn(*args)
-
-
-Outcome = tuple[bool, Any, str]
-"""One key of a batch: (finished, result or the error line, the traceback)."""
-
-
-def call_batch(keys: Sequence[TaskKey], fn: Callable[..., Any], batch_fn: Callable[[list[tuple[Any, ...]]], list[Any]],
-               args: Sequence[tuple[Any, ...]]) -> list[Outcome]:
-    """What a worker runs for a batch: the fault hook of every key, then ``batch_fn`` on the rest.
-
-    A key whose fault hook raises fails alone; if the batch raises, its keys run one by one so
-    that only the failing ones fail (as without batching).
-    """
-    outcomes: list[Outcome | None] = [None] * len(keys)
-    if os.environ.get(FAULT_ENV):
-        for j, key in enumerate(keys):
-            try:
-                inject_fault(key)
-            except Exception as exc:
-                outcomes[j] = _failed(exc)
-    todo = [j for j, o in enumerate(outcomes) if o is None]
-    try:
-        results = batch_fn([args[j] for j in todo]) if len(todo) > 1 else [fn(*args[j]) for j in todo]
-    except Exception:
-        results = None
-    for n, j in enumerate(todo):
-        if results is not None:
-            outcomes[j] = (True, results[n], "")
-            continue
-        try:
-            outcomes[j] = (True, fn(*args[j]), "")
-        except Exception as exc:
-            outcomes[j] = _failed(exc)
-    return [o for o in outcomes if o is not None]
-
-
-def _failed(exc: BaseException) -> Outcome:
-    return False, f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))
-
-
-BATCH: ContextVar[int | None] = ContextVar("inmail_sim_batch", default=None)
-"""The batch size of the running command (``--batch K``); None: chosen by the market size."""
-
-
-@contextlib.contextmanager
-def batching(size: int | None) -> Iterator[None]:
-    """Hand out tasks in batches of ``size`` keys inside the block (None: by the market size)."""
-    token = BATCH.set(size)
-    try:
-        yield
-    finally:
-        BATCH.reset(token)
-
-
-def batch_size(task: Task, todo: int, slots: int, size: int | None = None) -> int:
-    """Keys per batch: ``size``, else :data:`BATCH`, else :func:`~simulator.core.batch.default_batch` of
-    the market; never more than keeps every worker busy (``todo`` tasks over ``slots`` workers)."""
-    if task.batch_fn is None:
-        return 1
-    chosen = size if size is not None else BATCH.get()
-    if chosen is None:
-        chosen = default_batch(task.cells)
-    return max(1, min(chosen, -(-todo // max(slots, 1))))
+__all__ = ["BATCH", "FAULT_ENV", "batch_size", "batching", "call_batch", "call_task", "inject_fault"]
 
 
 # --------------------------------------------------------------------------- the store
@@ -366,7 +262,7 @@ def run_tasks(tasks: Sequence[Task], executor: Executor, store: TaskStore | None
     try:
         while (todo and broken is None) or in_flight:
             while todo and broken is None and len(in_flight) < limit:
-                group = _next_batch(todo, size)
+                group = next_batch(todo, size)
                 try:
                     if len(group) == 1:
                         task = group[0]
@@ -411,20 +307,6 @@ def run_tasks(tasks: Sequence[Task], executor: Executor, store: TaskStore | None
         run.failures += [TaskFailure(t.key, "not run", "the worker pool broke before it started") for t in todo]
     run.failures.sort(key=lambda f: f.key.sort_key())
     return run
-
-
-def _next_batch(todo: deque[Task], size: int) -> list[Task]:
-    """The next tasks to submit together: up to ``size`` consecutive ones of the same batchable kind."""
-    group = [todo.popleft()]
-    batch_fn = group[0].batch_fn
-    faults = bool(os.environ.get(FAULT_ENV))  # tests: a task the fault hook names runs alone, as unbatched
-    if faults and _faults(group[0].key):
-        return group
-    while batch_fn is not None and todo and len(group) < size and todo[0].batch_fn is batch_fn:
-        if faults and _faults(todo[0].key):
-            break
-        group.append(todo.popleft())
-    return group
 
 
 def _worker_died(exc: BaseException) -> str:
