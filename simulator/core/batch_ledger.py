@@ -17,7 +17,13 @@ from simulator.core.ledger import NEVER, Ledger, Lot, is_identity, per_account
 
 
 def segment_sums(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """Integer sums of ``values`` over ``[bounds[i], bounds[i + 1])`` (empty segments give 0; exact)."""
+    """Integer sums of ``values`` over ``[bounds[i], bounds[i + 1])`` (empty segments give 0; exact).
+
+    One ``reduceat`` pass when no segment is empty (the usual case), else by a cumulative sum.
+    """
+    starts = bounds[:-1]
+    if values.size and starts.size and bool((bounds[1:] > starts).all()):
+        return np.add.reduceat(values, starts, dtype=np.int64)
     cum = np.zeros(values.size + 1, dtype=np.int64)
     np.cumsum(values, out=cum[1:])
     return cum[bounds[1:]] - cum[bounds[:-1]]
@@ -119,9 +125,13 @@ class BatchLedger:
     def _drop_empty(self) -> None:
         """Remove lots left empty in every account of their replication (never the newest)."""
         rows = self.amounts[:self.max_lots]
-        nonzero = np.zeros((rows.shape[0], rows.shape[1] + 1), dtype=np.int64)
-        np.cumsum(rows != 0, axis=1, out=nonzero[:, 1:])
-        alive = (nonzero[:, self.off[1:]] - nonzero[:, self.off[:-1]]) > 0  # (lots, replications)
+        starts = self.off[:-1]
+        if bool((self.off[1:] > starts).all()):
+            alive = np.logical_or.reduceat(rows != 0, starts, axis=1)  # (lots, replications)
+        else:  # a replication without seats: by cumulative counts
+            nonzero = np.zeros((rows.shape[0], rows.shape[1] + 1), dtype=np.int64)
+            np.cumsum(rows != 0, axis=1, out=nonzero[:, 1:])
+            alive = (nonzero[:, self.off[1:]] - nonzero[:, starts]) > 0
         n_lots = np.array([len(e) for e in self.expires])
         dead = ~alive & (np.arange(rows.shape[0])[:, None] < n_lots[None, :] - 1)
         if not dead.any():

@@ -156,3 +156,12 @@ def test_automatic_batch_sizes() -> None:
     assert default_batch(10_000 * 1_000_000) == 1
     assert default_batch(0) == 1
     assert 1 < default_batch(300 * 100_000) < 32
+
+
+def test_a_replication_without_recruiters_or_with_an_empty_group_in_a_batch() -> None:
+    base = small_market()
+    empty_group = dataclasses.replace(base, recruiters=(*base.recruiters, RecruiterGroup("none", 0)))
+    nobody = dataclasses.replace(base, recruiters=(RecruiterGroup("none", 0, behaviour="adaptive"),))
+    pols = policies()
+    check_batch([ReplicationJob(base, pols[1], RUN, 1), ReplicationJob(empty_group, pols[6], RUN, 2),
+                 ReplicationJob(nobody, pols[1], RUN, 3), ReplicationJob(nobody, pols[7], RUN, 4)])
