@@ -3,8 +3,8 @@
 A :class:`ReplicationJob` is everything one replication needs (market, policy, calendar, seed).
 :func:`run_replications` returns one :class:`ReplicationResult` per job, in order, each
 bit-identical to ``run_replication`` of that job alone, whatever the batch it is in: jobs with
-the same horizon (and all adapting, or none) run together in one
-:class:`~simulator.core.batch_engine.BatchSimulation`, the others in batches of their own.
+the same horizon (and all adapting, or none) run together in passes of one
+:class:`~simulator.core.batch_engine.BatchSimulation`, the others in passes of their own.
 """
 
 from __future__ import annotations
@@ -44,25 +44,51 @@ class ReplicationJob:
     seed: int | np.random.SeedSequence
 
 
-def _group(sim: Simulation) -> tuple[int, bool]:
-    """What replications of one batch share: the horizon, and whether they adapt."""
-    adapting = sim.market.sending.adaptation.enabled and bool(sim.rec.adaptive.any())
-    return sim.horizon, adapting
+PASS_MEMBERS = 999_999
+"""Members one pass of the batched engine holds at most (in replications of at least one each): a
+batch's InMails gather from the stacked member table at random, and past about a million members
+it no longer stays in cache - at 10,000 x 1,000,000 a pass of 8 ran at 0.77x the speed of one at a
+time (benchmarks/README.md), so larger jobs run a replication per pass."""
+
+
+def _group(job: ReplicationJob) -> tuple[int, bool]:
+    """What replications of one pass share: the horizon, and whether they adapt."""
+    market = job.market
+    adapting = market.sending.adaptation.enabled and any(
+        group.behaviour == "adaptive" and group.count > 0 for group in market.recruiters)
+    return job.run.horizon_days, adapting
+
+
+def _passes(indices: list[int], jobs: Sequence[ReplicationJob]) -> list[list[int]]:
+    """``indices`` in order, cut into passes of at most :data:`PASS_MEMBERS` members (one job at least)."""
+    passes: list[list[int]] = []
+    members = 0
+    for i in indices:
+        size = jobs[i].market.members.count
+        if passes and len(passes[-1]) < MAX_AUTO_BATCH and members + size <= PASS_MEMBERS:
+            passes[-1].append(i)
+            members += size
+        else:
+            passes.append([i])
+            members = size
+    return passes
 
 
 def run_replications(jobs: Sequence[ReplicationJob]) -> list[ReplicationResult]:
-    """Run ``jobs`` (any mix of policies, markets and seeds) and return their results in order."""
-    sims = [Simulation(job.market, job.policy, job.run, streams(job.seed)) for job in jobs]
-    if len(sims) == 1:
-        return [sims[0].execute()]
+    """Run ``jobs`` (any mix of policies, markets and seeds) and return their results in order.
+
+    Jobs with the same horizon (and all adapting, or none) share passes of the batched engine,
+    in job order, up to :data:`PASS_MEMBERS` members and :data:`MAX_AUTO_BATCH` replications a pass;
+    the replications of one pass are set up just before it runs.
+    """
     groups: dict[tuple[int, bool], list[int]] = {}
-    for i, sim in enumerate(sims):
-        groups.setdefault(_group(sim), []).append(i)
-    results: list[ReplicationResult | None] = [None] * len(sims)
-    for members in groups.values():
-        if len(members) == 1:
-            results[members[0]] = sims[members[0]].execute()
-            continue
-        for i, result in zip(members, BatchSimulation([sims[i] for i in members]).execute(), strict=True):
-            results[i] = result
+    for i, job in enumerate(jobs):
+        groups.setdefault(_group(job), []).append(i)
+    results: list[ReplicationResult | None] = [None] * len(jobs)
+    for indices in groups.values():
+        for members in _passes(indices, jobs):
+            sims = [Simulation(jobs[i].market, jobs[i].policy, jobs[i].run, streams(jobs[i].seed)) for i in members]
+            done = [sims[0].execute()] if len(sims) == 1 else BatchSimulation(sims).execute()
+            for i, result in zip(members, done, strict=True):
+                results[i] = result
     return [r for r in results if r is not None]
