@@ -4,7 +4,8 @@ For each size, policy and batch size K a fresh child pinned to one CPU runs the 
 (seeds 1..K) unbatched (``run_replication`` one after the other) and batched (one
 ``run_replications`` call), in interleaved rounds, and reports the best CPU-time rate of each and
 their ratio.  Measured in one child, so the ratio holds even when other load slows both; the
-child's peak resident set is the batch's high-water mark (the batch is its largest allocation).
+child's peak resident set is the batch's high-water mark (one pass of the batched engine plus the
+results of all K; the batch is the child's largest allocation).
 A batch the memory estimate says does not fit in the available memory is skipped, with a note.
 """
 
