@@ -176,3 +176,12 @@ def test_passes_hold_at_most_a_million_members_and_32_replications() -> None:
     assert _passes(list(range(40)), jobs_of([10_000] * 40)) == [list(range(32)), list(range(32, 40))]
     assert _passes([0, 1, 2], jobs_of([1_000_000] * 3)) == [[0], [1], [2]]
     assert _passes([0, 1, 2, 3], jobs_of([400_000, 500_000, 200_000, 10])) == [[0, 1], [2, 3]]
+
+
+def test_replications_with_different_calendars_in_one_batch() -> None:
+    """Same horizon, different start dates: weekends, grant days, the switch and one-off grants fall apart."""
+    market, pols = small_market(), policies()
+    starts = [dt.date(2014, 12, 28), dt.date(2015, 1, 1), dt.date(2015, 1, 17), dt.date(2015, 2, 1), START]
+    jobs = [ReplicationJob(market, pols[(2 * i + 3) % len(pols)], RunConfig(start_date=start, horizon_days=75),
+                           replication_seed(13, i)) for i, start in enumerate(starts)]
+    check_batch(jobs)

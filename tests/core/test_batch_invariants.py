@@ -10,27 +10,31 @@ from hypothesis import strategies as st
 
 from simulator.core.batch import ReplicationJob, run_replications
 from simulator.core.config import RunConfig
+from simulator.core.engine import run_replication
 from simulator.core.seeding import replication_seed
 from simulator.scenario.uncertain import set_market_fields
 
-from .test_batch import policies, small_market
+from .test_batch import assert_same, policies, small_market
 
 RATES = ("response_rate", "acceptance_rate")
 
 
 @settings(max_examples=8, deadline=None)
 @given(picks=st.lists(st.tuples(st.integers(0, 7), st.integers(400, 1500), st.integers(8, 30),
-                                st.floats(0.05, 0.5), st.integers(0, 2**31)), min_size=2, max_size=4),
+                                st.floats(0.05, 0.5), st.integers(0, 2**31), st.integers(0, 60)),
+                      min_size=2, max_size=4),
        start=st.dates(dt.date(2014, 11, 1), dt.date(2015, 3, 1)))
 def test_every_replication_of_a_batch_conserves_credits_and_stays_in_range(
-        picks: list[tuple[int, int, int, float, int]], start: dt.date) -> None:
+        picks: list[tuple[int, int, int, float, int, int]], start: dt.date) -> None:
     pols = policies()
-    run = RunConfig(start_date=start, horizon_days=45)
     jobs = [ReplicationJob(set_market_fields(small_market(members, recruiters),
                                              {"market.members.segments.warm.base_response": base}),
-                           pols[p], run, replication_seed(seed, 0))
-            for p, members, recruiters, base, seed in picks]
-    for result in run_replications(jobs):
+                           pols[p], RunConfig(start_date=start + dt.timedelta(days=shift), horizon_days=45),
+                           replication_seed(seed, 0))
+            for p, members, recruiters, base, seed, shift in picks]
+    results = run_replications(jobs)
+    assert_same(run_replication(jobs[-1].market, jobs[-1].policy, jobs[-1].run, seed=jobs[-1].seed), results[-1])
+    for result in results:
         m = result.metrics
         assert result.extra["credits_conserved"] == 1.0
         assert m["credits_granted"] == m["credits_spent"] - m["credits_refunded"] + m["credits_expired"] \
