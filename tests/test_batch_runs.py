@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from scenario_helpers import ROOT, tiny, write_yaml
 
@@ -159,3 +160,14 @@ def wrapped_square(x: int) -> Value:
 
 def wrapped_squares(args: list[tuple[int]]) -> list[Value]:
     return [Value(r["x"]) for r in squares(args)]
+
+
+def test_the_api_takes_a_batch_size_and_gives_the_same_results(scenario: Path) -> None:
+    from simulator.experiments.experiment import run_experiment
+    from simulator.scenario import load_scenario
+
+    sc = load_scenario(scenario)
+    one, four = run_experiment(sc, replications=3, batch=1), run_experiment(sc, replications=3, batch=4)
+    pd.testing.assert_frame_equal(one.replications, four.replications)
+    pd.testing.assert_frame_equal(one.timeseries, four.timeseries)
+    pd.testing.assert_frame_equal(one.member_distribution, four.member_distribution)

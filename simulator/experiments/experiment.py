@@ -48,6 +48,7 @@ from simulator.experiments.replication import (
     timeseries_frame,
 )
 from simulator.experiments.runner import (
+    BATCH,
     Progress,
     SerialExecutor,
     TaskStore,
@@ -129,8 +130,8 @@ def run_experiment(
         limits = Limits(concurrent, memory_limit, local=dask in (None, "local"), batch=batch)
         capped = admit(work, limits)
         workers = capped if executor is None else workers
-        if batch is not None:
-            batch = fitting_batch(work, capped, limits)
+        if batch is not None or BATCH.get() is None:  # not a command's own (already fitted) --batch
+            batch = fitting_batch(work, capped, limits)  # automatic: shrunk if memory is short
     first = list(indices) if indices is not None else list(range(n0))
     total = len(first) * npol
     done = 0
