@@ -102,6 +102,7 @@ class BatchSimulation(BatchDay):
     # ------------------------------------------------------------------ running
 
     def execute(self) -> list[ReplicationResult]:
+        """Run the batch's calendar to its last refund and summarize each replication (``Simulation.result``)."""
         for s in self.sims:
             s._record_means()
         self._offsets()
@@ -126,7 +127,7 @@ class BatchSimulation(BatchDay):
         return [s.result() for s in self.sims]
 
     def _offsets(self) -> None:
-        """The answer logit offset of every (recruiter, kind) and the population means (as ``_record_means``)."""
+        """The answer logit offset of every (recruiter, kind) of the batch, from each replication's own."""
         self.offset = np.concatenate([s._offset for s in self.sims])
 
     def _record_means(self) -> None:
