@@ -89,9 +89,12 @@ class BatchDay:
                     totals.append(float(f.weight_bulk) * sent)
                 else:
                     totals.append(f.weight_personalized * (sent - bulk[i]) + f.weight_bulk * bulk[i])
-            table = np.where(self.equal_weights, np.repeat(np.array(equal, dtype=np.float32), counts),
-                             self.kind_weight * np.repeat(np.array(inverse, dtype=np.float32), counts))
-            np.add.at(self.hot[:, 1], receiver, table.take(kind))
+            if all(self.fatigue_on) and bool(self.equal_weights.all()) and len(set(equal)) == 1:
+                np.add.at(self.hot[:, 1], receiver, equal[0])  # one weight for every InMail, as alone
+            else:
+                table = np.where(self.equal_weights, np.repeat(np.array(equal, dtype=np.float32), counts),
+                                 self.kind_weight * np.repeat(np.array(inverse, dtype=np.float32), counts))
+                np.add.at(self.hot[:, 1], receiver, table.take(kind))
             for s, total in zip(sims, totals, strict=True):
                 if total is not None:
                     s.members.total_fatigue += total

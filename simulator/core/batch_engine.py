@@ -222,8 +222,8 @@ class BatchSimulation(BatchDay):
         z += np.float32(1.0)
         scale = np.array([s.fatigue.scale for s in self.sims], dtype=np.float64).astype(np.float32)
         if any(self.fatigue_on):
-            p = rows[:, 1] * np.repeat(scale, counts)
-            p *= np.repeat(self.sensitivity, counts)
+            p = rows[:, 1] * per_inmail(scale, counts)
+            p *= per_inmail(self.sensitivity, counts)
             np.exp(p, out=p)
             p /= z
             if not all(self.fatigue_on):
@@ -236,12 +236,20 @@ class BatchSimulation(BatchDay):
         answered_rows = rows.take(answered, axis=0)
         a_bounds = np.searchsorted(answered, bounds)
         delay = _delays(answered_rows[:, 2], self._draw(streams, a_bounds, np.float32))
-        observed = (delay <= np.repeat(self.observation, np.diff(a_bounds))).nonzero()[0]
+        observed = (delay <= per_inmail(self.observation, np.diff(a_bounds))).nonzero()[0]
         responded, responded_delay = answered.take(observed), delay.take(observed)
         r_bounds = np.searchsorted(responded, bounds)
         accepted = responded[self._draw(streams, r_bounds, np.float32) < answered_rows[:, 3].take(observed)]
         return responded, responded_delay, kind.take(responded) >> 1, kind.take(accepted) >> 1
 
+
+
+def per_inmail(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """One value per replication repeated for its ``counts`` entries; the value itself (a 0-d array of
+    the same dtype, so the arithmetic is the same) when every replication has the same one."""
+    if values.size and bool((values == values[0]).all()):
+        return values[0:1].reshape(())
+    return np.repeat(values, counts)
 
 
 def _delays(inv_log_miss: np.ndarray, u: np.ndarray) -> np.ndarray:

@@ -185,3 +185,9 @@ def test_replications_with_different_calendars_in_one_batch() -> None:
     jobs = [ReplicationJob(market, pols[(2 * i + 3) % len(pols)], RunConfig(start_date=start, horizon_days=75),
                            replication_seed(13, i)) for i, start in enumerate(starts)]
     check_batch(jobs)
+
+
+def test_a_batch_whose_inmails_all_weigh_the_same_fatigue() -> None:
+    market = set_market_fields(small_market(), {"market.fatigue.weight_personalized": 1.0})
+    pols = policies()
+    check_batch([ReplicationJob(market, pols[i % len(pols)], RUN, replication_seed(17, i)) for i in range(4)])
