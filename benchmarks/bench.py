@@ -4,6 +4,7 @@
                                [--workers 2] [--parallel-reps 20] [--no-parallel] [--no-naive]
                                [--profile [--profile-size medium] [--top-lines 20]]
                                [--mechanisms [--mechanisms-size large]] [--json out.json]
+                               [--batches [--batch-sizes 1,8,32] [--batch-rounds 2]]
 
 Every measurement of one replication runs in a fresh child process (``python bench.py --child
 ...``), pinned to one CPU with OMP/MKL/OPENBLAS threads set to 1, so that its peak resident set
@@ -24,8 +25,12 @@ replications (same seeds) of one size with the full model, then with fatigue, ad
 threshold switched off, and with all three off, in interleaved rounds, and prints each variant's
 rate and the share of the full model's time that the switched-off mechanism costs.
 
+``--batches`` measures batched replications (``bench_batch``): at every size and policy, K
+replications unbatched and in one batch (``--batch-sizes``, default 1, 8, 32), in one child each,
+the rates per core, their ratio and the peak memory of the batch.
+
 The measurements live in modules by what they measure: ``bench_throughput`` (sizes, memory,
-naive reference), ``bench_parallel``, ``bench_mechanisms`` and ``bench_profile``; ``bench_common``
+naive reference), ``bench_parallel``, ``bench_mechanisms``, ``bench_profile`` and ``bench_batch``; ``bench_common``
 holds the sizes and the child-process plumbing, ``bench_market`` the benchmark market.
 See benchmarks/README.md for the method and the results.
 """
@@ -41,6 +46,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench_batch import child_batch, report_batches
 from bench_common import HORIZON_DAYS, SIZES, THREAD_VARS, busy_cpus, engine_version, load_note, run_child
 from bench_mechanisms import child_mechanisms, print_mechanisms
 from bench_parallel import report_parallel
@@ -67,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="time one size with fatigue, adaptation, threshold switched off in turn")
     ap.add_argument("--mechanisms-size", default="large", choices=list(SIZES),
                     help="size for --mechanisms (default large)")
+    ap.add_argument("--batches", action="store_true",
+                    help="batched throughput: K replications in one pass vs one at a time, per size and policy")
+    ap.add_argument("--batch-sizes", default="1,8,32", help="comma list of K for --batches (default 1,8,32)")
+    ap.add_argument("--batch-rounds", type=int, default=2, help="interleaved rounds per K for --batches")
     ap.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -83,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             child_profile(rest[0], rest[1], int(rest[2]))
         elif kind == "mechanisms":
             child_mechanisms(rest[0], rest[1], int(rest[2]))
+        elif kind == "batch":
+            child_batch(rest[0], rest[1], int(rest[2]), int(rest[3]))
         else:
             raise SystemExit(f"unknown child {kind!r}")
         return 0
@@ -111,6 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     base_sim = report_baseline(report)
     if sizes:
         report_sizes(policies, sizes, args.reps, base_sim, report)
+    if args.batches:
+        report_batches(policies, sizes, [int(k) for k in args.batch_sizes.split(",") if k.strip()],
+                       args.batch_rounds, report)
     if not args.no_parallel:
         report_parallel(args.parallel_size, policies[0], args.parallel_reps, args.workers, report)
     if not args.no_naive:

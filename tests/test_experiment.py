@@ -13,6 +13,7 @@ import pytest
 from scenario_helpers import tiny
 from scipy import stats
 
+import simulator.core.batch as batch
 import simulator.core.engine as engine
 from simulator.api import Results, run_experiment, run_scenario
 from simulator.core.metrics import METRIC_NAMES
@@ -42,7 +43,14 @@ def test_every_policy_gets_the_same_seed_per_replication(small: Scenario, monkey
         seen.append((policy.name, seed.entropy, tuple(seed.spawn_key)))
         return real(market, policy, run, seed=seed)
 
+    real_batch = batch.run_replications
+
+    def spy_batch(jobs: Any) -> Any:  # replications run in batches (the default for small markets)
+        seen.extend((job.policy.name, job.seed.entropy, tuple(job.seed.spawn_key)) for job in jobs)
+        return real_batch(jobs)
+
     monkeypatch.setattr(engine, "run_replication", spy)
+    monkeypatch.setattr(batch, "run_replications", spy_batch)
     run_experiment(small, replications=2)
     expected = {(p, small.root_seed, (i,)) for p in ("old", "new") for i in range(2)}
     assert sorted(seen) == sorted(expected)

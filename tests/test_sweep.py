@@ -16,7 +16,7 @@ from scenario_helpers import SCENARIOS, tiny, write_yaml
 from simulator.cli import main
 from simulator.core.metrics import METRIC_NAMES
 from simulator.experiments.design import Parameter, design, design_rng, sweep_spec, unit_sample
-from simulator.experiments.runner import SerialExecutor
+from simulator.experiments.runner import SerialExecutor, call_batch
 from simulator.experiments.sweep import TABLE_COLUMNS, run_sweep, task_store
 from simulator.scenario import ScenarioError, load_scenario, shrink_overrides
 
@@ -160,7 +160,7 @@ class CountingExecutor(SerialExecutor):
         self.calls = 0
 
     def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-        self.calls += 1
+        self.calls += len(args[0]) if fn is call_batch else 1  # tasks, whether batched or not
         return super().submit(fn, *args, **kwargs)
 
 

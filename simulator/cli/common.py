@@ -151,6 +151,10 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
                         help="run the replications on a Dask cluster: a scheduler address such as "
                              "tcp://host:8786, or 'local' for a LocalCluster on this machine "
                              "(needs pip install 'inmail-sim[dask]')")
+    parser.add_argument("--batch", type=int_at_least(1), default=None, metavar="K",
+                        help="replications a worker runs together in one pass (default: by market size, up to "
+                             "32 for small markets, 1 from 1,000 recruiters x 100,000 members up); results do "
+                             "not depend on it")
     add_limit_options(parser)
 
 
@@ -203,6 +207,7 @@ def command_limits(args: argparse.Namespace, workers: int = 1, dask: str | None 
     asked = getattr(args, "workers", None) is not None
     return Limits(workers=workers, memory=getattr(args, "memory_limit", None),
                   max_tasks=getattr(args, "max_tasks", None), local=dask in (None, "local"),
+                  batch=getattr(args, "batch", None),
                   note=note if asked else None)
 
 
@@ -212,10 +217,12 @@ def admit_work(args: argparse.Namespace, work: Workload, workers: int = 1,
     anything starts; return the workers to start (capped at the tasks) and the limits to pass on."""
     from dataclasses import replace
 
-    from simulator.experiments.budget import admit
+    from simulator.experiments.budget import admit, fitting_batch
+    from simulator.experiments.runner import BATCH
 
     limits = command_limits(args, workers, dask)
     workers = admit(work, limits)
+    BATCH.set(fitting_batch(work, workers, limits))  # this command's batches (the process runs one command)
     return workers, replace(limits, workers=workers, note=None)
 
 

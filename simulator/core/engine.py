@@ -24,6 +24,7 @@ import numpy as np
 import simpy
 
 from simulator.core.config import SEAT_TYPES, Market, Phase, Policy, RunConfig
+from simulator.core.counters import CountBuffer
 from simulator.core.ledger import NEVER, Ledger, accounts_for, allocate_with_accounts
 from simulator.core.members import FatigueClock, Members, build_members, daily_decay, response_delay
 from simulator.core.metrics import (
@@ -84,36 +85,6 @@ def _pcg64(generator: np.random.Generator) -> np.random.PCG64:
     return bit_generator
 
 
-class CountBuffer:
-    """Per-member counters fed with index batches: buffered, then counted with one bincount.
-
-    ``np.add.at`` per day costs a random scatter per InMail; collecting indices and flushing
-    with ``np.bincount`` once the buffer holds about as many entries as there are members keeps
-    the cost near a sequential pass, and memory bounded by the member count.
-    """
-
-    def __init__(self, target: np.ndarray) -> None:
-        self.target = target
-        self.buf = np.empty(max(target.size, 1 << 16), dtype=np.int64)
-        self.n = 0
-
-    def add(self, idx: np.ndarray) -> None:
-        if self.n + idx.size > self.buf.size:
-            self.flush()
-        if idx.size > self.buf.size:
-            self.target += np.bincount(idx, minlength=self.target.size).astype(self.target.dtype)
-            return
-        self.buf[self.n:self.n + idx.size] = idx
-        self.n += idx.size
-
-    def flush(self) -> np.ndarray:
-        if self.n:
-            counts = np.bincount(self.buf[:self.n], minlength=self.target.size)
-            self.target += counts.astype(self.target.dtype)
-            self.n = 0
-        return self.target
-
-
 class Simulation:
     """State and calendar of one replication."""
 
@@ -163,7 +134,7 @@ class Simulation:
 
     def grant_days(self) -> list[int]:
         """Day 0 and every first of a month inside the horizon."""
-        return [0] + [day for day in range(1, self.horizon) if self.date(day).day == 1]
+        return self._grant_days
 
     def days_to_next_grant(self, day: int) -> int:
         date = self.date(day)
@@ -172,11 +143,27 @@ class Simulation:
 
     def _calendar(self) -> None:
         """Per-day lookups worked out once: the phase in force, the weekend factor, days to the next grant."""
-        dates = [self.date(day) for day in range(self.n_days)]
-        self.phase_of_day: list[Phase] = [self.policy.phase_on(date) for date in dates]
+        start, n_days, policy = self.run.start_date, self.n_days, self.policy
+        before = n_days  # days before the switch date (phase_on's rule, without a date per day)
+        if policy.switch_date is not None and policy.before is not None:
+            before = min(max((policy.switch_date - start).days, 0), n_days)
+            self.phase_of_day: list[Phase] = [policy.before] * before + [policy.phase] * (n_days - before)
+        else:
+            self.phase_of_day = [policy.phase] * n_days
         weekend_factor = self.market.sending.weekend_factor
-        self.day_factor = [weekend_factor if date.weekday() >= 5 else 1.0 for date in dates]
-        self.to_next_grant = [self.days_to_next_grant(day) for day in range(self.horizon)]
+        first = start.weekday()
+        self.day_factor = [weekend_factor if (first + day) % 7 >= 5 else 1.0 for day in range(n_days)]
+        self.to_next_grant: list[int] = []
+        self._grant_days = [0]
+        date = start
+        while len(self.to_next_grant) < self.horizon:  # month by month: days left to the next first
+            first_of_next_month = dt.date(date.year + (date.month == 12), date.month % 12 + 1, 1)
+            span = (first_of_next_month - date).days
+            self.to_next_grant.extend(range(span, 0, -1))
+            self._grant_days.append(len(self.to_next_grant))
+            date = first_of_next_month
+        del self.to_next_grant[self.horizon:]
+        self._grant_days = [day for day in self._grant_days if day < self.horizon]
 
     def _record_means(self) -> None:
         """What follows from the recruiters' state, worked out when it changes (when recruiters adapt).

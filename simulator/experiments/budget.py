@@ -11,7 +11,9 @@ evaluations, worlds x replications), never by building the design.  :func:`admit
 * caps the worker processes at the number of tasks and at :func:`max_workers` (a note says so);
 * refuses a memory estimate above the limit (:func:`simulator.scenario.memory.memory_limit`:
   ``--memory-limit``, ``$INMAIL_SIM_MEMORY_LIMIT`` or the available memory) with
-  :class:`~simulator.scenario.memory.MemoryLimitError`.
+  :class:`~simulator.scenario.memory.MemoryLimitError`; a worker holds a batch of replications at
+  once (``--batch K``), so the estimate is per batch: a ``--batch`` that does not fit is refused
+  naming the largest that does, and an automatic batch shrinks until it fits (:func:`fitting_batch`).
 
 Both refusals are scenario errors (exit code 2) whose message holds the estimate: what was asked,
 what it would need, the limit and how to lower it.  The time estimate is a rough single-core figure
@@ -26,9 +28,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from simulator.core.batch import default_batch
 from simulator.scenario.errors import NO_VALUE, Issue, ScenarioError
 from simulator.scenario.memory import (
     MemoryEstimate,
+    MemoryLimitError,
     daily_sends,
     estimate,
     gib,
@@ -155,6 +159,8 @@ class Limits:
     """False: the tasks run on a remote Dask cluster (not this machine's memory, not its processes)."""
     note: Callable[[str], None] | None = None
     """Told when the workers are capped."""
+    batch: int | None = None
+    """Replications per batch (``--batch K``); None: chosen by the market size."""
 
 
 def capped_workers(workers: int, tasks: int) -> tuple[int, str | None]:
@@ -167,11 +173,40 @@ def capped_workers(workers: int, tasks: int) -> tuple[int, str | None]:
     return cap, f"--workers {workers} capped at {cap}: {why}"
 
 
-def work_estimate(work: Workload, workers: int = 1) -> MemoryEstimate:
-    """The memory ``work`` needs with ``workers`` replications at once."""
+def work_estimate(work: Workload, workers: int = 1, batch: int = 1) -> MemoryEstimate:
+    """The memory ``work`` needs with ``workers`` batches of ``batch`` replications at once."""
     per_replication = max(replication_bytes(work.scenario.market, policy, work.scenario.run)
                           for policy in work.scenario.policies.values())
-    return MemoryEstimate(per_replication, max(1, workers), work.result_bytes + work.design_bytes)
+    return MemoryEstimate(per_replication * max(1, batch), max(1, workers), work.result_bytes + work.design_bytes)
+
+
+def automatic_batch(work: Workload) -> int:
+    """The batch size chosen by the market size (:func:`simulator.core.batch.default_batch`)."""
+    market = work.scenario.market
+    return default_batch(market.members.count * max(market.recruiter_count, 1))
+
+
+def fitting_batch(work: Workload, workers: int, limits: Limits) -> int:
+    """The replications per batch to run: ``limits.batch`` if it fits in memory, else refused (exit 2);
+    automatic: the size-based batch, smaller if that is what fits (1 at least: the memory check of
+    :func:`admit` then speaks for a single replication)."""
+    cap, where = memory_limit(limits.memory)
+    asked = limits.batch
+    largest = min(asked or automatic_batch(work), max(1, work.tasks))
+    if cap is None or not limits.local:
+        return largest
+    k = largest
+    while k > 1 and work_estimate(work, workers, k).total > cap:
+        k = max(1, k // 2)
+    while k < largest and work_estimate(work, workers, k + 1).total <= cap:
+        k += 1
+    if asked is not None and k < largest and work_estimate(work, workers, 1).total <= cap:
+        needed = work_estimate(work, workers, asked)
+        message = (f"--batch {asked} needs about {gib(needed.total)} of memory ({workers} worker"
+                   f"{'s' if workers != 1 else ''} x {asked} replications of ~{gib(needed.per_replication // asked)} "
+                   f"at once) but the limit is {gib(cap)} ({where}); the largest --batch that fits is {k}")
+        raise MemoryLimitError([Issue(work.scenario.source, None, "", NO_VALUE, message)])
+    return k
 
 
 def check_tasks(work: Workload, max_tasks: int | None = None) -> None:
@@ -195,10 +230,12 @@ def admit(work: Workload, limits: Limits | None = None) -> int:
     workers, note = capped_workers(workers, work.tasks)
     if note and limits.note is not None:
         limits.note(note)
-    needed = work_estimate(work, workers)
+    batch = fitting_batch(work, workers, limits)
+    needed = work_estimate(work, workers, batch)
     scenario = work.scenario
     at_once = f" x {needed.concurrent} at once" if needed.concurrent > 1 else ""
-    detail = (f"{work.command}: {work.breakdown}; one replication ~{gib(needed.per_replication)} "
+    what = "one replication" if batch == 1 else f"one batch of {batch} replications"
+    detail = (f"{work.command}: {work.breakdown}; {what} ~{gib(needed.per_replication)} "
               f"({scenario.market.members.count:,} members, {scenario.market.recruiter_count:,} recruiters x "
               f"{scenario.run.horizon_days:,} days){at_once}, results and design ~{gib(needed.results)}")
     more = f", {work.less_memory}" if work.less_memory else ""
@@ -230,7 +267,7 @@ def experiment_workload(scenario: Scenario, replications: int, command: str = "r
 
 __all__ = [
     "BYTES_PER_OBSERVATION", "BYTES_PER_POINT", "BYTES_PER_STUDY_TASK", "DEFAULT_MAX_TASKS", "MAX_TASKS_ENV",
-    "Limits", "WorkLimitError", "Workload", "admit", "capped_workers", "check_tasks",
-    "count_text", "describe", "duration", "experiment_workload", "max_workers", "replication_seconds",
-    "work_estimate", "work_limit",
+    "Limits", "WorkLimitError", "Workload", "admit", "automatic_batch", "capped_workers", "check_tasks",
+    "count_text", "describe", "duration", "experiment_workload", "fitting_batch", "max_workers",
+    "replication_seconds", "work_estimate", "work_limit",
 ]

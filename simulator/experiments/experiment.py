@@ -25,7 +25,7 @@ import pandas as pd
 
 from simulator.core.config import Market
 from simulator.core.metrics import BREAKDOWN_KEYS, BREAKDOWN_METRICS
-from simulator.experiments.budget import Limits, admit, experiment_workload
+from simulator.experiments.budget import Limits, admit, experiment_workload, fitting_batch
 from simulator.experiments.comparison import (
     COMPARISON_COLUMNS,
     MAIN_METRICS,
@@ -48,7 +48,15 @@ from simulator.experiments.replication import (
     run_single,
     timeseries_frame,
 )
-from simulator.experiments.runner import Progress, SerialExecutor, TaskStore, executor_slots, open_executor
+from simulator.experiments.runner import (
+    BATCH,
+    Progress,
+    SerialExecutor,
+    TaskStore,
+    batching,
+    executor_slots,
+    open_executor,
+)
 from simulator.experiments.statistics import CONFIDENCE
 from simulator.scenario import Overrides, Scenario, load_scenario, with_changes
 
@@ -87,6 +95,7 @@ def run_experiment(
     precision: float | None = None, max_replications: int | None = None, indices: Sequence[int] | None = None,
     progress: Progress | None = None, store: TaskStore | None = None, timeseries: bool = True,
     memory_limit: int | None = None, memory_check: bool = True, markets: Mapping[int, Market] | None = None,
+    batch: int | None = None,
 ) -> Results:
     """Run the scenario's policies on common random numbers and return :class:`Results`.
 
@@ -102,7 +111,9 @@ def run_experiment(
     :mod:`simulator.experiments.world_study`); default the scenario's market for every replication.
     The work and memory are checked first (:func:`simulator.experiments.budget.admit`: the task limit,
     ``workers`` capped at the tasks; ``memory_limit`` in bytes overrides the available memory;
-    ``memory_check=False`` skips it).
+    ``memory_check=False`` skips it).  ``batch``: replications computed together in one pass of the
+    batched engine (default: by the market size, see :func:`simulator.experiments.runner.batch_size`);
+    the results do not depend on it.
     Raises :class:`ReplicationError` when replications fail, :class:`~simulator.experiments.runner.RunInterrupted`
     on Ctrl-C.
     """
@@ -119,9 +130,12 @@ def run_experiment(
     if memory_check:  # before any list of indices is made
         count = scenario.max_replications if precision is not None else len(indices) if indices is not None else n0
         concurrent = executor_slots(executor) if executor is not None else max(1, workers or 1)
-        capped = admit(experiment_workload(scenario, count),
-                       Limits(concurrent, memory_limit, local=dask in (None, "local")))
+        work = experiment_workload(scenario, count)
+        limits = Limits(concurrent, memory_limit, local=dask in (None, "local"), batch=batch)
+        capped = admit(work, limits)
         workers = capped if executor is None else workers
+        if batch is not None or BATCH.get() is None:  # not a command's own (already fitted) --batch
+            batch = fitting_batch(work, capped, limits)  # automatic: shrunk if memory is short
     first = list(indices) if indices is not None else list(range(n0))
     total = len(first) * npol
     done = 0
@@ -133,7 +147,8 @@ def run_experiment(
             progress(done, total)
 
     report: PrecisionReport | None = None
-    with (open_executor(workers or 1, dask) if executor is None else contextlib.nullcontext(executor)) as ex:
+    with (open_executor(workers or 1, dask) if executor is None else contextlib.nullcontext(executor)) as ex, \
+            (batching(batch) if batch is not None else contextlib.nullcontext()):
         records = run_records(scenario, first, ex, tick, store, markets)
         n = len(first)
         while precision is not None and indices is None:

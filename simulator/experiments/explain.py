@@ -49,7 +49,7 @@ import pandas as pd
 from simulator.core.config import SEAT_TYPES, Market, Phase, Policy
 from simulator.core.metrics import BREAKDOWN_KEYS, CURRENT_METRICS, METRIC_NAMES, canonical_metric
 from simulator.experiments.budget import BYTES_PER_OBSERVATION, Limits, Workload, admit
-from simulator.experiments.observation import SEAT_SHARES, SEGMENT_KEY, Observation, observe_task
+from simulator.experiments.observation import SEAT_SHARES, SEGMENT_KEY, Observation, observe_task, observe_tasks
 from simulator.experiments.runner import Progress, Task, TaskKey, TaskStore, failure_report, open_executor, run_tasks
 from simulator.experiments.statistics import t_interval
 from simulator.scenario import Scenario
@@ -283,7 +283,8 @@ class ExplainRunError(RuntimeError):
 def run_worlds(scenario: Scenario, design: ExplainPlan, indices: Sequence[int], executor: Executor, *,
                store: TaskStore | None = None, progress: Progress | None = None) -> dict[tuple[str, int], Observation]:
     """Every world x replication on ``executor`` (replication ``i`` of every world has the same seed)."""
-    tasks = [Task(TaskKey(w.id, i), observe_task, (w.market, w.policy, scenario.run, scenario.root_seed, i))
+    tasks = [Task(TaskKey(w.id, i), observe_task, (w.market, w.policy, scenario.run, scenario.root_seed, i),
+                  observe_tasks)
              for i in indices for w in design.worlds.values()]
     total = len(tasks)
     done = 0

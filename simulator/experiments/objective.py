@@ -21,7 +21,7 @@ import numpy as np
 from scipy import optimize
 
 from simulator.experiments.calibration_spec import CalibrationSpec, apply_values, parameter_overrides
-from simulator.experiments.observation import observe_task
+from simulator.experiments.observation import observe_task, observe_tasks
 from simulator.experiments.runner import Progress, Task, TaskKey, failure_report, run_tasks
 from simulator.scenario import Scenario
 
@@ -35,7 +35,8 @@ def run_observations(scenario: Scenario, policy: str, indices: Sequence[int], ex
     """Observables of ``policy`` for each replication index: ``{key: values in index order}``."""
     fitted_policy = scenario.policies[policy]
     tasks = [Task(TaskKey(label, i), observe_task,
-                  (scenario.market, fitted_policy, scenario.run, scenario.root_seed, i)) for i in indices]
+                  (scenario.market, fitted_policy, scenario.run, scenario.root_seed, i), observe_tasks)
+             for i in indices]
     run = run_tasks(tasks, executor)
     if run.failures:
         raise CalibrationRunError(f"{len(run.failures)} replication(s) failed:\n{failure_report(run.failures)}")

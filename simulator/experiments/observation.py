@@ -98,3 +98,11 @@ def observe_task(market: Market, policy: Policy, run: RunConfig, root_seed: int,
     """One replication's observables (a picklable task for any executor)."""
     run = dataclasses.replace(run, record_daily=True)  # sanctioned_share reads the daily series
     return Observation(observe(run_single(market, policy, run, root_seed, index), market, policy))
+
+
+def observe_tasks(args: list[tuple[Market, Policy, RunConfig, int, int]]) -> list[Observation]:
+    """:func:`observe_task` of each args, computed as one batch."""
+    from simulator.experiments.replication import run_singles
+
+    daily = [(m, p, dataclasses.replace(r, record_daily=True), s, i) for m, p, r, s, i in args]
+    return [Observation(observe(result, a[0], a[1])) for result, a in zip(run_singles(daily), daily, strict=True)]

@@ -126,9 +126,30 @@ def run_single(market: Market, policy: Policy, run: RunConfig, root_seed: int, i
     return run_replication(market, policy, run, seed=replication_seed(root_seed, index))
 
 
+SingleArgs = tuple[Market, Policy, RunConfig, int, int]
+"""What :func:`run_single` takes: (market, policy, run, root seed, replication index)."""
+
+
+def run_singles(args: Sequence[SingleArgs]) -> list[ReplicationResult]:
+    """:func:`run_single` of each args, in one pass of the batched engine (the same results)."""
+    from simulator.core.batch import ReplicationJob, run_replications
+
+    return run_replications([ReplicationJob(market, policy, run, replication_seed(root_seed, index))
+                             for market, policy, run, root_seed, index in args])
+
+
 def replication_record(market: Market, policy: Policy, run: RunConfig, root_seed: int, index: int) -> Record:
     """One replication of one policy as a :class:`Record` (the task a worker runs)."""
-    result = run_single(market, policy, run, root_seed, index)
+    return to_record(run_single(market, policy, run, root_seed, index), policy, root_seed, index)
+
+
+def replication_records(args: list[SingleArgs]) -> list[Record]:
+    """:func:`replication_record` of each args, computed as one batch (the batched task a worker runs)."""
+    return [to_record(result, a[1], a[3], a[4]) for result, a in zip(run_singles(args), args, strict=True)]
+
+
+def to_record(result: ReplicationResult, policy: Policy, root_seed: int, index: int) -> Record:
+    """A replication's result as its small picklable :class:`Record`."""
     return Record(
         policy=policy.name, replication=index, root_seed=root_seed, seed_entropy=result.seed_entropy,
         spawn_key=tuple(result.spawn_key), metrics={k: float(result.metrics[k]) for k in METRIC_NAMES},
@@ -147,7 +168,7 @@ def replication_tasks(scenario: Scenario, indices: Iterable[int], point: int | N
     """
     return [Task(TaskKey(name, i, point), replication_record,
                  (scenario.market if markets is None else markets[i], scenario.policies[name], scenario.run,
-                  scenario.root_seed, i))
+                  scenario.root_seed, i), replication_records)
             for i in indices for name in scenario.policy_names]
 
 

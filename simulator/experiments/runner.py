@@ -9,6 +9,10 @@
 * A task that raises does not stop the others; a worker process that dies breaks the pool and
   ends the run.  Either way :class:`TaskRun` lists what failed and why, and the finished tasks
   are on disk.  Ctrl-C stops the workers and raises :class:`RunInterrupted`.
+* Tasks that can run together (a ``batch_fn``: replications of small markets) are handed out
+  in batches (:func:`batching`, ``--batch K``): one submission computes several keys in one pass
+  of the batched engine and returns one result per key; each is still written to its own file,
+  so a resumed run recomputes only the missing keys (batching whatever is missing).
 * Fault injection for tests: ``INMAIL_SIM_TEST_FAULT`` (see :func:`inject_fault`).
 """
 
@@ -29,18 +33,18 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExe
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import numpy as np
 
-T = TypeVar("T")
+from simulator.core.config import Market
+from simulator.experiments.batching import BATCH, batch_size, batching, call_batch, next_batch
+from simulator.experiments.faults import FAULT_ENV, call_task, inject_fault
 
 Progress = Callable[[int, int], None]
 """The one progress callback of every study: ``progress(done, total)`` after each finished unit of work
 (a replication, a task, an objective evaluation); ``total`` may grow while a study runs."""
 
-FAULT_ENV = "INMAIL_SIM_TEST_FAULT"
-"""Test hook: ``ACTION:REPLICATION[:POLICY]`` items, comma separated (see :func:`inject_fault`)."""
 
 
 # --------------------------------------------------------------------------- tasks
@@ -72,11 +76,22 @@ class TaskKey:
 
 @dataclass(frozen=True)
 class Task:
-    """``fn(*args)`` computes the result of ``key``; ``fn`` must be a picklable module-level function."""
+    """``fn(*args)`` computes the result of ``key``; ``fn`` must be a picklable module-level function.
+
+    ``batch_fn``: computes several tasks of this kind in one pass, ``batch_fn([args, ...])`` -> one
+    result per args, each equal to ``fn(*args)`` (None: the task always runs alone).
+    """
 
     key: TaskKey
     fn: Callable[..., Any]
     args: tuple[Any, ...]
+    batch_fn: Callable[[list[tuple[Any, ...]]], list[Any]] | None = None
+
+    @property
+    def cells(self) -> int:
+        """Members x recruiters of the task's market (0 if it has none): what sizes an automatic batch."""
+        market = next((a for a in self.args if isinstance(a, Market)), None)
+        return 0 if market is None else market.members.count * max(market.recruiter_count, 1)
 
 
 @dataclass(frozen=True)
@@ -119,37 +134,7 @@ class RunInterrupted(KeyboardInterrupt):
         self.finished, self.total = finished, total
 
 
-# --------------------------------------------------------------------------- fault injection
-
-
-def inject_fault(key: TaskKey, spec: str | None = None) -> None:
-    """Misbehave on purpose when ``INMAIL_SIM_TEST_FAULT`` names this task (tests only).
-
-    Items ``ACTION:REPLICATION[:POLICY]``, comma separated; ACTION is ``raise`` (a RuntimeError),
-    ``exit`` (``os._exit(3)``: the process vanishes), ``kill`` (SIGKILL to itself) or ``hang``
-    (sleep an hour, to be interrupted).  Without POLICY every policy's replication misbehaves.
-    """
-    spec = os.environ.get(FAULT_ENV, "") if spec is None else spec
-    for item in filter(None, (s.strip() for s in spec.split(","))):
-        action, _, rest = item.partition(":")
-        index, _, policy = rest.partition(":")
-        if not index.strip().isdigit() or int(index) != key.replication or policy not in ("", key.policy):
-            continue
-        if action == "raise":
-            raise RuntimeError(f"injected fault ({FAULT_ENV}={item})")
-        if action == "exit":
-            os._exit(3)
-        if action == "kill":
-            os.kill(os.getpid(), signal.SIGKILL)
-        if action == "hang":
-            time.sleep(3600)
-
-
-def call_task(key: TaskKey, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-    """What a worker runs: the fault hook, then ``fn(*args)``."""
-    if os.environ.get(FAULT_ENV):
-        inject_fault(key)
-    return fn(*args)
+__all__ = ["BATCH", "FAULT_ENV", "batch_size", "batching", "call_batch", "call_task", "inject_fault"]
 
 
 # --------------------------------------------------------------------------- the store
@@ -231,7 +216,7 @@ class TaskStore:
 def run_tasks(tasks: Sequence[Task], executor: Executor, store: TaskStore | None = None, *,
               reuse: Callable[[Any], Any | None] | None = None,
               on_done: Callable[[TaskKey], None] | None = None,
-              max_in_flight: int | None = None, keep: bool = True) -> TaskRun:
+              max_in_flight: int | None = None, keep: bool = True, batch: int | None = None) -> TaskRun:
     """Run ``tasks`` on ``executor``, writing each result to ``store`` as it finishes.
 
     Tasks whose result is already in ``store`` are not run again (``reuse(result)`` may adapt a
@@ -241,7 +226,8 @@ def run_tasks(tasks: Sequence[Task], executor: Executor, store: TaskStore | None
     written, not kept in memory (large sweeps).  A task that raises is recorded in
     ``TaskRun.failures`` and the others go on; a dead worker process ends the run (the pool is
     broken) with the unfinished tasks listed.  Ctrl-C stops the workers and raises
-    :class:`RunInterrupted`.
+    :class:`RunInterrupted`.  ``batch``: keys per submission for tasks with a ``batch_fn`` (default:
+    :func:`batch_size`); consecutive missing tasks of one kind go together.
     """
     run = TaskRun(total=len(tasks))
     todo: deque[Task] = deque()
@@ -257,42 +243,61 @@ def run_tasks(tasks: Sequence[Task], executor: Executor, store: TaskStore | None
             run.results[task.key] = stored
         if on_done is not None:
             on_done(task.key)
-    limit = max_in_flight or 2 * executor_slots(executor)
-    in_flight: dict[Future[Any], TaskKey] = {}
+    slots = executor_slots(executor)
+    size = batch_size(todo[0], len(todo), slots, batch) if todo else 1
+    # a serial executor computes at submit: one batch at a time, so each is on disk before the next starts
+    limit = max_in_flight or (1 if size > 1 and isinstance(executor, SerialExecutor) else 2 * slots)
+    in_flight: dict[Future[Any], list[Task]] = {}
     broken: BaseException | None = None
+
+    def finished(key: TaskKey, result: Any) -> None:
+        if store is not None:
+            store.save(key, result)
+        run.computed += 1
+        if keep:
+            run.results[key] = result
+        if on_done is not None:
+            on_done(key)
+
     try:
         while (todo and broken is None) or in_flight:
             while todo and broken is None and len(in_flight) < limit:
-                task = todo.popleft()
+                group = next_batch(todo, size)
                 try:
-                    in_flight[executor.submit(call_task, task.key, task.fn, task.args)] = task.key
+                    if len(group) == 1:
+                        task = group[0]
+                        fut = executor.submit(call_task, task.key, task.fn, task.args)
+                    else:
+                        assert group[0].batch_fn is not None  # _next_batch groups batchable tasks only
+                        fut = executor.submit(call_batch, [t.key for t in group], group[0].fn, group[0].batch_fn,
+                                              [t.args for t in group])
+                    in_flight[fut] = group
                 except BrokenProcessPool as exc:
-                    todo.appendleft(task)
+                    todo.extendleft(reversed(group))
                     broken = exc
             if not in_flight:
                 break
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for fut in sorted(done, key=lambda f: in_flight[f].sort_key()):
-                key = in_flight.pop(fut)
+            for fut in sorted(done, key=lambda f: in_flight[f][0].key.sort_key()):
+                group = in_flight.pop(fut)
                 if fut.cancelled():  # e.g. a Dask scheduler that cancelled it
-                    run.failures.append(TaskFailure(key, "raised", "cancelled by the executor"))
+                    run.failures += [TaskFailure(t.key, "raised", "cancelled by the executor") for t in group]
                     continue
                 error = fut.exception()
-                if error is None:
-                    result = fut.result()
-                    if store is not None:
-                        store.save(key, result)
-                    run.computed += 1
-                    if keep:
-                        run.results[key] = result
-                    if on_done is not None:
-                        on_done(key)
+                if error is None and len(group) == 1:
+                    finished(group[0].key, fut.result())
+                elif error is None:
+                    for task, (ok, value, details) in zip(group, fut.result(), strict=True):
+                        if ok:
+                            finished(task.key, value)
+                        else:
+                            run.failures.append(TaskFailure(task.key, "raised", value, details))
                 elif isinstance(error, BrokenProcessPool):
                     broken = error
-                    run.failures.append(TaskFailure(key, "worker died", _worker_died(error)))
+                    run.failures += [TaskFailure(t.key, "worker died", _worker_died(error)) for t in group]
                 else:
-                    run.failures.append(TaskFailure(key, "raised", f"{type(error).__name__}: {error}",
-                                                    "".join(traceback.format_exception(error))))
+                    run.failures += [TaskFailure(t.key, "raised", f"{type(error).__name__}: {error}",
+                                                 "".join(traceback.format_exception(error))) for t in group]
     except KeyboardInterrupt:
         for fut in in_flight:
             fut.cancel()

@@ -117,6 +117,15 @@ def run_task(fingerprint: str, point: int, market: Market, policy: Policy, run: 
                        {k: float(result.metrics[k]) for k in METRIC_NAMES})
 
 
+def run_task_batch(args: list[tuple[str, int, Market, Policy, RunConfig, int, int]]) -> list[PointRecord]:
+    """:func:`run_task` of each args, computed as one batch."""
+    from simulator.experiments.replication import run_singles
+
+    results = run_singles([a[2:] for a in args])
+    return [PointRecord(point, policy.name, index, fingerprint, {k: float(r.metrics[k]) for k in METRIC_NAMES})
+            for r, (fingerprint, point, _, policy, _, _, index) in zip(results, args, strict=True)]
+
+
 def point_fingerprint(point: Point) -> str:
     """A digest of everything that determines a point's numbers (not its replication count)."""
     data = {k: v for k, v in point.scenario.resolved.items()
@@ -200,7 +209,7 @@ def run_points(points: Sequence[Point], replications: int, executor: Executor, *
                     continue
                 tasks.append(Task(TaskKey(name, i, point.id), run_task,
                                   (fingerprints[point.id], point.id, scenario.market, scenario.policies[name],
-                                   lean_run, point.root_seed, i)))
+                                   lean_run, point.root_seed, i), run_task_batch))
 
     def reuse(rec: PointRecord) -> PointRecord | None:
         ok = fingerprints.get(rec.point) == rec.fingerprint and list(rec.metrics) == list(METRIC_NAMES)

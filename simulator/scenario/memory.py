@@ -3,8 +3,9 @@
 The engine keeps per-member arrays (~90 bytes a member, measured with tracemalloc at 10^4-10^6
 members), day x seat calendars (refunds, and the threshold's sends and responses: int32, so
 about 12 bytes per recruiter-day over the horizon plus the refund tail) and one day's InMails at
-a time.  A run holds one replication per worker at once, plus the collected results in the
-parent (the daily series dominate).  The estimate is deliberately simple and a little generous:
+a time.  A run holds one replication per worker at once (a batch of K replications with ``--batch K``:
+K times as much, see :func:`simulator.experiments.budget.fitting_batch`), plus the collected
+results in the parent (the daily series dominate).  The estimate is deliberately simple and a little generous:
 its job is to turn an out-of-memory kill hours into a run into a clear message before it starts.
 """
 

@@ -1,0 +1,130 @@
+"""The calendars of a batch: per replication, the rare events (expiries, switch, grants) and per-day lookups.
+
+Events keep the order of the day of :mod:`simulator.core.engine` (expiries, then the switch,
+then grants, then the day); they are per replication in Python because they are rare.  The
+per-day lookups that the daily step needs as arrays over seats (weekend factor, days to the next
+grant, the refund rule of the send day) are built from each replication's own calendar and
+cached, since they change on few days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from simulator.core.config import SEAT_TYPES, Phase, RefundRule
+from simulator.core.ledger import NEVER, accounts_for, per_account
+
+if TYPE_CHECKING:
+    from simulator.core.batch_ledger import BatchLedger
+    from simulator.core.engine import Simulation
+
+
+class Timeline:
+    """Calendar events and per-day lookups of every replication of a batch."""
+
+    def __init__(self, sims: list[Simulation], ledger: BatchLedger, daily: dict[str, np.ndarray]) -> None:
+        self.sims, self.ledger, self.daily = sims, ledger, daily
+        self.counts = np.array([s.rec.count for s in sims], dtype=np.int64)
+        self.horizon = sims[0].horizon
+        self.expiry_days: list[set[int]] = [set() for _ in sims]
+        self.events: list[dict[int, list[tuple[int, str]]]] = []
+        self.switch_day: list[int | None] = []
+        for s in sims:
+            events: list[tuple[int, int, str]] = [(day, 0, "monthly") for day in s.grant_days()]
+            for i, grant in enumerate(s.policy.grants):
+                day = s.day_of(grant.date)
+                if 0 <= day < s.horizon:
+                    events.append((day, i + 1, "one_off"))
+            by_day: dict[int, list[tuple[int, str]]] = {}
+            for day, i, kind in sorted(events):
+                by_day.setdefault(day, []).append((i, kind))
+            self.events.append(by_day)
+            switch = s.policy.switch_date
+            at = s.day_of(switch) if switch is not None else None
+            self.switch_day.append(at if at is not None and 0 < at < s.horizon else None)
+        self._cache: dict[tuple[object, ...], object] = {}
+
+    # ------------------------------------------------------------------ per-day lookups (arrays over seats)
+
+    def _per_seat(self, key: tuple[object, ...], values: Sequence[float], dtype: type) -> np.ndarray:
+        found = self._cache.get(key)
+        if found is None:
+            found = np.repeat(np.asarray(values, dtype=dtype), self.counts)
+            if len(self._cache) > 64:
+                self._cache.clear()
+            self._cache[key] = found
+        return found  # type: ignore[return-value]
+
+    def day_factor(self, day: int) -> np.ndarray:
+        values = [s.day_factor[day] for s in self.sims]
+        return self._per_seat(("factor", *values), values, np.float64)
+
+    def days_to_grant(self, day: int) -> np.ndarray:
+        """max(days to the next grant, 1) per seat, as float64 (the factor of the scarcity term)."""
+        values = [max(s.to_next_grant[day], 1) for s in self.sims]
+        return self._per_seat(("grant", *values), values, np.float64)
+
+    def refund_rules(self, day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, bool]:
+        """Per seat, the refund rule in force on the send day ``day``: (window, latency, on_silence, any, all)."""
+        rules: list[RefundRule] = [s.phase_of_day[day].refund for s in self.sims]
+        key = ("rules", *rules)
+        found = self._cache.get(key)
+        if found is None:
+            silence = [r.kind == "on_silence" for r in rules]
+            found = (np.repeat(np.array([r.window_days for r in rules], dtype=np.int64), self.counts),
+                     np.repeat(np.array([r.latency_days for r in rules], dtype=np.int64), self.counts),
+                     np.repeat(np.array(silence, dtype=bool), self.counts), any(silence), all(silence))
+            self._cache[key] = found
+        return found  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ events
+
+    def before_day(self, day: int) -> None:
+        """Expiries (t + 0.1), the switch (t + 0.2) and grants (t + 0.3) of ``day``, replication by replication."""
+        for i, s in enumerate(self.sims):
+            if day in self.expiry_days[i]:
+                self.daily["credits_expired"][i, day] += self.ledger.expire(i, day)
+            if self.switch_day[i] == day:
+                before, after = s.policy.phase_on(s.date(day - 1)), s.policy.phase_on(s.date(day))
+                if before.pooling != after.pooling:
+                    self.ledger.remap(i, accounts_for(s.rec.team, s.poolable, after.pooling))
+            for index, kind in self.events[i].get(day, ()):
+                phase = s.policy.phase_on(s.date(day))
+                if kind == "monthly":
+                    per_seat = np.array([phase.allotment(t) for t in SEAT_TYPES], dtype=np.int64)[s.rec.seat]
+                else:
+                    grant = s.policy.grants[index - 1]
+                    seat_names = np.asarray(SEAT_TYPES)[s.rec.seat]
+                    per_seat = np.where(np.isin(seat_names, grant.seat_types), grant.amount, 0).astype(np.int64)
+                self._grant(i, day, phase, per_seat)
+
+    def _to_accounts(self, i: int, per_seat: np.ndarray) -> np.ndarray:
+        ledger = self.ledger
+        if ledger.rep_identity[i]:
+            return per_seat.astype(np.int64, copy=False)
+        account_of = ledger.account_of[ledger.cols(i)] - int(ledger.off[i])
+        return per_account(account_of, per_seat, ledger.n_accounts(i))
+
+    def _grant(self, i: int, day: int, phase: Phase, per_seat: np.ndarray) -> None:
+        """``Simulation._grant`` for replication ``i``."""
+        s, accrual = self.sims[i], phase.accrual
+        amounts = self._to_accounts(i, per_seat)
+        cap = None
+        expires = NEVER
+        if accrual.kind == "cap":
+            monthly = np.array([phase.allotment(t) for t in SEAT_TYPES], dtype=np.int64)[s.rec.seat]
+            cap = np.floor(accrual.cap_months * self._to_accounts(i, monthly)).astype(np.int64)
+        elif accrual.kind == "expire":
+            expires = day + accrual.expire_days
+            self.schedule_expiry(i, expires)
+        granted, dropped = self.ledger.grant(i, amounts, expires, cap)
+        if day < self.horizon:
+            self.daily["credits_granted"][i, day] += granted
+            self.daily["credits_expired"][i, day] += dropped
+
+    def schedule_expiry(self, i: int, day: int) -> None:
+        if day < self.horizon:
+            self.expiry_days[i].add(day)
