@@ -16,6 +16,7 @@ from simulator.core.ledger import NEVER
 from simulator.core.metrics import ratio
 
 if TYPE_CHECKING:
+    from simulator.core.batch_fatigue import BatchFatigue
     from simulator.core.batch_ledger import BatchLedger
     from simulator.core.batch_recruiters import BatchRecruiters
     from simulator.core.batch_threshold import BatchBook
@@ -46,6 +47,8 @@ class BatchDay:
     kind_weight: np.ndarray
     equal_weights: np.ndarray
     fatigue_on: list[bool]
+    fatigue: BatchFatigue
+    means: np.ndarray
     spent_today: np.ndarray
     refunded_today: np.ndarray
 
@@ -71,33 +74,17 @@ class BatchDay:
     def _mark_members(self, kind: np.ndarray, receiver: np.ndarray, bounds: np.ndarray, n_bulk: np.ndarray,
                       responded: np.ndarray) -> None:
         """Fatigue, received and answered counts of the day's receivers (``Simulation._mark_members``)."""
-        if any(self.fatigue_on):
-            sims = self.sims
-            counts = np.diff(self.seat_off) * 2
-            equal: list[np.float32] = []
-            inverse: list[np.float32] = []
-            totals: list[float | None] = []
-            bulk = segment_sums(n_bulk, self.seat_off).tolist()
-            for i, s in enumerate(sims):
-                f, scale = s.market.fatigue, s.fatigue.scale
-                equal.append(np.float32(f.weight_bulk / scale) if f.enabled else np.float32(0.0))
-                inverse.append(np.float32(1.0 / scale) if f.enabled else np.float32(0.0))
-                sent = int(bounds[i + 1] - bounds[i])
-                if not f.enabled or not sent:
-                    totals.append(None)
-                elif f.weight_bulk == f.weight_personalized:
-                    totals.append(float(f.weight_bulk) * sent)
-                else:
-                    totals.append(f.weight_personalized * (sent - bulk[i]) + f.weight_bulk * bulk[i])
-            if all(self.fatigue_on) and bool(self.equal_weights.all()) and len(set(equal)) == 1:
+        fatigue = self.fatigue
+        if fatigue.any_on:
+            equal, inverse = fatigue.weights()
+            if fatigue.all_on and bool(self.equal_weights.all()) and bool((equal == equal[0]).all()):
                 np.add.at(self.hot[:, 1], receiver, equal[0])  # one weight for every InMail, as alone
             else:
-                table = np.where(self.equal_weights, np.repeat(np.array(equal, dtype=np.float32), counts),
-                                 self.kind_weight * np.repeat(np.array(inverse, dtype=np.float32), counts))
+                counts = fatigue.seat_counts
+                table = np.where(self.equal_weights, np.repeat(equal, counts),
+                                 self.kind_weight * np.repeat(inverse, counts))
                 np.add.at(self.hot[:, 1], receiver, table.take(kind))
-            for s, total in zip(sims, totals, strict=True):
-                if total is not None:
-                    s.members.total_fatigue += total
+            fatigue.add_totals(np.diff(bounds), segment_sums(n_bulk, self.seat_off))
         self.received_counter.add(receiver)
         self.answered_counter.add(receiver.take(responded))
 
@@ -123,15 +110,11 @@ class BatchDay:
         daily["acceptance_rate"][:, day] = [ratio(a, n) for a, n in zip(accepted_list, sent_list, strict=True)]
         daily["credits_spent"][:, day] = sent
         daily["stockout_recruiters"][:, day] = np.diff(np.searchsorted(short, off))
-        means = []
-        for i, s in enumerate(self.sims):
-            members = s.members
-            daily["mean_member_fatigue"][i, day] = members.total_fatigue / members.count if self.fatigue_on[i] else 0.0
-            means.append(s._means if s.rec.count else (0.0, 0.0, 0.0))
-        values = np.array(means, dtype=np.float64).reshape(self.k, 3)
-        daily["mean_personalization"][:, day] = values[:, 0]
-        daily["mean_bulk_share"][:, day] = values[:, 1]
-        daily["mean_volume"][:, day] = values[:, 2]
+        daily["mean_member_fatigue"][:, day] = self.fatigue.mean()
+        means = self.means
+        daily["mean_personalization"][:, day] = means[:, 0]
+        daily["mean_bulk_share"][:, day] = means[:, 1]
+        daily["mean_volume"][:, day] = means[:, 2]
 
     def credit_refunds(self, day: int) -> None:
         """``Simulation.credit_refunds`` for every replication."""

@@ -18,8 +18,10 @@ from __future__ import annotations
 import numpy as np
 
 from simulator.core.batch_day import BatchDay
+from simulator.core.batch_fatigue import BatchFatigue
 from simulator.core.batch_ledger import BatchLedger, LedgerView, segment_sums
 from simulator.core.batch_recruiters import BatchRecruiters
+from simulator.core.batch_streams import DayStreams
 from simulator.core.batch_threshold import BatchBook
 from simulator.core.batch_timeline import Timeline
 from simulator.core.counters import CountBuffer, Done
@@ -71,6 +73,9 @@ class BatchSimulation(BatchDay):
             s.ledger = LedgerView(self.ledger, i)  # type: ignore[assignment]
         fatigue = [s.market.fatigue for s in sims]
         self.fatigue_on = [f.enabled for f in fatigue]
+        self.fatigue = BatchFatigue(sims, seats)
+        self.seat_n = np.maximum(seats, 1).astype(np.float64)
+        self.rec_empty = seats == 0
         self.sensitivity = np.array([-f.sensitivity if f.enabled else 0.0 for f in fatigue], dtype=np.float32)
         self.equal_weights = np.repeat(np.array([f.weight_bulk == f.weight_personalized for f in fatigue]), 2 * seats)
         self.observation = np.array([s.market.response.observation_days for s in sims], dtype=np.int64)
@@ -80,6 +85,10 @@ class BatchSimulation(BatchDay):
         self.ref_pers = np.repeat(np.array([r.reference_personalization for r in response], dtype=np.float32),
                                   2 * seats)
         self.effect = np.repeat(np.array([r.personalization_effect for r in response], dtype=np.float32), 2 * seats)
+        self.sending = [s.rng.sending for s in sims]
+        self.targeting = [s.rng.targeting for s in sims]
+        self.outcomes = [s.rng.outcomes for s in sims]
+        self.streams = DayStreams([pair for s in sims for pair in s._day_streams])
         self.adapting = [s.market.sending.adaptation.enabled and bool(s.rec.adaptive.any()) for s in sims]
 
     def _stack_members(self, sims: list[Simulation], moff: np.ndarray) -> None:
@@ -105,6 +114,7 @@ class BatchSimulation(BatchDay):
         """Run the batch's calendar to its last refund and summarize each replication (``Simulation.result``)."""
         for s in self.sims:
             s._record_means()
+        self.means = np.array([s._means for s in self.sims], dtype=np.float64).reshape(self.k, 3)
         self._offsets()
         with np.errstate(over="ignore"):
             for day in range(self.n_days):
@@ -121,6 +131,9 @@ class BatchSimulation(BatchDay):
         self.accepted_counter.flush()
         self.received_counter.flush()
         self.answered_counter.flush()
+        self.fatigue.finish()
+        for s, means in zip(self.sims, self.means.tolist(), strict=True):
+            s._means = (means[0], means[1], means[2])
         seats = self.refund_cal.reshape(self.n_days + 1, -1)
         for i, s in enumerate(self.sims):
             s.refund_cal = seats[:, int(self.seat_off[i]):int(self.seat_off[i + 1])]
@@ -134,13 +147,13 @@ class BatchSimulation(BatchDay):
         """``Simulation._record_means`` for the whole batch (the recruiters changed)."""
         rec, k = self.rec.rec, self.k
         if self.same_size and self.seat_off[-1]:
-            sums = [a.reshape(k, -1).sum(axis=1).tolist() for a in (rec["pers"], rec["bulk"], rec["vol"])]
+            sums = [a.reshape(k, -1).sum(axis=1) for a in (rec["pers"], rec["bulk"], rec["vol"])]
         else:
-            sums = [[float(a[int(self.seat_off[i]):int(self.seat_off[i + 1])].sum()) for i in range(k)]
+            sums = [np.array([float(a[int(self.seat_off[i]):int(self.seat_off[i + 1])].sum()) for i in range(k)])
                     for a in (rec["pers"], rec["bulk"], rec["vol"])]
-        for i, s in enumerate(self.sims):
-            n = max(s.rec.count, 1)
-            s._means = (sums[0][i] / n, sums[1][i] / n, sums[2][i] / n)
+        means = self.means
+        for j in range(3):
+            np.divide(sums[j], self.seat_n, out=means[:, j])
         offset = self.offset
         offset[0::2] = rec["pers"]
         offset[1::2] = rec["pers"] * self.bulk_factor
@@ -149,11 +162,8 @@ class BatchSimulation(BatchDay):
 
     def send(self, day: int) -> None:
         """The daily sending step of every replication (``Simulation.send``, sub-step by sub-step)."""
-        for s in self.sims:
-            s.day_streams(day)
-        for i, s in enumerate(self.sims):
-            if self.fatigue_on[i]:
-                s.fatigue.advance(day)
+        self.streams.reset(day)
+        self.fatigue.advance(day)
         n_one, n_bulk, sends, short = self._decide_and_pay(day)
         counts = self.kind_counts
         counts[0::2], counts[1::2] = n_one, n_bulk
@@ -170,7 +180,7 @@ class BatchSimulation(BatchDay):
     def _decide_and_pay(self, day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         ledger = self.ledger
         n_one, n_bulk = self.rec.desired_sends(self.timeline.day_factor(day), self.book.bulk_allowed(day),
-                                               [s.rng.sending for s in self.sims])
+                                               self.sending)
         desired = n_one + n_bulk
         allowed, spend = allocate_with_accounts(desired, ledger.account_of, ledger.bal, identity=ledger.identity)
         short = (allowed < desired).nonzero()[0]
@@ -182,19 +192,20 @@ class BatchSimulation(BatchDay):
         return n_one, n_bulk, allowed, short
 
     def _draw(self, streams: list[np.random.Generator], bounds: np.ndarray, dtype: type) -> np.ndarray:
-        """Per replication ``rng.random(n_i, dtype)`` into one stacked buffer (``bounds``: K + 1 offsets)."""
-        out: np.ndarray = np.empty(int(bounds[-1]), dtype=dtype)
-        for i, rng in enumerate(streams):
-            a, b = int(bounds[i]), int(bounds[i + 1])
+        """Per replication ``rng.random(n_i, dtype)`` into one stacked buffer (``bounds``: K + 1 offsets).
+
+        An empty draw consumes nothing from a stream, so replications without draws are skipped.
+        """
+        edges = bounds.tolist()
+        out: np.ndarray = np.empty(edges[-1], dtype=dtype)
+        for rng, a, b in zip(streams, edges, edges[1:]):  # noqa: B905 - edges has one more entry
             if b > a:
                 rng.random(dtype=dtype, out=out[a:b])
-            else:
-                rng.random(0, dtype=dtype)
         return out
 
     def _target(self, kind: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``Simulation._target`` for every InMail of the batch (member indices are batch-wide)."""
-        streams = [s.rng.targeting for s in self.sims]
+        streams = self.targeting
         start = self.kind_start.take(kind)
         size = self.kind_size.take(kind)
         receiver = self._draw(streams, bounds, np.float64)
@@ -220,7 +231,7 @@ class BatchSimulation(BatchDay):
         np.negative(z, out=z)
         np.exp(z, out=z)
         z += np.float32(1.0)
-        scale = np.array([s.fatigue.scale for s in self.sims], dtype=np.float64).astype(np.float32)
+        scale = self.fatigue.scale32()
         if any(self.fatigue_on):
             p = rows[:, 1] * per_inmail(scale, counts)
             p *= per_inmail(self.sensitivity, counts)
@@ -231,7 +242,7 @@ class BatchSimulation(BatchDay):
                 p[off] = np.reciprocal(z[off])
         else:
             p = np.reciprocal(z, out=z)
-        streams = [s.rng.outcomes for s in self.sims]
+        streams = self.outcomes
         answered = (self._draw(streams, bounds, np.float32) < p).nonzero()[0]
         answered_rows = rows.take(answered, axis=0)
         a_bounds = np.searchsorted(answered, bounds)

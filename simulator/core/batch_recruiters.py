@@ -40,6 +40,7 @@ class BatchRecruiters:
     both: np.ndarray             # the Poisson draws, same layout
     bulk_pos: np.ndarray         # position of each seat's bulk mean in ``lam``
     one_pos: np.ndarray
+    edges: list[int]             # 2 x seat offsets: each replication's block of ``lam``
 
     @classmethod
     def stack(cls, recs: list[Recruiters], markets: list, seat_off: np.ndarray) -> BatchRecruiters:
@@ -73,7 +74,7 @@ class BatchRecruiters:
                              pers_span=np.concatenate([t.pers_span for t in terms]).astype(np.float64),
                              vol_cut=np.concatenate([t.vol_cut for t in terms]).astype(np.float64)),
             lam=np.empty(2 * seat.size), both=np.empty(2 * seat.size, dtype=np.int64),
-            bulk_pos=bulk_pos, one_pos=bulk_pos + np.repeat(counts, counts),
+            bulk_pos=bulk_pos, one_pos=bulk_pos + np.repeat(counts, counts), edges=(2 * seat_off).tolist(),
         )
 
     def desired_sends(self, day_factor: np.ndarray, bulk_allowed: np.ndarray,
@@ -87,8 +88,7 @@ class BatchRecruiters:
         lam[self.bulk_pos] = lam_bulk
         lam[self.one_pos] = vol
         both = self.both
-        for i, rng in enumerate(rngs):
-            a, b = 2 * int(self.off[i]), 2 * int(self.off[i + 1])
+        for rng, a, b in zip(rngs, self.edges, self.edges[1:]):  # noqa: B905 - edges has one more entry
             if b - a < MIN_TABLE_DRAWS:  # what poisson() does here, without its checks
                 both[a:b] = rng.poisson(lam[a:b])
             else:
