@@ -13,7 +13,6 @@ import numpy as np
 
 from simulator.core.batch_ledger import segment_sums
 from simulator.core.ledger import NEVER
-from simulator.core.metrics import ratio
 
 if TYPE_CHECKING:
     from simulator.core.batch_fatigue import BatchFatigue
@@ -100,14 +99,13 @@ class BatchDay:
         bulk = segment_sums(n_bulk, off)
         responses = np.diff(np.searchsorted(responded, bounds))
         n_accepted = np.diff(np.searchsorted(accepted, off))
-        sent_list, responses_list, accepted_list = sent.tolist(), responses.tolist(), n_accepted.tolist()
         daily["sent"][:, day] = sent
         daily["sent_bulk"][:, day] = bulk
         daily["sent_personalized"][:, day] = sent - bulk
         daily["responses"][:, day] = responses
         daily["accepted"][:, day] = n_accepted
-        daily["response_rate"][:, day] = [ratio(r, n) for r, n in zip(responses_list, sent_list, strict=True)]
-        daily["acceptance_rate"][:, day] = [ratio(a, n) for a, n in zip(accepted_list, sent_list, strict=True)]
+        ratios(responses, sent, daily["response_rate"][:, day])
+        ratios(n_accepted, sent, daily["acceptance_rate"][:, day])
         daily["credits_spent"][:, day] = sent
         daily["stockout_recruiters"][:, day] = np.diff(np.searchsorted(short, off))
         daily["mean_member_fatigue"][:, day] = self.fatigue.mean()
@@ -121,16 +119,19 @@ class BatchDay:
         n = self.seat_off[-1]
         due = self.refund_cal[day * n:(day + 1) * n]
         self.refunded_today = due
-        totals = segment_sums(due, self.seat_off).tolist()
-        if not any(totals):
+        totals = segment_sums(due, self.seat_off)
+        if not totals.any():
             return
-        fallback = []
-        for i, s in enumerate(self.sims):
-            phase = s.phase_of_day[min(day, s.horizon - 1)]
-            back = day + phase.accrual.expire_days if phase.accrual.kind == "expire" else NEVER
-            fallback.append(back)
-            if totals[i] and not self.ledger.has_lots(i) and back != NEVER:
-                self.timeline.schedule_expiry(i, back)
+        fallback: dict[int, int] = {}
+        empty = (totals > 0) & (self.ledger.n_lots == 0)
+        if empty.any():
+            for i in np.flatnonzero(empty).tolist():
+                s = self.sims[i]
+                phase = s.phase_of_day[min(day, s.horizon - 1)]
+                back = day + phase.accrual.expire_days if phase.accrual.kind == "expire" else NEVER
+                fallback[i] = back
+                if back != NEVER:
+                    self.timeline.schedule_expiry(i, back)
         self.ledger.refund(due, totals, fallback)
         if day < self.horizon:
             self.daily["credits_refunded"][:, day] += totals
@@ -156,3 +157,9 @@ class BatchDay:
                                  improving if improving.any() else None)
         rec.adapt(incentive)
         self._record_means()
+
+
+def ratios(num: np.ndarray, den: np.ndarray, out: np.ndarray) -> None:
+    """``metrics.ratio`` elementwise into ``out`` (float64 quotients of the integers; 0 where ``den`` is 0)."""
+    out[:] = 0.0
+    np.divide(num, den, out=out, where=den != 0)

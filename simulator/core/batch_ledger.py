@@ -43,8 +43,9 @@ class BatchLedger:
         self.expires: list[list[int]] = [[] for _ in range(self.k)]
         self.amounts = np.zeros((1, total), dtype=np.int64)
         self.granted = [0] * self.k
-        self.spent = [0] * self.k
-        self.refunded = [0] * self.k
+        self.spent = np.zeros(self.k, dtype=np.int64)
+        self.refunded = np.zeros(self.k, dtype=np.int64)
+        self.counts = np.diff(seat_off)
         self.expired = [0] * self.k
         for i, ledger in enumerate(ledgers):
             self._load(i, ledger.account_of, ledger.lots)
@@ -73,6 +74,9 @@ class BatchLedger:
     def _index(self) -> None:
         self.identity = all(self.rep_identity)
         self.max_lots = max((len(e) for e in self.expires), default=0)
+        self.n_lots = np.array([len(e) for e in self.expires], dtype=np.int64)
+        self.newest = np.repeat(np.maximum(self.n_lots - 1, 0), self.counts)
+        self.seat_index = np.arange(self.newest.size)
 
     def _rows(self, n: int) -> None:
         if n > self.amounts.shape[0]:
@@ -106,8 +110,7 @@ class BatchLedger:
         need = need.astype(np.int64)
         if ((need < 0) | (need > self.bal)).any():
             raise RuntimeError("ledger overdraft or negative spend in a batch (engine bug)")
-        for i, s in enumerate(segment_sums(need, self.off).tolist()):
-            self.spent[i] += s
+        self.spent += segment_sums(need, self.off)
         self.bal -= need
         if self.max_lots == 1:
             self.amounts[0] -= need
@@ -132,8 +135,7 @@ class BatchLedger:
             nonzero = np.zeros((rows.shape[0], rows.shape[1] + 1), dtype=np.int64)
             np.cumsum(rows != 0, axis=1, out=nonzero[:, 1:])
             alive = (nonzero[:, self.off[1:]] - nonzero[:, starts]) > 0
-        n_lots = np.array([len(e) for e in self.expires])
-        dead = ~alive & (np.arange(rows.shape[0])[:, None] < n_lots[None, :] - 1)
+        dead = ~alive & (np.arange(rows.shape[0])[:, None] < self.n_lots[None, :] - 1)
         if not dead.any():
             return
         for i in np.flatnonzero(dead.any(axis=0)).tolist():
@@ -149,18 +151,20 @@ class BatchLedger:
         self.amounts[:len(keep), cols] = kept
         self.expires[i] = [self.expires[i][j] for j in keep]
 
-    def refund(self, due_per_seat: np.ndarray, totals: list[int], fallback: list[int]) -> None:
-        """Credit refunds into each account's newest lot (a new lot where a replication holds none)."""
+    def refund(self, due_per_seat: np.ndarray, totals: np.ndarray, fallback: dict[int, int]) -> None:
+        """Credit refunds into each account's newest lot (a new lot where a replication holds none).
+
+        ``totals``: the refunds of each replication; ``fallback``: the expiry of the new lot, for
+        each replication with refunds and no lot.
+        """
         amounts = self.to_accounts(due_per_seat)
-        for i, total in enumerate(totals):
-            if total:
-                self.refunded[i] += total
-                if not self.expires[i]:
-                    self._rows(1)
-                    self.expires[i] = [fallback[i]]
-                    self._index()
-        newest = np.repeat(np.array([max(len(e) - 1, 0) for e in self.expires]), np.diff(self.off))
-        self.amounts[newest, np.arange(newest.size)] += amounts
+        self.refunded += totals
+        if fallback:
+            for i, back in fallback.items():
+                self._rows(1)
+                self.expires[i] = [back]
+            self._index()
+        self.amounts[self.newest, self.seat_index] += amounts
         self.bal += amounts
 
     # ------------------------------------------------------------------ calendar events (one replication)
@@ -218,8 +222,8 @@ class LedgerView:
         self.batch, self.i = batch, i
 
     granted = property(lambda self: self.batch.granted[self.i])
-    spent = property(lambda self: self.batch.spent[self.i])
-    refunded = property(lambda self: self.batch.refunded[self.i])
+    spent = property(lambda self: int(self.batch.spent[self.i]))
+    refunded = property(lambda self: int(self.batch.refunded[self.i]))
     expired = property(lambda self: self.batch.expired[self.i])
 
     def total_balance(self) -> int:

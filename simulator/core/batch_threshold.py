@@ -83,7 +83,11 @@ class BatchBook:
 
     def review(self, day: int) -> tuple[np.ndarray, np.ndarray]:
         """End-of-day review of every seat: per seat, warned tonight and Improvement Period started or extended."""
-        check = np.repeat(np.array([day % every == 0 for every in self.review_every]), self.counts)
+        every = self.review_every
+        if len(set(every)) == 1:
+            check: np.ndarray | bool = day % every[0] == 0
+        else:
+            check = np.repeat(np.array([day % e == 0 for e in every]), self.counts)
         breach = self.subject & (self.win_sends >= self.min_sends) & (self.win_resp < self.min_rate * self.win_sends)
         tomorrow = day + 1
         ip_marks = np.zeros(self.n, dtype=bool)

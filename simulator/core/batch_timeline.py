@@ -9,7 +9,6 @@ cached, since they change on few days.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -46,29 +45,42 @@ class Timeline:
             at = s.day_of(switch) if switch is not None else None
             self.switch_day.append(at if at is not None and 0 < at < s.horizon else None)
         self._cache: dict[tuple[object, ...], object] = {}
+        self._arrays: dict[tuple[object, ...], np.ndarray] = {}
+        self.busy: dict[int, set[int]] = {}  # day -> replications with an event that day
+        for i, by_day in enumerate(self.events):
+            for day in by_day:
+                self.busy.setdefault(day, set()).add(i)
+            at = self.switch_day[i]
+            if at is not None:
+                self.busy.setdefault(at, set()).add(i)
+        self._factors = [self._lookup("factor", [s.day_factor[day] for s in sims], np.float64)
+                         for day in range(self.horizon)]
+        self._to_grant = [self._lookup("grant", [max(s.to_next_grant[day], 1) for s in sims], np.float64)
+                          for day in range(self.horizon)]
+        self._rules = [self._refund_rules(day) for day in range(self.horizon)]
 
     # ------------------------------------------------------------------ per-day lookups (arrays over seats)
 
-    def _per_seat(self, key: tuple[object, ...], values: Sequence[float], dtype: type) -> np.ndarray:
-        found = self._cache.get(key)
+    def _lookup(self, name: str, values: list[float], dtype: type) -> np.ndarray:
+        """One array per distinct tuple of per-replication values (worked out before the run)."""
+        key = (name, *values)
+        found = self._arrays.get(key)
         if found is None:
-            found = np.repeat(np.asarray(values, dtype=dtype), self.counts)
-            if len(self._cache) > 64:
-                self._cache.clear()
-            self._cache[key] = found
-        return found  # type: ignore[return-value]
+            found = self._arrays[key] = np.repeat(np.asarray(values, dtype=dtype), self.counts)
+        return found
 
     def day_factor(self, day: int) -> np.ndarray:
-        values = [s.day_factor[day] for s in self.sims]
-        return self._per_seat(("factor", *values), values, np.float64)
+        return self._factors[day]
 
     def days_to_grant(self, day: int) -> np.ndarray:
         """max(days to the next grant, 1) per seat, as float64 (the factor of the scarcity term)."""
-        values = [max(s.to_next_grant[day], 1) for s in self.sims]
-        return self._per_seat(("grant", *values), values, np.float64)
+        return self._to_grant[day]
 
     def refund_rules(self, day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, bool]:
         """Per seat, the refund rule in force on the send day ``day``: (window, latency, on_silence, any, all)."""
+        return self._rules[day]
+
+    def _refund_rules(self, day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, bool]:
         rules: list[RefundRule] = [s.phase_of_day[day].refund for s in self.sims]
         key = ("rules", *rules)
         found = self._cache.get(key)
@@ -84,7 +96,11 @@ class Timeline:
 
     def before_day(self, day: int) -> None:
         """Expiries (t + 0.1), the switch (t + 0.2) and grants (t + 0.3) of ``day``, replication by replication."""
-        for i, s in enumerate(self.sims):
+        busy = self.busy.pop(day, None)
+        if not busy:
+            return
+        for i in sorted(busy):
+            s = self.sims[i]
             if day in self.expiry_days[i]:
                 self.daily["credits_expired"][i, day] += self.ledger.expire(i, day)
             if self.switch_day[i] == day:
@@ -128,3 +144,4 @@ class Timeline:
     def schedule_expiry(self, i: int, day: int) -> None:
         if day < self.horizon:
             self.expiry_days[i].add(day)
+            self.busy.setdefault(day, set()).add(i)
