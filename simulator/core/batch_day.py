@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from simulator.core.batch_recruiters import BatchRecruiters
     from simulator.core.batch_threshold import BatchBook
     from simulator.core.batch_timeline import Timeline
-    from simulator.core.counters import CountBuffer
+    from simulator.core.counters import CountBuffer, ScatterCount
     from simulator.core.engine import Simulation
 
 
@@ -40,8 +40,8 @@ class BatchDay:
     tallies: dict[str, np.ndarray]
     responses_counter: CountBuffer
     accepted_counter: CountBuffer
-    received_counter: CountBuffer
-    answered_counter: CountBuffer
+    received_counter: ScatterCount
+    answered_counter: ScatterCount
     hot: np.ndarray
     kind_weight: np.ndarray
     equal_weights: np.ndarray

@@ -24,7 +24,7 @@ from simulator.core.batch_recruiters import BatchRecruiters
 from simulator.core.batch_streams import DayStreams
 from simulator.core.batch_threshold import BatchBook
 from simulator.core.batch_timeline import Timeline
-from simulator.core.counters import CountBuffer, Done
+from simulator.core.counters import CountBuffer, Done, ScatterCount
 from simulator.core.engine import DAILY_SERIES, Simulation
 from simulator.core.ledger import allocate_with_accounts
 from simulator.core.metrics import ReplicationResult
@@ -98,8 +98,8 @@ class BatchSimulation(BatchDay):
         self.hot = hot
         self.received = np.zeros(self.records.size, dtype=np.int32)
         self.answered = np.zeros(self.records.size, dtype=np.int32)
-        self.received_counter = CountBuffer(self.received)
-        self.answered_counter = CountBuffer(self.answered)
+        self.received_counter = ScatterCount(self.received)
+        self.answered_counter = ScatterCount(self.answered)
         for i, s in enumerate(sims):
             rows = slice(int(moff[i]), int(moff[i + 1]))
             m = s.members
