@@ -26,6 +26,11 @@ BATCH_CELLS = 100_000 * 1_000
 MAX_AUTO_BATCH = 32
 """The largest automatic batch: beyond it the per-day overhead is already small (benchmarks/README.md)."""
 
+PASS_REPLICATIONS = 128
+"""Replications one pass of the batched engine holds at most (with :data:`PASS_MEMBERS`): a larger
+batch asked for (``--batch 64``, or ``run_replications`` of many jobs) still runs as one pass - at
+100 x 10,000 a pass of 64 ran 5-8% faster than two of 32 (benchmarks/README.md)."""
+
 
 def default_batch(cells: int) -> int:
     """Replications per batch for a market of ``cells`` members x recruiters (1 from a medium market up)."""
@@ -65,7 +70,7 @@ def _passes(indices: list[int], jobs: Sequence[ReplicationJob]) -> list[list[int
     members = 0
     for i in indices:
         size = jobs[i].market.members.count
-        if passes and len(passes[-1]) < MAX_AUTO_BATCH and members + size <= PASS_MEMBERS:
+        if passes and len(passes[-1]) < PASS_REPLICATIONS and members + size <= PASS_MEMBERS:
             passes[-1].append(i)
             members += size
         else:
@@ -78,7 +83,7 @@ def run_replications(jobs: Sequence[ReplicationJob]) -> list[ReplicationResult]:
     """Run ``jobs`` (any mix of policies, markets and seeds) and return their results in order.
 
     Jobs with the same horizon (and all adapting, or none) share passes of the batched engine,
-    in job order, up to :data:`PASS_MEMBERS` members and :data:`MAX_AUTO_BATCH` replications a pass;
+    in job order, up to :data:`PASS_MEMBERS` members and :data:`PASS_REPLICATIONS` replications a pass;
     the replications of one pass are set up just before it runs.
     """
     groups: dict[tuple[int, bool], list[int]] = {}

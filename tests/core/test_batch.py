@@ -167,13 +167,14 @@ def test_a_replication_without_recruiters_or_with_an_empty_group_in_a_batch() ->
                  ReplicationJob(nobody, pols[1], RUN, 3), ReplicationJob(nobody, pols[7], RUN, 4)])
 
 
-def test_passes_hold_at_most_a_million_members_and_32_replications() -> None:
+def test_passes_hold_at_most_a_million_members_and_128_replications() -> None:
     from simulator.core.batch import _passes
 
     def jobs_of(members: list[int]) -> list[ReplicationJob]:
         return [ReplicationJob(Market(members=MemberPopulation(n)), presets.new_2015(), RUN, 0) for n in members]
 
-    assert _passes(list(range(40)), jobs_of([10_000] * 40)) == [list(range(32)), list(range(32, 40))]
+    assert _passes(list(range(40)), jobs_of([10_000] * 40)) == [list(range(40))]
+    assert _passes(list(range(140)), jobs_of([1_000] * 140)) == [list(range(128)), list(range(128, 140))]
     assert _passes([0, 1, 2], jobs_of([1_000_000] * 3)) == [[0], [1], [2]]
     assert _passes([0, 1, 2, 3], jobs_of([400_000, 500_000, 200_000, 10])) == [[0, 1], [2, 3]]
 
