@@ -46,6 +46,8 @@ class BatchLedger:
         self.spent = np.zeros(self.k, dtype=np.int64)
         self.refunded = np.zeros(self.k, dtype=np.int64)
         self.counts = np.diff(seat_off)
+        self.seat_index = np.arange(total)
+        self._stale = True
         self.expired = [0] * self.k
         for i, ledger in enumerate(ledgers):
             self._load(i, ledger.account_of, ledger.lots)
@@ -72,11 +74,43 @@ class BatchLedger:
         self.expires[i] = [lot.expires for lot in lots]
 
     def _index(self) -> None:
-        self.identity = all(self.rep_identity)
-        self.max_lots = max((len(e) for e in self.expires), default=0)
-        self.n_lots = np.array([len(e) for e in self.expires], dtype=np.int64)
-        self.newest = np.repeat(np.maximum(self.n_lots - 1, 0), self.counts)
-        self.seat_index = np.arange(self.newest.size)
+        """Note that the lots or accounts changed: the summaries below are worked out when next read
+        (a grant day changes every replication's lots one by one; refreshing each time cost K x K)."""
+        self._stale = True
+
+    def _refresh(self) -> None:
+        self._identity = all(self.rep_identity)
+        self._n_lots = np.array([len(e) for e in self.expires], dtype=np.int64)
+        self._max_lots = int(self._n_lots.max(initial=0))
+        self._newest = np.repeat(np.maximum(self._n_lots - 1, 0), self.counts)
+        self._stale = False
+
+    @property
+    def identity(self) -> bool:
+        """Every seat of the batch is its own account."""
+        if self._stale:
+            self._refresh()
+        return self._identity
+
+    @property
+    def max_lots(self) -> int:
+        if self._stale:
+            self._refresh()
+        return self._max_lots
+
+    @property
+    def n_lots(self) -> np.ndarray:
+        """Lots held per replication."""
+        if self._stale:
+            self._refresh()
+        return self._n_lots
+
+    @property
+    def newest(self) -> np.ndarray:
+        """Per seat, the row of its replication's newest lot (0 when it holds none)."""
+        if self._stale:
+            self._refresh()
+        return self._newest
 
     def _rows(self, n: int) -> None:
         if n > self.amounts.shape[0]:
