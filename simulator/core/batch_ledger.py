@@ -83,6 +83,8 @@ class BatchLedger:
         self._n_lots = np.array([len(e) for e in self.expires], dtype=np.int64)
         self._max_lots = int(self._n_lots.max(initial=0))
         self._newest = np.repeat(np.maximum(self._n_lots - 1, 0), self.counts)
+        rows = np.maximum(self._n_lots - 1, 0)
+        self._newest_row = int(rows[0]) if rows.size and bool((rows == rows[0]).all()) else None
         self._stale = False
 
     @property
@@ -97,6 +99,13 @@ class BatchLedger:
         if self._stale:
             self._refresh()
         return self._max_lots
+
+    @property
+    def newest_row(self) -> int | None:
+        """The row of the newest lot when it is the same in every replication, else None."""
+        if self._stale:
+            self._refresh()
+        return self._newest_row
 
     @property
     def n_lots(self) -> np.ndarray:
@@ -151,12 +160,14 @@ class BatchLedger:
             return
         if self.max_lots == 0:
             return
-        rows = self.amounts[:self.max_lots]
-        before = np.cumsum(rows, axis=0)
-        before -= rows  # credits in the older lots of each account
-        take = np.subtract(need, before, out=before)
-        np.clip(take, 0, rows, out=take)
-        rows -= take
+        left = need.copy()  # still to debit, lot by lot from the oldest (what a cumulative sum gives)
+        take = np.empty_like(left)
+        for row in self.amounts[:self.max_lots]:
+            np.minimum(left, row, out=take)
+            row -= take
+            left -= take
+            if not left.any():
+                break
         self._drop_empty()
 
     def _drop_empty(self) -> None:
@@ -198,7 +209,11 @@ class BatchLedger:
                 self._rows(1)
                 self.expires[i] = [back]
             self._index()
-        self.amounts[self.newest, self.seat_index] += amounts
+        row = self.newest_row
+        if row is not None:  # every replication's newest lot is the same row: one contiguous add
+            self.amounts[row] += amounts
+        else:
+            self.amounts[self.newest, self.seat_index] += amounts
         self.bal += amounts
 
     # ------------------------------------------------------------------ calendar events (one replication)
