@@ -4,7 +4,7 @@
                                [--workers 2] [--parallel-reps 20] [--no-parallel] [--no-naive]
                                [--profile [--profile-size medium] [--top-lines 20]]
                                [--mechanisms [--mechanisms-size large]] [--json out.json]
-                               [--batches [--batch-sizes 1,8,32] [--batch-rounds 2]]
+                               [--batches [--batch-sizes 1,8,32,64] [--batch-rounds 2]]
 
 Every measurement of one replication runs in a fresh child process (``python bench.py --child
 ...``), pinned to one CPU with OMP/MKL/OPENBLAS threads set to 1, so that its peak resident set
@@ -26,7 +26,7 @@ threshold switched off, and with all three off, in interleaved rounds, and print
 rate and the share of the full model's time that the switched-off mechanism costs.
 
 ``--batches`` measures batched replications (``bench_batch``): at every size and policy, K
-replications unbatched and in one batch (``--batch-sizes``, default 1, 8, 32), in one child each,
+replications unbatched and in one batch (``--batch-sizes``, default 1, 8, 32, 64), in one child each,
 the rates per core, their ratio and the peak memory of the batch.
 
 The measurements live in modules by what they measure: ``bench_throughput`` (sizes, memory,
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="size for --mechanisms (default large)")
     ap.add_argument("--batches", action="store_true",
                     help="batched throughput: K replications in one pass vs one at a time, per size and policy")
-    ap.add_argument("--batch-sizes", default="1,8,32", help="comma list of K for --batches (default 1,8,32)")
+    ap.add_argument("--batch-sizes", default="1,8,32,64", help="comma list of K for --batches (default 1,8,32,64)")
     ap.add_argument("--batch-rounds", type=int, default=2, help="interleaved rounds per K for --batches")
     ap.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)

@@ -70,9 +70,10 @@ class BatchDay:
             flat = (latency.take(seat) + day) * n + (delay.take(ok) * n + seat)
             np.add.at(self.refund_cal, flat, np.int32(1))
 
-    def _mark_members(self, kind: np.ndarray, receiver: np.ndarray, bounds: np.ndarray, n_bulk: np.ndarray,
+    def _mark_members(self, kind: np.ndarray, receiver: np.ndarray, bounds: np.ndarray, bulk: np.ndarray,
                       responded: np.ndarray) -> None:
-        """Fatigue, received and answered counts of the day's receivers (``Simulation._mark_members``)."""
+        """Fatigue, received and answered counts of the day's receivers (``Simulation._mark_members``;
+        ``bulk``: bulk InMails per replication)."""
         fatigue = self.fatigue
         if fatigue.any_on:
             equal, inverse = fatigue.weights()
@@ -83,12 +84,13 @@ class BatchDay:
                 table = np.where(self.equal_weights, np.repeat(equal, counts),
                                  self.kind_weight * np.repeat(inverse, counts))
                 np.add.at(self.hot[:, 1], receiver, table.take(kind))
-            fatigue.add_totals(np.diff(bounds), segment_sums(n_bulk, self.seat_off))
+            fatigue.add_totals(np.diff(bounds), bulk)
         self.received_counter.add(receiver)
         self.answered_counter.add(receiver.take(responded))
 
     def _tally(self, day: int, sends: np.ndarray, n_bulk: np.ndarray, short: np.ndarray, sent: np.ndarray,
-               responded: np.ndarray, bounds: np.ndarray, responder: np.ndarray, accepted: np.ndarray) -> None:
+               bulk: np.ndarray, responded: np.ndarray, bounds: np.ndarray, responder: np.ndarray,
+               accepted: np.ndarray) -> None:
         """Per-seat tallies and the day's series of every replication (``Simulation._tally``)."""
         off, tallies, daily = self.seat_off, self.tallies, self.daily
         self.responses_counter.add(responder)
@@ -96,7 +98,6 @@ class BatchDay:
         tallies["sent"] += sends
         tallies["bulk"] += n_bulk
         tallies["stockout"][short] += 1
-        bulk = segment_sums(n_bulk, off)
         responses = np.diff(np.searchsorted(responded, bounds))
         n_accepted = np.diff(np.searchsorted(accepted, off))
         daily["sent"][:, day] = sent
@@ -119,7 +120,7 @@ class BatchDay:
         n = self.seat_off[-1]
         due = self.refund_cal[day * n:(day + 1) * n]
         self.refunded_today = due
-        totals = segment_sums(due, self.seat_off)
+        totals = segment_sums(due, self.seat_off, self.ledger.nonempty)
         if not totals.any():
             return
         fallback: dict[int, int] = {}
@@ -142,9 +143,9 @@ class BatchDay:
         book.advance(day)
         warned, started = book.review(day)
         off = self.seat_off
-        self.daily["warnings"][:, day] = segment_sums(warned, off)
-        self.daily["improvement_periods"][:, day] = segment_sums(started, off)
-        self.daily["in_improvement"][:, day] = segment_sums(book.ip_until > day + 1, off)
+        self.daily["warnings"][:, day] = segment_sums(warned, off, self.ledger.nonempty)
+        self.daily["improvement_periods"][:, day] = segment_sums(started, off, self.ledger.nonempty)
+        self.daily["in_improvement"][:, day] = segment_sums(book.ip_until > day + 1, off, self.ledger.nonempty)
 
     def adapt_recruiters(self, day: int) -> None:
         """``Simulation.adapt_recruiters`` for every seat (every replication of the batch adapts)."""

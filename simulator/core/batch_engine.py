@@ -168,14 +168,15 @@ class BatchSimulation(BatchDay):
         counts = self.kind_counts
         counts[0::2], counts[1::2] = n_one, n_bulk
         kind = self.kind_index.repeat(counts)
-        per_rep = segment_sums(counts, self.kind_off)
+        per_rep = segment_sums(counts, self.kind_off, self.ledger.nonempty)
         bounds = np.concatenate([[0], np.cumsum(per_rep)])
         receiver, rows = self._target(kind, bounds)
         responded, delay, responder, accepted = self._resolve(kind, rows, bounds)
         self._book_refunds(day, sends, responder, delay)
         self.book.record(day, sends, responder, delay)
-        self._mark_members(kind, receiver, bounds, n_bulk, responded)
-        self._tally(day, sends, n_bulk, short, per_rep, responded, bounds, responder, accepted)
+        bulk = segment_sums(n_bulk, self.seat_off, self.ledger.nonempty)
+        self._mark_members(kind, receiver, bounds, bulk, responded)
+        self._tally(day, sends, n_bulk, short, per_rep, bulk, responded, bounds, responder, accepted)
 
     def _decide_and_pay(self, day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         ledger = self.ledger

@@ -16,13 +16,16 @@ import numpy as np
 from simulator.core.ledger import NEVER, Ledger, Lot, is_identity, per_account
 
 
-def segment_sums(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+def segment_sums(values: np.ndarray, bounds: np.ndarray, nonempty: bool | None = None) -> np.ndarray:
     """Integer sums of ``values`` over ``[bounds[i], bounds[i + 1])`` (empty segments give 0; exact).
 
-    One ``reduceat`` pass when no segment is empty (the usual case), else by a cumulative sum.
+    One ``reduceat`` pass when no segment is empty (the usual case), else by a cumulative sum;
+    ``nonempty``: whether every segment is known to be non-empty (checked when not given).
     """
     starts = bounds[:-1]
-    if values.size and starts.size and bool((bounds[1:] > starts).all()):
+    if nonempty is None:
+        nonempty = bool(starts.size) and bool((bounds[1:] > starts).all())
+    if values.size and starts.size and nonempty:
         return np.add.reduceat(values, starts, dtype=np.int64)
     cum = np.zeros(values.size + 1, dtype=np.int64)
     np.cumsum(values, out=cum[1:])
@@ -46,6 +49,7 @@ class BatchLedger:
         self.spent = np.zeros(self.k, dtype=np.int64)
         self.refunded = np.zeros(self.k, dtype=np.int64)
         self.counts = np.diff(seat_off)
+        self.nonempty = bool(self.counts.size) and bool((self.counts > 0).all())
         self.seat_index = np.arange(total)
         self._stale = True
         self.expired = [0] * self.k
@@ -153,7 +157,7 @@ class BatchLedger:
         need = need.astype(np.int64)
         if ((need < 0) | (need > self.bal)).any():
             raise RuntimeError("ledger overdraft or negative spend in a batch (engine bug)")
-        self.spent += segment_sums(need, self.off)
+        self.spent += segment_sums(need, self.off, self.nonempty)
         self.bal -= need
         if self.max_lots == 1:
             self.amounts[0] -= need

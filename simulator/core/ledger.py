@@ -217,6 +217,18 @@ def allocate(desired: np.ndarray, account_of: np.ndarray, balance: np.ndarray, *
     return allocate_with_accounts(desired, account_of, balance, identity=identity)[0]
 
 
+def group_rank(sorted_keys: np.ndarray) -> np.ndarray:
+    """Position of each entry within its run of equal keys (``sorted_keys`` sorted): 0, 1, ... per run.
+
+    The same as ``arange(n) - searchsorted(sorted_keys, sorted_keys)``, in linear time.
+    """
+    n = sorted_keys.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    first = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
+    return np.arange(n) - np.repeat(first, np.diff(np.append(first, n)))
+
+
 def allocate_with_accounts(desired: np.ndarray, account_of: np.ndarray, balance: np.ndarray, *,
                            identity: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`allocate`, plus what each account spends: min(demand, balance), known without re-adding the seats."""
@@ -246,8 +258,7 @@ def allocate_with_accounts(desired: np.ndarray, account_of: np.ndarray, balance:
     else:
         order = np.lexsort((idx, -remainder, acc))
     acc_sorted = acc[order]
-    starts = np.searchsorted(acc_sorted, np.arange(n_acc))
-    rank = np.arange(idx.size) - starts[acc_sorted]
+    rank = group_rank(acc_sorted)
     share[order[(rank < leftover[acc_sorted]) & (remainder[order] > 0)]] += 1
     allowed[idx] = share
     return allowed, np.minimum(demand, balance)  # a short account hands out its whole balance

@@ -77,3 +77,11 @@ def test_fatigue_clocks_rescale_and_differ_within_a_batch() -> None:
     check_batch([ReplicationJob(fast_decay, new, RUN, 1), ReplicationJob(base, old, RUN, 2),
                  ReplicationJob(unequal, new, RUN, 3), ReplicationJob(off, old, RUN, 4),
                  ReplicationJob(fast_decay, old, RUN, 5)])
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 500])
+def test_group_rank_is_the_position_within_each_run(n: int) -> None:
+    from simulator.core.ledger import group_rank
+
+    keys = np.sort(np.random.default_rng(n).integers(0, 20, n))
+    assert np.array_equal(group_rank(keys), np.arange(n) - np.searchsorted(keys, keys))
