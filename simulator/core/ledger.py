@@ -220,11 +220,12 @@ def allocate(desired: np.ndarray, account_of: np.ndarray, balance: np.ndarray, *
 def group_rank(sorted_keys: np.ndarray) -> np.ndarray:
     """Position of each entry within its run of equal keys (``sorted_keys`` sorted): 0, 1, ... per run.
 
-    The same as ``arange(n) - searchsorted(sorted_keys, sorted_keys)``, in linear time.
+    ``arange(n) - searchsorted(sorted_keys, sorted_keys)``; from a thousand keys on by the run
+    starts (linear; measured faster there, the search faster below).
     """
     n = sorted_keys.size
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
+    if n < 1024:
+        return np.arange(n) - np.searchsorted(sorted_keys, sorted_keys)
     first = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
     return np.arange(n) - np.repeat(first, np.diff(np.append(first, n)))
 

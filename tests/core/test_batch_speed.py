@@ -79,7 +79,7 @@ def test_fatigue_clocks_rescale_and_differ_within_a_batch() -> None:
                  ReplicationJob(fast_decay, old, RUN, 5)])
 
 
-@pytest.mark.parametrize("n", [0, 1, 7, 500])
+@pytest.mark.parametrize("n", [0, 1, 7, 500, 3000])
 def test_group_rank_is_the_position_within_each_run(n: int) -> None:
     from simulator.core.ledger import group_rank
 
