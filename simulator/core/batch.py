@@ -20,8 +20,10 @@ from simulator.core.engine import Simulation
 from simulator.core.metrics import ReplicationResult
 from simulator.core.seeding import streams
 
-BATCH_CELLS = 100_000 * 1_000
-"""An automatic batch holds about as many members x recruiters as one medium replication (100,000 x 1,000)."""
+BATCH_CELLS = 8 * 100_000 * 1_000
+"""An automatic batch holds about as many members x recruiters as eight medium replications (100,000 x 1,000):
+8 replications at 1,000 x 100,000 ran 1.27-1.30x faster in one batch than one at a time, and a large
+market (10,000 x 1,000,000) runs alone (benchmarks/README.md)."""
 
 MAX_AUTO_BATCH = 32
 """The largest automatic batch: beyond it the per-day overhead is already small (benchmarks/README.md)."""
@@ -33,7 +35,7 @@ batch asked for (``--batch 64``, or ``run_replications`` of many jobs) still run
 
 
 def default_batch(cells: int) -> int:
-    """Replications per batch for a market of ``cells`` members x recruiters (1 from a medium market up)."""
+    """Replications per batch for a market of ``cells`` members x recruiters (8 at 1,000 x 100,000; 1 from 10,000 x 100,000 up)."""
     if cells <= 0:
         return 1
     return max(1, min(MAX_AUTO_BATCH, BATCH_CELLS // cells))
