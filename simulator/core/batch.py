@@ -35,7 +35,7 @@ batch asked for (``--batch 64``, or ``run_replications`` of many jobs) still run
 
 
 def default_batch(cells: int) -> int:
-    """Replications per batch for a market of ``cells`` members x recruiters (8 at 1,000 x 100,000; 1 from 10,000 x 100,000 up)."""
+    """Replications per batch for ``cells`` members x recruiters (8 at 1,000 x 100,000; 1 from 10,000 x 100,000 up)."""
     if cells <= 0:
         return 1
     return max(1, min(MAX_AUTO_BATCH, BATCH_CELLS // cells))
