@@ -204,10 +204,11 @@ def smc(evaluate: Evaluate, priors: Sequence[PriorLike], thetas: np.ndarray, dis
         kept_d: list[np.ndarray] = []
         proposed = 0
         rate = max(float(np.mean(distances <= tolerance)), 0.05)
-        batch = 0
+        batch, m = 0, settings.batch_max
         while sum(len(x) for x in kept_t) < n:
             need = n - sum(len(x) for x in kept_t)
-            m = int(min(settings.batch_max, max(settings.batch_min, math.ceil(1.2 * need / rate))))
+            # sized from the acceptance so far; at most 4x the previous batch (a rate of 0 is not trusted)
+            m = int(min(settings.batch_max, 4 * m, max(settings.batch_min, math.ceil(1.2 * need / rate))))
             cand = _propose(rng_for(t, batch), priors, thetas, weights, cov, m)
             d = np.asarray(evaluate(f"g{t:02d}b{batch:03d}", cand, tolerance), dtype=np.float64)
             simulations += m
@@ -216,7 +217,7 @@ def smc(evaluate: Evaluate, priors: Sequence[PriorLike], thetas: np.ndarray, dis
             proposed += used
             kept_t.append(cand[ok])
             kept_d.append(d[ok])
-            rate = max(sum(len(x) for x in kept_t) / proposed, 1e-4)
+            rate = (sum(len(x) for x in kept_t) + 1) / (proposed + 2)
             batch += 1
             if rate < settings.min_acceptance and proposed >= 10 * n:
                 converged = False
@@ -254,16 +255,19 @@ def abc_posterior(evaluate: Evaluate, priors: Sequence[PriorLike], particles: in
 
     thetas, d = rejection(evaluate, priors, n_design, rng_for(0, 0), method)
     accepted = d <= 0.0
-    first = Generation(1, 0.0, n_design, int(accepted.sum()), float(accepted.sum()))
-    if progress is not None:
-        progress(first)
     if accepted.sum() >= particles:
+        first = Generation(1, 0.0, n_design, int(accepted.sum()), float(accepted.sum()))
+        if progress is not None:
+            progress(first)
         w = np.full(int(accepted.sum()), 1.0 / accepted.sum())
         return AbcResult(thetas[accepted], w, d[accepted], [first], n_design)
     settings = settings or SmcSettings(particles)
     best = np.argsort(d, kind="stable")[:particles]
+    first = Generation(1, float(np.max(d[best])), n_design, len(best), float(len(best)))
+    if progress is not None:
+        progress(first)
     start_w = np.full(len(best), 1.0 / len(best))
     result = smc(evaluate, priors, thetas[best], d[best], start_w, settings, rng_for, progress)
-    result.generations.insert(0, Generation(1, float(np.max(d[best])), n_design, len(best), float(len(best))))
+    result.generations.insert(0, first)
     result.simulations += n_design
     return result
