@@ -172,6 +172,7 @@ class BayesResult:
             "tolerance_schedule": [g.tolerance for g in gens],
             "generations": [{"stage": g.stage, "tolerance": g.tolerance, "proposed": g.proposed,
                              "accepted": g.accepted, "acceptance_rate": g.acceptance, "ess": g.ess} for g in gens],
+            "design_worlds_meeting_every_band": self.abc.design_at_zero,
             "accepted_worlds": len(self.abc.weights), "effective_sample_size": self.abc.ess,
             "simulations": {"worlds": int(sum(g.proposed for g in gens)), "replications": self.simulations,
                             "worlds_reused_from_store": self.reused_worlds},
