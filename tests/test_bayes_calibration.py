@@ -218,3 +218,14 @@ def test_calibrate_command_refuses_bad_input(tmp_path: Path, capsys: pytest.Capt
     assert "no uncertain: block" in capsys.readouterr().err
     assert main(["calibrate", str(path), "--worlds", "0"]) == 2
     assert "argument --worlds: must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_scale_check_compares_the_targets_at_two_sizes(quick: tuple[Scenario, BayesSpec]) -> None:
+    from simulator.experiments.bayes_calibration import scale_check
+
+    scenario, spec = quick
+    half = load_scenario({**small_market(), "horizon_days": 20, "scale": 0.5})
+    assert half.market.members.count == scenario.market.members.count // 2
+    table = scale_check(scenario, half, spec, np.array([[0.3, 0.2, 30.0]]), 3, SerialExecutor())
+    assert list(table["target"]) == [b.key for b in spec.bands]
+    assert np.all(np.isfinite(table["z"])) and np.all(table["se"] > 0)

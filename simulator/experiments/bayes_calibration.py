@@ -324,6 +324,10 @@ def format_bayes(result: BayesResult) -> str:
         for r in result.checks.itertuples(index=False):
             lines.append(f"  {r.check:<20} {r.policy} vs {r.baseline} {r.metric} {r.measure}: {r.mean:+.4f}, "
                          f"{r.median:+.4f} [{r.q05:+.4f}, {r.q95:+.4f}] [{r.q025:+.4f}, {r.q975:+.4f}]")
+    elsewhere = [c.name for c in result.spec.checks if c.scenario is not None]
+    if elsewhere:
+        lines += ["", "not predicted (validation figures on another scenario file; --method point runs them): "
+                  + ", ".join(elsewhere)]
     return "\n".join(lines)
 
 

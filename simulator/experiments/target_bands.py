@@ -74,9 +74,9 @@ class Band:
 
     def describe(self) -> str:
         if self.kind == "band":
-            return f"{self.low:g} .. {self.high:g}"
+            return f"{self.low:.4g} .. {self.high:.4g}"
         if self.kind == "point":
-            return f"{0.5 * (self.low + self.high):g} +- {0.5 * self.width:g}"
+            return f"{0.5 * (self.low + self.high):.4g} +- {0.5 * self.width:.4g}"
         return f"<= {self.high:g}" if math.isfinite(self.high) else f">= {self.low:g}"
 
 
