@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from simulator.experiments import experiment
+from simulator.experiments.discovery import DiscoveryResult, discover
+from simulator.io.discovery_files import tradeoff_figure
 from simulator.io.run_comparison import compare_runs
 from simulator.io.run_index import list_runs
 from simulator.io.view import ResultsView
@@ -19,7 +21,8 @@ from simulator.scenario import Overrides, Scenario, load_scenario
 Results = ResultsView
 """The results type of the public API."""
 
-__all__ = ["Results", "compare_runs", "list_runs", "run_experiment", "run_scenario"]
+__all__ = ["DiscoveryResult", "Results", "compare_runs", "discover", "list_runs", "run_experiment", "run_scenario",
+           "tradeoff_figure"]
 
 
 def run_experiment(scenario: Scenario, **options: Any) -> ResultsView:

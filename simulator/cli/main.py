@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from simulator.cli.baseline import add_baseline_parser, cmd_baseline
 from simulator.cli.calibrate import add_calibrate_parser, cmd_calibrate
 from simulator.cli.common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, ErrorLog, InputError
+from simulator.cli.discover import add_discover_parser, cmd_discover
 from simulator.cli.explain import add_explain_parser, cmd_explain
 from simulator.cli.explore import add_explore_parsers, cmd_sensitivity, cmd_sweep
 from simulator.cli.policies import add_policies_parser, cmd_policies_diff, cmd_policies_list, cmd_policies_show
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_explore_parsers(commands)
     add_calibrate_parser(commands)
     add_explain_parser(commands)
+    add_discover_parser(commands)
     add_report_parser(commands)
     add_runs_parsers(commands)
     return parser
@@ -72,6 +74,8 @@ def run_command(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) ->
         return cmd_calibrate(args, argv, log)
     if command == "explain":
         return cmd_explain(args, argv, log)
+    if command == "discover":
+        return cmd_discover(args)
     if command == "runs":
         return cmd_runs(args)
     if command == "compare":

@@ -238,6 +238,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
         policy = scenario.policies[name]
         tag = " (baseline)" if name == scenario.baseline else ""
         print(f"  policy {name}{tag}: {printable(policy.description)}")
+    if scenario.uncertain:
+        count, names = len(scenario.uncertain), ", ".join(p.name for p in scenario.uncertain)
+        worlds = f"; worlds: {printable(scenario.worlds)}" if scenario.worlds else ""
+        if scenario.worlds not in (None, "prior") and not Path(str(scenario.worlds)).is_file():
+            worlds += " (not found yet: a study across worlds needs it; `run` does not)"
+        print(f"  uncertain: {count} assumption{'s' if count != 1 else ''} ({names}){worlds}")
+    if scenario.decision:
+        print("  decision: " + "; ".join(requirement.text for requirement in scenario.decision))
     for line in studies:
         print(line)
     return EXIT_OK

@@ -40,6 +40,7 @@ from pydantic import ValidationError
 from simulator.core.config import ConfigError, Market, Policy, RunConfig
 from simulator.scenario.build import BuildError, ConfigBuilder
 from simulator.scenario.confinement import outside_allowed
+from simulator.scenario.decision import Requirement
 from simulator.scenario.errors import NO_VALUE, SAFE_NAME_RULE, Issue, PathT, ScenarioError, safe_name
 from simulator.scenario.files import resolve_file
 from simulator.scenario.locations import Loc, issue_at
@@ -47,6 +48,9 @@ from simulator.scenario.overrides import Overrides, apply_overrides, override_te
 from simulator.scenario.scale import scale_market, with_scale
 from simulator.scenario.schema import MarketSchema, PolicySchema, ScenarioSchema
 from simulator.scenario.schema_issues import validation_issues
+from simulator.scenario.uncertain import UncertainParameter
+from simulator.scenario.uncertain_build import build_decision, build_uncertain, build_worlds, check_requirements
+from simulator.scenario.uncertain_schema import RequirementSchema, UncertainParameterSchema
 
 CALENDAR_MARGIN_DAYS = 400
 """Days past the horizon the calendar may reach (the refund tail and next month's grant)."""
@@ -74,6 +78,12 @@ class Scenario:
     """The market at scale 1 (None when ``scale`` is 1: then it is ``market``)."""
     locations: Mapping[PathT, Loc] = field(default_factory=dict, repr=False, compare=False)
     """Where each value of ``resolved`` came from (file and line, or ``--set``)."""
+    uncertain: tuple[UncertainParameter, ...] = ()
+    """The ``uncertain:`` block: market assumptions that vary across plausible worlds (``run`` ignores it)."""
+    decision: tuple[Requirement, ...] = ()
+    """The ``decision:`` block's requirements on metrics (``run`` ignores it)."""
+    worlds: str | None = None
+    """The ``worlds:`` key: ``"prior"``, the resolved path of a posterior.csv, or None."""
 
     def issue(self, path: PathT, message: str, value: Any = NO_VALUE) -> Issue:
         """An :class:`Issue` at ``path`` of ``resolved``, located at its file and line (for sweeps)."""
@@ -124,7 +134,7 @@ def load_scenario(source: str | Path | Mapping[str, Any], overrides: Overrides =
     if override_issues:
         raise ScenarioError(duplicate_keys + override_issues)
     try:
-        scenario = _validate(data, marks, file, tuple(override_texts(overrides)))
+        scenario = _validate(data, marks, file, tuple(override_texts(overrides)), outside_allowed(allow_outside))
     except ScenarioError as exc:
         raise ScenarioError(duplicate_keys + exc.issues) from None
     if duplicate_keys:
@@ -133,7 +143,7 @@ def load_scenario(source: str | Path | Mapping[str, Any], overrides: Overrides =
 
 
 def _validate(data: dict[str, Any], marks: Mapping[PathT, Loc], file: str | None,
-              overrides: tuple[str, ...]) -> Scenario:
+              overrides: tuple[str, ...], allow_outside: bool = False) -> Scenario:
     """Check ``data`` against the schema, build the config objects, and check what spans sections."""
     try:
         schema = ScenarioSchema.model_validate(data)
@@ -152,6 +162,9 @@ def _validate(data: dict[str, Any], marks: Mapping[PathT, Loc], file: str | None
         with contextlib.suppress(BuildError):
             policies[name] = builder.policy(name, policy_schema)
     run = _run_config(schema, builder)
+    uncertain = build_uncertain(schema.uncertain, market, builder) if market is not None else ()
+    decision = build_decision(schema.decision, builder)
+    worlds = build_worlds(schema.worlds, len(schema.uncertain or {}), builder, allow_outside)
     if schema.max_replications < schema.replications:
         builder.fail(("max_replications",), schema.max_replications,
                      f"must be >= replications ({schema.replications})")
@@ -174,6 +187,7 @@ def _validate(data: dict[str, Any], marks: Mapping[PathT, Loc], file: str | None
         replications=schema.replications, max_replications=schema.max_replications, root_seed=schema.root_seed,
         resolved=resolved, source=file, overrides=overrides, scale=factor,
         full_market=None if scaled is market else market, locations=dict(marks),
+        uncertain=uncertain, decision=decision, worlds=worlds,
     )
 
 
@@ -212,9 +226,26 @@ def _build_valid_sections(data: dict[str, Any], marks: Mapping[PathT, Loc], file
     """Build the market and the policies that passed validation, to report their problems too."""
     invalid = {tuple(error["loc"][:2]) for error in exc.errors()} | {tuple(error["loc"][:1]) for error in exc.errors()}
     builder = ConfigBuilder(data, marks, file)
-    if ("market",) not in invalid and isinstance(data.get("market"), dict):
+    market: Market | None = None
+    if ("market",) not in invalid and isinstance(data.get("market"), (dict, type(None))):
         with contextlib.suppress(BuildError, ValidationError):
-            builder.market(MarketSchema.model_validate(data["market"]))
+            market = builder.market(MarketSchema.model_validate(data["market"]) if data.get("market") else None)
+    block = data.get("uncertain")
+    if market is not None and isinstance(block, dict):
+        valid = {}
+        for name, entry in block.items():
+            if ("uncertain", name) not in invalid and isinstance(name, str):
+                with contextlib.suppress(ValidationError):
+                    valid[name] = UncertainParameterSchema.model_validate(entry)
+        build_uncertain(valid, market, builder)
+    decision = data.get("decision")
+    requirements = decision.get("requirements") if isinstance(decision, dict) else None
+    if isinstance(requirements, list):
+        entries = {}
+        for index, entry in enumerate(requirements):
+            with contextlib.suppress(ValidationError):
+                entries[index] = RequirementSchema.model_validate(entry)
+        check_requirements(entries, builder)
     policies = data.get("policies")
     if isinstance(policies, dict):
         for name, entry in policies.items():

@@ -43,6 +43,7 @@ from simulator.scenario.schema_fields import (
     StrictSchema,
     within,
 )
+from simulator.scenario.uncertain_schema import DecisionSchema, UncertainBlock, WorldsKey
 
 Share = Annotated[float, within(limits.SHARE)]
 Weight = Annotated[float, within(limits.WEIGHT)]
@@ -257,4 +258,7 @@ class ScenarioSchema(StrictSchema):
     sweep: SweepSchema | None = None
     sensitivity: SensitivitySchema | None = None
     calibration: CalibrationSchema | None = None
+    uncertain: UncertainBlock | None = None
+    decision: DecisionSchema | None = None
+    worlds: WorldsKey | None = None
 

@@ -27,6 +27,24 @@ kinds of the model's own fields, plus ``loguniform``."""
 
 
 @dataclass(frozen=True)
+class _Distribution:
+    """A scipy distribution with its parameters, not frozen: freezing one builds its docstring (~1 ms),
+    and a scenario's priors are evaluated on every load."""
+
+    family: Any
+    parameters: dict[str, float]
+
+    def cdf(self, x: Any) -> Any:
+        return self.family.cdf(x, **self.parameters)
+
+    def ppf(self, q: Any) -> Any:
+        return self.family.ppf(q, **self.parameters)
+
+    def logpdf(self, x: Any) -> Any:
+        return self.family.logpdf(x, **self.parameters)
+
+
+@dataclass(frozen=True)
 class Prior:
     """A prior over one parameter; a lognormal is truncated to ``[low, high]`` when those are given."""
 
@@ -36,14 +54,14 @@ class Prior:
     lower: float = -math.inf
     upper: float = math.inf
 
-    def _dist(self) -> Any:
+    def _dist(self) -> _Distribution:
         if self.kind == "uniform":
-            return stats.uniform(self.a, self.b - self.a)
+            return _Distribution(stats.uniform, {"loc": self.a, "scale": self.b - self.a})
         if self.kind == "loguniform":
-            return stats.loguniform(self.a, self.b)
+            return _Distribution(stats.loguniform, {"a": self.a, "b": self.b})
         if self.kind == "beta":
-            return stats.beta(self.a * self.b, (1.0 - self.a) * self.b)
-        return stats.lognorm(s=self.b, scale=self.a)
+            return _Distribution(stats.beta, {"a": self.a * self.b, "b": (1.0 - self.a) * self.b})
+        return _Distribution(stats.lognorm, {"s": self.b, "scale": self.a})
 
     @property
     def low(self) -> float:
@@ -59,6 +77,12 @@ class Prior:
         d = self._dist()
         return float(d.cdf(self.lower)) if math.isfinite(self.lower) else 0.0, \
             float(d.cdf(self.upper)) if math.isfinite(self.upper) else 1.0
+
+    @property
+    def mass(self) -> float:
+        """The share of the untruncated distribution inside ``[lower, upper]`` (0: the truncation leaves nothing)."""
+        lo, hi = self._cdf_bounds()
+        return max(hi - lo, 0.0)
 
     def ppf(self, u: np.ndarray) -> np.ndarray:
         """Quantile function: maps ``u`` in [0, 1] to values (space-filling designs go through it)."""
@@ -101,7 +125,7 @@ def _set(obj: Any, segs: Sequence[str], value: float, shown: str) -> Any:
         names = [getattr(item, "name", None) for item in obj]
         if seg in names:
             i = names.index(seg)
-        elif seg.isdigit() and int(seg) < len(obj):
+        elif seg.isascii() and seg.isdigit() and int(seg) < len(obj):
             i = int(seg)
         else:
             raise KeyError(f"{shown}: no item {seg!r}; allowed: {', '.join(str(n) for n in names)}")
