@@ -229,3 +229,47 @@ def test_scale_check_compares_the_targets_at_two_sizes(quick: tuple[Scenario, Ba
     table = scale_check(scenario, half, spec, np.array([[0.3, 0.2, 30.0]]), 3, SerialExecutor())
     assert list(table["target"]) == [b.key for b in spec.bands]
     assert np.all(np.isfinite(table["z"])) and np.all(table["se"] > 0)
+
+
+def _with_uncertain(narrow: bool = True) -> dict[str, Any]:
+    data = {**small_market(), "horizon_days": 20}
+    low, high = (0.2, 0.4) if narrow else (0.05, 0.6)
+    data["uncertain"] = {
+        "a": {"path": "market.members.segments.a.base_response", "prior": {"kind": "uniform", "a": low, "b": high},
+              "reason": "test"},
+        "b": {"path": "market.members.segments.b.base_response", "prior": {"kind": "uniform", "a": low, "b": high},
+              "reason": "test"},
+    }
+    data["calibration"] = {"targets": [
+        {"name": "rate_a", "metric": "response_rate", "by": "member_segment", "label": "a", "low": 0.23, "high": 0.26},
+        {"name": "rate_b", "metric": "response_rate", "by": "member_segment", "label": "b", "low": 0.14, "high": 0.17},
+    ]}
+    return data
+
+
+def test_calibrate_command_bayes_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The default method reads the uncertain: block and the calibration: targets; a rerun on the folder
+    reuses every stored world and writes the same posterior."""
+    path = write_yaml(tmp_path / "cal.yaml", _with_uncertain())
+    out = tmp_path / "run"
+    args = ["calibrate", str(path), "--out", str(out), "--worlds", "20", "--design", "40", "--no-progress"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "Bayesian calibration" in text and "rate_a" in text and "posterior.csv" in text
+    first = (out / "posterior.csv").read_text()
+    assert main(args) == 0
+    assert (out / "posterior.csv").read_text() == first
+    manifest = json.loads((out / "calibration.json").read_text())
+    sims = manifest["simulations"]
+    assert sims["worlds_reused_from_store"] == sims["worlds_simulated"] + sims["pilot_worlds"] + 20
+
+
+def test_calibrate_command_bayes_refuses_a_target_naming_no_observable(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _with_uncertain()
+    data["calibration"]["targets"][0]["label"] = "nowhere"
+    path = write_yaml(tmp_path / "bad.yaml", data)
+    assert main(["calibrate", str(path), "--no-progress", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "calibration.targets[0].label" in err or "unknown label" in err
+    assert "Traceback" not in err

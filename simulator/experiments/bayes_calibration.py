@@ -95,7 +95,7 @@ def bayes_spec(scenario: Scenario, parameters: Sequence[UncertainParameter] | No
     Without a ``calibration:`` block the baseline policy is fitted to the default figures. Raises
     :class:`ScenarioError` for no uncertain parameters or a target naming no observable.
     """
-    params = tuple(parameters if parameters is not None else getattr(scenario, "uncertain", ()) or ())
+    params = tuple(parameters if parameters is not None else scenario.uncertain)
     if not params:
         raise ScenarioError([scenario.issue(("uncertain",), "no uncertain: block in this scenario: Bayesian "
                                             "calibration needs priors over the parameters it calibrates (see "
@@ -174,8 +174,10 @@ class BayesResult:
                              "accepted": g.accepted, "acceptance_rate": g.acceptance, "ess": g.ess} for g in gens],
             "design_worlds_meeting_every_band": self.abc.design_at_zero,
             "accepted_worlds": len(self.abc.weights), "effective_sample_size": self.abc.ess,
-            "simulations": {"worlds": int(sum(g.proposed for g in gens)), "replications": self.simulations,
-                            "worlds_reused_from_store": self.reused_worlds},
+            "simulations": {"worlds_proposed": int(sum(g.proposed for g in gens)),
+                            "worlds_simulated": self.abc.simulations, "pilot_worlds": PILOT_WORLDS,
+                            "predictive_worlds": len(self.abc.weights) if not self.predictive.empty else 0,
+                            "replications": self.simulations, "worlds_reused_from_store": self.reused_worlds},
             "minutes": self.seconds / 60.0, "root_seed": self.scenario.root_seed,
             "seeds": {"design": f"design_rng(root_seed, PURPOSE_CALIBRATION={PURPOSE_CALIBRATION})",
                       "fit_replication_indices": list(range(self.replications)),
