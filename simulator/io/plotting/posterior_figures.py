@@ -16,12 +16,22 @@ PAIR_PANEL = 2.3
 """Inches per panel of the pairs figure."""
 
 
+def weighted_correlation(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    """The weighted Pearson correlation (0 when either is constant): a ridge between two parameters has |r|
+    near 1."""
+    w = w / w.sum()
+    dx, dy = x - w @ x, y - w @ y
+    sx, sy = float(w @ dx**2), float(w @ dy**2)
+    return float(w @ (dx * dy)) / math.sqrt(sx * sy) if sx > 0 and sy > 0 else 0.0
+
+
 def posterior_pairs(posterior: pd.DataFrame, names: Sequence[str],
                     ranges: Sequence[tuple[float, float]]) -> Figure:
     """Pairwise weighted 2-D histograms (below the diagonal), weighted marginal histograms (diagonal).
 
-    Each axis spans the parameter's prior range (``ranges``: the prior's 0.5%-99.5% quantiles for an
-    unbounded prior), so how much the data narrowed it - and a ridge between two parameters - shows.
+    Each off-diagonal panel shows the weighted correlation.  Each axis spans the parameter's prior
+    range (``ranges``: the prior's 0.5%-99.5% quantiles for an unbounded prior), so how much the data
+    narrowed it - and a ridge between two parameters - shows.
     """
     k = len(names)
     fig, axes = panel_grid(k, k, (PAIR_PANEL * k + 0.6, PAIR_PANEL * k + 0.4))
@@ -36,6 +46,8 @@ def posterior_pairs(posterior: pd.DataFrame, names: Sequence[str],
                 ax.set_yticks([])
             elif i > j:
                 ax.hist2d(xi, xj, bins=30, range=[ranges[j], ranges[i]], weights=w, cmap="Blues", cmin=1e-12)
+                ax.text(0.97, 0.95, f"r = {weighted_correlation(xi, xj, w):+.2f}", transform=ax.transAxes,
+                        ha="right", va="top", fontsize=7, color="#333333")
                 ax.set_xlim(ranges[j])
                 ax.set_ylim(ranges[i])
             else:
