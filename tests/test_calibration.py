@@ -252,7 +252,7 @@ def test_calibrated_file_extends_the_input_and_runs(tmp_path: Path) -> None:
 def test_calibrate_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_yaml(tmp_path / "cal.yaml", _with_block(copy.deepcopy(TWO_SEGMENTS)))
     out = tmp_path / "run"
-    code = main(["calibrate", str(path), "--out", str(out), "--max-evaluations", "4", "-n", "1",
+    code = main(["calibrate", str(path), "--method", "point", "--out", str(out), "--max-evaluations", "4", "-n", "1",
                  "--check-replications", "2", "--no-progress"])
     assert code == 0
     text = capsys.readouterr().out
@@ -266,7 +266,7 @@ def test_calibrate_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_calibrate_without_a_block_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_yaml(tmp_path / "plain.yaml", tiny())
-    assert main(["calibrate", str(path), "--no-progress"]) == 2
+    assert main(["calibrate", str(path), "--method", "point", "--no-progress"]) == 2
     assert "no calibration: block" in capsys.readouterr().err
 
 

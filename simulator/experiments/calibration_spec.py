@@ -259,7 +259,7 @@ def apply_values(scenario: Scenario, overrides: Mapping[str, Any]) -> Scenario:
 # --------------------------------------------------------------------------- reading the block
 
 
-def _target_issues(scenario: Scenario, t: Target, loc: PathT) -> list[Issue]:
+def target_issues(scenario: Scenario, t: Target, loc: PathT) -> list[Issue]:
     """Problems with a target's metric / by / label in this scenario."""
     m = scenario.market
     if t.by is None:
@@ -341,8 +341,11 @@ def _check(scenario: Scenario, raw: Mapping[str, Any], loc: PathT) -> tuple[Chec
 
 
 def calibration_spec(scenario: Scenario, *, replications: int | None = None, check_replications: int | None = None,
-                     max_evaluations: int | None = None) -> CalibrationSpec:
-    """Read and check the scenario's ``calibration:`` block; raise :class:`ScenarioError` listing every problem."""
+                     max_evaluations: int | None = None, require_parameters: bool = True) -> CalibrationSpec:
+    """Read and check the scenario's ``calibration:`` block; raise :class:`ScenarioError` listing every problem.
+
+    ``require_parameters=False``: the block may have no ``parameters`` (Bayesian calibration takes its
+    parameters from the ``uncertain:`` block)."""
     raw = scenario.resolved.get("calibration")
     if not isinstance(raw, dict):
         raise ScenarioError([scenario.issue(("calibration",), "no calibration: block in this scenario; add one "
@@ -353,7 +356,10 @@ def calibration_spec(scenario: Scenario, *, replications: int | None = None, che
         issues.append(scenario.issue(("calibration", "policy"), "must name one of the policies: "
                                      + ", ".join(scenario.policies), policy))
     params: list[FreeParameter] = []
-    for i, entry in enumerate(raw["parameters"]):
+    if require_parameters and not raw.get("parameters"):
+        issues.append(scenario.issue(("calibration", "parameters"), "the point fit needs free parameters: add "
+                                     "calibration.parameters (or use --method bayes with an uncertain: block)"))
+    for i, entry in enumerate(raw.get("parameters") or []):
         p, errs = _parameter(scenario, entry, ("calibration", "parameters", i))
         issues += errs
         if p is not None:
@@ -369,7 +375,7 @@ def calibration_spec(scenario: Scenario, *, replications: int | None = None, che
         fields = {k: entry.get(k) for k in ("metric", "by", "label", "value", "low", "high", "scale")}
         t = Target(name=str(entry.get("name") or entry.get("label") or entry["metric"]),
                    weight=float(entry.get("weight", 1.0)), source=str(entry.get("source", "")), **fields)
-        errs = _target_issues(scenario, t, ("calibration", "targets", i))
+        errs = target_issues(scenario, t, ("calibration", "targets", i))
         issues += errs
         if not errs:
             targets.append(t)

@@ -155,7 +155,7 @@ class CalibrationSchema(StrictSchema):
     max_evaluations: Annotated[int, in_range(1, 100_000)] = 80
     tolerance: Annotated[float, in_range(0, 1e6, lo_open=True)] = 0.002
     regularization: Weight = 0.01
-    parameters: Annotated[list[CalibrationParameterSchema], Field(min_length=1)]
+    parameters: Annotated[list[CalibrationParameterSchema], Field(min_length=1)] | None = None
     targets: Annotated[list[CalibrationTargetSchema], Field(min_length=1)] | None = None
     validation: list[CalibrationCheckSchema] | None = None
 
