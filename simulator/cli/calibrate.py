@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from simulator.cli.common import (
     ErrorLog,
+    InputError,
     ProgressBar,
     StudySummary,
     add_study_arguments,
@@ -74,6 +75,7 @@ def cmd_calibrate(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) 
     )
     from simulator.io.study_files import write_calibration
 
+    _refuse_other_method_options(args)
     workers, dask = executor_settings(args)
     started = dt.datetime.now().astimezone()
     scenario = load_scenario(args.scenario, args.set)
@@ -92,6 +94,20 @@ def cmd_calibrate(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) 
 
     return run_study_into_folder(args, log, scenario.name, started, workers, dask, fit,
                                  kept_on_interrupt="calibration_trace.csv (every finished evaluation)")
+
+
+POINT_ONLY = ("max_evaluations", "scenario_out", "check_replications")
+BAYES_ONLY = ("worlds", "design")
+
+
+def _refuse_other_method_options(args: argparse.Namespace) -> None:
+    """An option of the other method is an error, not silently ignored (a bound that does not bound)."""
+    other = POINT_ONLY if args.method == "bayes" else BAYES_ONLY
+    given = ["--" + name.replace("_", "-") for name in other if getattr(args, name) is not None]
+    if given:
+        owner = "point" if args.method == "bayes" else "bayes"
+        raise InputError(f"{', '.join(given)}: an option of --method {owner}, not of --method {args.method} "
+                         f"(add --method {owner}, or drop it)")
 
 
 def _bayes(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog, scenario: Scenario, started: dt.datetime,

@@ -182,10 +182,18 @@ def test_run_explain_and_calibrate_refuse_absurd_counts_before_their_folder(
     assert code == 2
     refused(err, "explain asks for", "worlds x 100,000,000 replications", "fewer --replications")
     calibrated = ROOT / "scenarios" / "calibrated_old_vs_new.yaml"
-    code, _, err = cli(capsys, "calibrate", str(calibrated), "--max-evaluations", str(10**8), "--out", str(out),
-                       "--no-progress")
+    code, _, err = cli(capsys, "calibrate", str(calibrated), "--method", "point", "--max-evaluations", str(10**8),
+                       "--out", str(out), "--no-progress")
     assert code == 2
     refused(err, "calibrate asks for", "evaluations x", "--max-evaluations")
+    code, _, err = cli(capsys, "calibrate", str(calibrated), "--worlds", str(10**8), "--out", str(out),
+                       "--no-progress")
+    assert code == 2
+    refused(err, "calibrate asks for", "fewer --worlds")
+    code, _, err = cli(capsys, "calibrate", str(calibrated), "--max-evaluations", "5", "--out", str(out),
+                       "--no-progress")
+    assert code == 2
+    assert "--max-evaluations: an option of --method point" in err and "Traceback" not in err
     code, _, err = cli(capsys, "baseline", "plan", str(path), "--detect", "1pp", "--pilot", str(10**9),
                        "--no-progress")
     assert code == 2
