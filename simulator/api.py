@@ -6,7 +6,7 @@ The experiments layer computes; this module, above io, wraps what it returns in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +16,14 @@ from simulator.io.discovery_files import tradeoff_figure
 from simulator.io.run_comparison import compare_runs
 from simulator.io.run_index import list_runs
 from simulator.io.view import ResultsView
+from simulator.io.world_files import WorldsView
 from simulator.scenario import Overrides, Scenario, load_scenario
 
 Results = ResultsView
 """The results type of the public API."""
 
-__all__ = ["DiscoveryResult", "Results", "compare_runs", "discover", "list_runs", "run_experiment", "run_scenario",
-           "tradeoff_figure"]
+__all__ = ["DiscoveryResult", "Results", "WorldsView", "compare_runs", "discover", "list_runs", "run_experiment",
+           "run_scenario", "run_worlds", "tradeoff_figure"]
 
 
 def run_experiment(scenario: Scenario, **options: Any) -> ResultsView:
@@ -44,3 +45,31 @@ def run_scenario(source: str | Path | Mapping[str, Any], overrides: Overrides = 
         res.comparison, res.summary, res.replications, res.timeseries
     """
     return ResultsView.of(experiment.run_experiment(load_scenario(source, overrides, scale=scale), **options))
+
+
+def run_worlds(source: str | Path | Mapping[str, Any] | Scenario, overrides: Overrides = (), *,
+               worlds: str | Path | None = None, world_count: int | None = None,
+               replications: int | None = None, scale: float | None = None,
+               uncertain: Sequence[Any] | None = None, decision: Sequence[Any] | None = None,
+               **options: Any) -> WorldsView:
+    """Run a scenario's policies across plausible worlds; ``.worlds_comparison`` and ``.robustness`` answer.
+
+    ``worlds``: ``"prior"`` or a ``posterior.csv`` path (default: the scenario's ``worlds:`` key);
+    ``world_count``: world draws (default 40); ``replications``: per world (default 2, at least 2).
+    ``uncertain`` / ``decision``: the uncertain parameters and requirements (default: the scenario's
+    ``uncertain:`` and ``decision:`` blocks).  ``options`` go to the runner (``workers``, ``dask``,
+    ``executor``, ``progress``, ...)::
+
+        res = run_worlds("scenarios/old_vs_new.yaml", worlds="prior", world_count=20)
+        res.worlds_comparison, res.robustness, print(res.table())
+    """
+    from simulator.experiments.world_study import run_worlds as run
+
+    scenario = source if isinstance(source, Scenario) else load_scenario(source, overrides, scale=scale)
+    parameters = tuple(uncertain if uncertain is not None else getattr(scenario, "uncertain", ()) or ())
+    requirements = tuple(decision if decision is not None else getattr(scenario, "decision", ()) or ())
+    where = worlds if worlds is not None else getattr(scenario, "worlds", None)
+    if where is None:
+        raise ValueError("run_worlds needs worlds='prior' or a posterior.csv path (or a worlds: key in the scenario)")
+    return WorldsView(run(scenario, parameters, where, requirements=requirements, world_count=world_count,
+                          per_world=replications, **options))

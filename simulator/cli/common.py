@@ -315,12 +315,17 @@ def study_folder(args: argparse.Namespace, scenario_name: str, started: dt.datet
     return Path("runs") / f"{scenario_name}-{args.command}-{started:%Y%m%d-%H%M%S}"
 
 
-def open_run_folder(args: argparse.Namespace, scenario: Scenario, out: Path, log: ErrorLog) -> RunFolder:
-    """Prepare ``out`` for ``--resume`` / ``--force`` (refusals are bad input), log into it, print its notes."""
+def open_run_folder(args: argparse.Namespace, scenario: Scenario, out: Path, log: ErrorLog,
+                    fingerprint: dict[str, Any] | None = None) -> RunFolder:
+    """Prepare ``out`` for ``--resume`` / ``--force`` (refusals are bad input), log into it, print its notes.
+
+    ``fingerprint``: what the folder's results depend on (default the scenario's run fingerprint).
+    """
     from simulator.io.outputs import RunFolderError, prepare_run_folder, run_fingerprint
 
     try:
-        folder = prepare_run_folder(out, run_fingerprint(scenario), resume=args.resume, force=args.force)
+        folder = prepare_run_folder(out, fingerprint or run_fingerprint(scenario), resume=args.resume,
+                                    force=args.force)
     except RunFolderError as exc:
         raise InputError(str(exc)) from None
     log.folder = out

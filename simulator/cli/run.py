@@ -33,6 +33,7 @@ from simulator.cli.common import (
     print_written,
 )
 from simulator.cli.explore import describe_explore_blocks
+from simulator.cli.worlds import add_worlds_options, cmd_run_worlds, worlds_source
 from simulator.scenario import Scenario, load_scenario
 
 if TYPE_CHECKING:
@@ -50,9 +51,10 @@ def add_run_parser(commands: Subcommands) -> None:
     add_scenario_argument(run)
     run.add_argument("--out", metavar="DIR", help="output folder (default: runs/<scenario name>-<timestamp>)")
     run.add_argument("--replications", "-n", type=int_at_least(1), metavar="N",
-                     help="replications per policy (overrides the scenario)")
+                     help="replications per policy (overrides the scenario); with --worlds: per world")
     run.add_argument("--seed", type=int_at_least(0), metavar="S", help="root seed (overrides the scenario)")
     add_executor_options(run)
+    add_worlds_options(run)
     run.add_argument("--precision", type=positive_float, metavar="X",
                      help="add replications until the 95%% CI half-width of the response-rate difference "
                           "(absolute) and of the relative net-credit-burn change are both <= X")
@@ -101,6 +103,10 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) -> int
     warn_about_size(args.scenario, scenario)
     if args.no_timeseries:
         scenario = dataclasses.replace(scenario, run=dataclasses.replace(scenario.run, record_daily=False))
+    source = worlds_source(args, scenario)
+    if source is not None:
+        out = Path(args.out) if args.out else default_run_folder(scenario.name, started)
+        return cmd_run_worlds(args, argv, log, scenario, source, out, workers, dask, started)
     n = (1 if args.replication is not None else scenario.max_replications if args.precision is not None
          else scenario.replications)
     work = experiment_workload(scenario, n, lower=RUN_LOWER, less_memory="--no-timeseries")
@@ -183,7 +189,7 @@ def _run_in_folder(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog,
               f"{again}", file=sys.stderr)
         return EXIT_FAILURE
     if not args.no_figures:
-        _write_figures_or_warn(results, out, executor if workers > 1 else None)
+        write_figures_or_warn(results, out, executor if workers > 1 else None)
     if not args.quiet:
         print(format_results(results))
     series = "" if args.no_timeseries else " timeseries.csv,"
@@ -191,7 +197,7 @@ def _run_in_folder(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog,
     return EXIT_OK
 
 
-def _write_figures_or_warn(results: Results, out: Path, executor: Executor | None) -> None:
+def write_figures_or_warn(results: Results, out: Path, executor: Executor | None) -> None:
     """Figures come after the results are written: a plotting failure never loses them.
 
     On a machine with several cores the figures are drawn in parallel, in processes forked after the

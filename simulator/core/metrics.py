@@ -33,6 +33,16 @@ new one's values, so scripts reading ``replications.csv`` or ``metrics["pending"
 CURRENT_METRICS: tuple[str, ...] = tuple(m for m in METRIC_NAMES if m not in DEPRECATED_METRICS)
 """The metric names to use: :data:`METRIC_NAMES` without the deprecated ones."""
 
+METRIC_DIRECTIONS: dict[str, int] = {
+    "responses": 1, "accepted": 1, "unanswered": -1, "pending": -1, "response_rate": 1, "acceptance_rate": 1,
+    "credits_expired": -1, "net_credit_burn": -1, "credits_lost": -1, "credits_per_response": -1,
+    "stockout_recruiter_days": -1, "warnings": -1, "improvement_periods": -1, "unanswered_per_active_member": -1,
+    "mean_member_fatigue": -1,
+}
+"""Which way a metric is better, from the recruiters' and members' side: +1 higher, -1 lower.  Metrics
+left out have no clear direction (volumes sent, credits granted, spent or refunded, InMails per member):
+more of them is neither good nor bad in itself."""
+
 BREAKDOWN_KEYS: tuple[str, ...] = ("seat_type", "personalization_band", "behaviour", "group")
 """Recruiter attributes a breakdown can be taken by."""
 

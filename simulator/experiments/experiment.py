@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from simulator.core.config import Market
 from simulator.core.metrics import BREAKDOWN_KEYS, BREAKDOWN_METRICS
 from simulator.experiments.budget import Limits, admit, experiment_workload
 from simulator.experiments.comparison import (
@@ -85,7 +86,7 @@ def run_experiment(
     executor: Executor | None = None, workers: int | None = None, dask: str | None = None,
     precision: float | None = None, max_replications: int | None = None, indices: Sequence[int] | None = None,
     progress: Progress | None = None, store: TaskStore | None = None, timeseries: bool = True,
-    memory_limit: int | None = None, memory_check: bool = True,
+    memory_limit: int | None = None, memory_check: bool = True, markets: Mapping[int, Market] | None = None,
 ) -> Results:
     """Run the scenario's policies on common random numbers and return :class:`Results`.
 
@@ -97,6 +98,8 @@ def run_experiment(
     ``indices``: run only these replication indices (e.g. ``[7]`` to re-run replication 7 alone).
     ``store``: write each finished replication there and reuse the ones it already holds (resume).
     ``timeseries=False``: workers do not return the daily series (no ``timeseries``).
+    ``markets``: the market of each replication index (a run across plausible worlds,
+    :mod:`simulator.experiments.world_study`); default the scenario's market for every replication.
     The work and memory are checked first (:func:`simulator.experiments.budget.admit`: the task limit,
     ``workers`` capped at the tasks; ``memory_limit`` in bytes overrides the available memory;
     ``memory_check=False`` skips it).
@@ -131,7 +134,7 @@ def run_experiment(
 
     report: PrecisionReport | None = None
     with (open_executor(workers or 1, dask) if executor is None else contextlib.nullcontext(executor)) as ex:
-        records = run_records(scenario, first, ex, tick, store)
+        records = run_records(scenario, first, ex, tick, store, markets)
         n = len(first)
         while precision is not None and indices is None:
             widths = precision_half_widths(replication_frame(records.values()), scenario.baseline)
@@ -143,7 +146,7 @@ def run_experiment(
             needed = math.ceil(n * (worst / precision) ** 2 * 1.1) if math.isfinite(worst) else 2 * n
             new_n = min(cap, max(n + 1, min(needed, 4 * n)))
             total += (new_n - n) * npol
-            records.update(run_records(scenario, range(n, new_n), ex, tick, store))
+            records.update(run_records(scenario, range(n, new_n), ex, tick, store, markets))
             n = new_n
     if indices is None:
         scenario = with_changes(scenario, replications=n)

@@ -146,6 +146,13 @@ def _describe_code(code: dict[str, Any]) -> str:
     return f"inmail-sim {code.get('package')}, model {code.get('model_sha256')}, numpy {code.get('numpy')}"
 
 
+def _describe_worlds(worlds: Any) -> str:
+    if not isinstance(worlds, dict):
+        return "none (a plain run)"
+    return (f"{worlds.get('count')} draws x {worlds.get('per_world')} replications from {worlds.get('source')}, "
+            f"sha256 {str(worlds.get('sha256'))[:12]}")
+
+
 def fingerprint_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Why the results stored under ``stored`` cannot be mixed with a run under ``current`` (empty: they can)."""
     out = []
@@ -155,6 +162,9 @@ def fingerprint_differences(stored: dict[str, Any], current: dict[str, Any]) -> 
                    f"{str(current.get('scenario_sha256'))[:12]})")
     if stored.get("root_seed") != current.get("root_seed"):
         out.append(f"the root seed differs (stored: {stored.get('root_seed')}, now: {current.get('root_seed')})")
+    if stored.get("worlds") != current.get("worlds"):  # a run across plausible worlds
+        out.append(f"the worlds differ (stored: {_describe_worlds(stored.get('worlds'))}; now: "
+                   f"{_describe_worlds(current.get('worlds'))})")
     old, new = stored.get("code") or {}, current.get("code") or {}
     if old != new:
         out.append(f"the code version differs (stored: {_describe_code(old)}; now: {_describe_code(new)})")

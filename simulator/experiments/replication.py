@@ -139,10 +139,15 @@ def replication_record(market: Market, policy: Policy, run: RunConfig, root_seed
     )
 
 
-def replication_tasks(scenario: Scenario, indices: Iterable[int], point: int | None = None) -> list[Task]:
-    """One task per (replication index, policy) of ``scenario`` (``point``: its sweep point, if any)."""
+def replication_tasks(scenario: Scenario, indices: Iterable[int], point: int | None = None,
+                      markets: Mapping[int, Market] | None = None) -> list[Task]:
+    """One task per (replication index, policy) of ``scenario`` (``point``: its sweep point, if any).
+
+    ``markets``: the market of each replication index (a run across plausible worlds); default the scenario's.
+    """
     return [Task(TaskKey(name, i, point), replication_record,
-                 (scenario.market, scenario.policies[name], scenario.run, scenario.root_seed, i))
+                 (scenario.market if markets is None else markets[i], scenario.policies[name], scenario.run,
+                  scenario.root_seed, i))
             for i in indices for name in scenario.policy_names]
 
 
@@ -171,12 +176,14 @@ def _reuser(scenario: Scenario) -> Callable[[Record], Record | None]:
 
 def run_records(scenario: Scenario, indices: Iterable[int], executor: Executor,
                 on_done: Callable[[], None] | None = None,
-                store: TaskStore | None = None) -> dict[tuple[str, int], Record]:
+                store: TaskStore | None = None,
+                markets: Mapping[int, Market] | None = None) -> dict[tuple[str, int], Record]:
     """Run every policy for each replication index; return records keyed by (policy, index).
 
+    ``markets``: the market of each replication index (see :func:`replication_tasks`).
     Raises :class:`ReplicationError` listing the failed replications (the others are in ``store``).
     """
-    tasks = replication_tasks(scenario, indices)
+    tasks = replication_tasks(scenario, indices, markets=markets)
     run = run_tasks(tasks, executor, store, reuse=_reuser(scenario),
                     on_done=(lambda _key: on_done()) if on_done is not None else None)
     if run.failures:

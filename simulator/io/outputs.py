@@ -23,7 +23,7 @@ import platform
 import re
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -400,13 +400,17 @@ def manifest(results: Results, *, argv: Sequence[str] | None, started: dt.dateti
 def write_run(results: Results, out: str | Path, *, argv: Sequence[str] | None = None,
               started: dt.datetime | None = None, finished: dt.datetime | None = None,
               workers: int | None = None, executor: str | None = None,
-              index: str | Path | bool | None = None) -> Path:
+              index: str | Path | bool | None = None,
+              extra_files: Sequence[tuple[str, Callable[[Path], object]]] = (),
+              manifest_extra: Mapping[str, Any] | None = None) -> Path:
     """Write the run folder ``out`` (created if needed), register it in the run index; return its path.
 
     ``timeseries.csv`` is left out when the run did not keep the daily series (``--no-timeseries``),
     ``member_distribution.csv`` when the results hold no member histograms.  ``index``: the run index
     file (default: :func:`~simulator.io.run_index.index_for_folder`), or False not to register; an index
-    that cannot be written is a warning, never a failed run.
+    that cannot be written is a warning, never a failed run.  ``extra_files``: more ``(name, write)``
+    files of the run (e.g. the worlds tables), written before the manifest and listed in it;
+    ``manifest_extra``: entries added to (or replacing) the manifest's.
     """
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -427,7 +431,7 @@ def write_run(results: Results, out: str | Path, *, argv: Sequence[str] | None =
     ]
     left_out = {name for name, absent in (("timeseries.csv", not results.scenario.run.record_daily),
                                           (MEMBER_FILE, results.member_distribution.empty)) if absent}
-    writes = [w for w in writes if w[0] not in left_out]
+    writes = [w for w in writes if w[0] not in left_out] + list(extra_files)
     for name in left_out:
         with contextlib.suppress(FileNotFoundError):
             (folder / name).unlink()  # a stale one from an earlier run would not match
@@ -436,6 +440,7 @@ def write_run(results: Results, out: str | Path, *, argv: Sequence[str] | None =
     files = [name for name, _ in writes] + ["manifest.json"]
     man = manifest(results, argv=argv, started=started, finished=finished, files=files, workers=workers,
                    executor=executor)
+    man.update(manifest_extra or {})
     atomic_write(folder / "manifest.json", _text(json.dumps(man, indent=2, default=str) + "\n"))
     if index is not False:
         register_run(results, folder, man, index=None if index is True else index)
