@@ -18,6 +18,8 @@ from simulator.io.run_index import list_runs
 from simulator.io.view import ResultsView
 from simulator.io.world_files import WorldsView
 from simulator.scenario import Overrides, Scenario, load_scenario
+from simulator.scenario.decision import Requirement
+from simulator.scenario.uncertain import UncertainParameter
 
 Results = ResultsView
 """The results type of the public API."""
@@ -50,7 +52,8 @@ def run_scenario(source: str | Path | Mapping[str, Any], overrides: Overrides = 
 def run_worlds(source: str | Path | Mapping[str, Any] | Scenario, overrides: Overrides = (), *,
                worlds: str | Path | None = None, world_count: int | None = None,
                replications: int | None = None, scale: float | None = None,
-               uncertain: Sequence[Any] | None = None, decision: Sequence[Any] | None = None,
+               uncertain: Sequence[UncertainParameter] | None = None,
+               decision: Sequence[Requirement] | None = None,
                **options: Any) -> WorldsView:
     """Run a scenario's policies across plausible worlds; ``.worlds_comparison`` and ``.robustness`` answer.
 
@@ -66,9 +69,9 @@ def run_worlds(source: str | Path | Mapping[str, Any] | Scenario, overrides: Ove
     from simulator.experiments.world_study import run_worlds as run
 
     scenario = source if isinstance(source, Scenario) else load_scenario(source, overrides, scale=scale)
-    parameters = tuple(uncertain if uncertain is not None else getattr(scenario, "uncertain", ()) or ())
-    requirements = tuple(decision if decision is not None else getattr(scenario, "decision", ()) or ())
-    where = worlds if worlds is not None else getattr(scenario, "worlds", None)
+    parameters = tuple(uncertain if uncertain is not None else scenario.uncertain)
+    requirements = tuple(decision if decision is not None else scenario.decision)
+    where = worlds if worlds is not None else scenario.worlds
     if where is None:
         raise ValueError("run_worlds needs worlds='prior' or a posterior.csv path (or a worlds: key in the scenario)")
     return WorldsView(run(scenario, parameters, where, requirements=requirements, world_count=world_count,

@@ -6,44 +6,38 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from scenario_helpers import tiny, write_yaml
 
 from simulator.cli import main
 from simulator.experiments.runner import FAULT_ENV
 from simulator.io.world_files import WORLD_FILES
+from simulator.scenario import load_scenario
 from simulator.scenario.loading import shrink_overrides
-from simulator.scenario.uncertain import Prior, UncertainParameter
 
 SOURCE = str(Path(__file__).resolve().parents[1] / "scenarios" / "old_vs_new.yaml")
-PARAMETERS = (UncertainParameter("personalization_effect", (("market.response.personalization_effect", 1.0),),
-                                 Prior("uniform", 0.5, 2.4)),)
 SMALL = [arg for text in shrink_overrides(SOURCE) for arg in ("--set", text)]
 QUIET = ["--no-progress", "--no-figures"]
-
-
-@pytest.fixture(autouse=True)
-def uncertain(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The scenario's uncertain: block (built by hand until the scenario layer reads it)."""
-    import simulator.cli.worlds as worlds
-
-    monkeypatch.setattr(worlds, "uncertain_parameters", lambda scenario: PARAMETERS)
+ONE_PARAMETER = {"personalization_effect": {"path": "market.response.personalization_effect",
+                                            "prior": {"kind": "uniform", "a": 0.5, "b": 2.4},
+                                            "reason": "a test"}}
 
 
 def run(*args: str) -> int:
+    """old_vs_new.yaml on a small market, with its own uncertain: and decision: blocks."""
     return main(["run", SOURCE, *SMALL, *QUIET, *args])
+
+
+def one_parameter_scenario(folder: Path, **changes: object) -> Path:
+    """The tiny scenario with one uncertain parameter (the personalization effect)."""
+    return write_yaml(folder / "scenario.yaml", tiny(uncertain=ONE_PARAMETER, **changes))
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("worlds") / "run"
-    mp = pytest.MonkeyPatch()
-    import simulator.cli.worlds as worlds
-
-    mp.setattr(worlds, "uncertain_parameters", lambda scenario: PARAMETERS)
-    try:
-        assert run("--worlds", "prior", "--world-count", "5", "--out", str(out), "-q") == 0
-    finally:
-        mp.undo()
+    assert run("--worlds", "prior", "--world-count", "5", "--out", str(out), "-q") == 0
     return out
 
 
@@ -53,6 +47,13 @@ def test_the_run_folder_holds_the_worlds_files_and_the_usual_ones(reference: Pat
     manifest = json.loads((reference / "manifest.json").read_text())
     assert manifest["worlds"]["count"] == 5 and manifest["worlds"]["replications_per_world"] == 2
     assert manifest["replications"] == 10
+    scenario = load_scenario(SOURCE)
+    assert manifest["worlds"]["parameters"] == [p.name for p in scenario.uncertain]
+    worlds = (reference / "worlds.csv").read_text().splitlines()[0].split(",")
+    assert worlds == ["replication", "world", *(p.name for p in scenario.uncertain)]
+    robustness = (reference / "robustness.csv").read_text()
+    for requirement in scenario.decision:  # the scenario's decision: block
+        assert requirement.text in robustness
 
 
 def test_the_table_is_printed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -94,7 +95,8 @@ def test_a_bad_worlds_file_exits_2_naming_file_and_column(tmp_path: Path, capsys
     path = tmp_path / "posterior.csv"
     if text is not None:
         path.write_text(text, encoding="utf-8")
-    assert run("--worlds", str(path), "--out", str(tmp_path / "o")) == 2
+    scenario = one_parameter_scenario(tmp_path)
+    assert main(["run", str(scenario), *QUIET, "--worlds", str(path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and expected in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
@@ -111,13 +113,25 @@ def test_bad_combinations_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert expected in capsys.readouterr().err
 
 
-def test_no_uncertain_block_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import simulator.cli.worlds as worlds
-
-    monkeypatch.setattr(worlds, "uncertain_parameters", lambda scenario: ())
-    assert run("--worlds", "prior", "--out", str(tmp_path / "o")) == 2
+def test_no_uncertain_block_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = write_yaml(tmp_path / "plain.yaml", tiny())
+    assert main(["run", str(scenario), *QUIET, "--worlds", "prior", "--out", str(tmp_path / "o")]) == 2
     assert "no uncertain: block" in capsys.readouterr().err
+
+
+def test_the_worlds_key_runs_across_worlds_and_worlds_none_runs_plainly(tmp_path: Path) -> None:
+    (tmp_path / "posterior.csv").write_text("world,weight,personalization_effect\na,1,0.6\nb,3,2.2\n",
+                                            encoding="utf-8")
+    scenario = one_parameter_scenario(tmp_path, worlds="posterior.csv")  # relative to the scenario file
+    out = tmp_path / "o"
+    assert main(["run", str(scenario), *QUIET, "-q", "--world-count", "4", "--out", str(out)]) == 0
+    worlds = pd.read_csv(out / "worlds.csv")
+    assert worlds["world"].tolist() == ["a", "a", "b", "b", "b", "b", "b", "b"]  # weights 1:3, 4 draws x 2
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["worlds"]["source"] == str(tmp_path / "posterior.csv")
+    plain = tmp_path / "plain"
+    assert main(["run", str(scenario), *QUIET, "-q", "--worlds", "none", "--out", str(plain)]) == 0
+    assert not (plain / "worlds.csv").exists() and "worlds" not in json.loads((plain / "manifest.json").read_text())
 
 
 def test_two_workers_write_byte_identical_files(reference: Path, tmp_path: Path) -> None:

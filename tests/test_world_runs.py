@@ -177,6 +177,10 @@ def test_the_public_api_returns_the_tables(small: Scenario) -> None:
     assert not res.robustness.empty and "P(better)" in res.table()
     with pytest.raises(ValueError, match="worlds='prior'"):
         simulator.run_worlds(small, uncertain=PARAMETERS)
+    # by default the scenario's own uncertain: and decision: blocks
+    own = simulator.run_worlds(SOURCE, shrink_overrides(SOURCE), worlds="prior", world_count=2)
+    assert list(own.worlds.columns[2:]) == [p.name for p in small.uncertain]
+    assert set(own.robustness["metric"]) >= {r.text for r in small.decision}
 
 
 def test_write_puts_the_worlds_files_and_entry_in_the_folder(serial: WorldResults, tmp_path: Path) -> None:

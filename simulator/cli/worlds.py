@@ -8,7 +8,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from simulator.cli.common import (
     EXIT_FAILURE,
@@ -50,15 +50,10 @@ def worlds_source(args: argparse.Namespace, scenario: Scenario) -> str | None:
     """``--worlds``, else the scenario's ``worlds:`` key, else None (a plain run; also ``--worlds none``)."""
     if args.worlds is not None and args.worlds != NO_WORLDS:
         return str(args.worlds)
-    source = None if args.worlds == NO_WORLDS else getattr(scenario, "worlds", None)
+    source = None if args.worlds == NO_WORLDS else scenario.worlds
     if source is None and args.world_count is not None:
         raise InputError("--world-count needs --worlds prior|DIR/posterior.csv (or a worlds: key in the scenario)")
     return None if source is None else str(source)
-
-
-def uncertain_parameters(scenario: Scenario) -> tuple[Any, ...]:
-    """The scenario's ``uncertain:`` block (empty when it has none)."""
-    return tuple(getattr(scenario, "uncertain", ()) or ())
 
 
 def cmd_run_worlds(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog, scenario: Scenario,
@@ -71,7 +66,7 @@ def cmd_run_worlds(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog,
     if args.precision is not None or args.replication is not None:
         raise InputError("--worlds runs W worlds x R replications; it cannot be combined with --precision or "
                          "--replication")
-    parameters = uncertain_parameters(scenario)
+    parameters = scenario.uncertain
     try:
         scenario, plan = prepare_worlds(scenario, parameters, source, world_count=args.world_count,
                                         per_world=args.replications)
@@ -101,12 +96,11 @@ def _in_folder(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog, sce
                              fingerprint=with_worlds_fingerprint(run_fingerprint(scenario), plan))
     again = resume_command(argv, out)
     bar = ProgressBar(scenario.name, unit="replication", hidden=args.no_progress)
-    requirements = tuple(getattr(scenario, "decision", ()) or ())
     try:
         with folder:
             with bar:
-                res = run_worlds(scenario, uncertain_parameters(scenario), plan.world_set.source, plan=plan,
-                                 requirements=requirements, executor=executor, progress=bar,
+                res = run_worlds(scenario, scenario.uncertain, plan.world_set.source, plan=plan,
+                                 requirements=scenario.decision, executor=executor, progress=bar,
                                  store=folder.store, memory_check=False)
             write_worlds_run(res, out, argv=["inmail-sim", *argv], started=started,
                              finished=dt.datetime.now().astimezone(), workers=workers,
