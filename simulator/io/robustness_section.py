@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from simulator.io.tables import METRIC_LABELS, MISSING, RATE_METRICS, num, scale_of
+from simulator.io.tables import METRIC_LABELS, METRIC_UNITS, MISSING, RATE_METRICS, num, scale_of
 from simulator.io.tables import escape_html as _escape
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ def robustness_part(folder: Path, results: Results) -> str:
 
 
 def _requirement_texts(results: Results, satisficing: pd.DataFrame) -> list[str]:
-    declared = [r.text for r in getattr(results.scenario, "decision", ()) or ()]
+    declared = [r.text for r in results.scenario.decision]
     found = [m for m in dict.fromkeys(satisficing["metric"]) if m != ALL_REQUIREMENTS]
     return declared + [m for m in found if m not in declared]
 
@@ -124,9 +124,9 @@ def satisficing_part(satisficing: pd.DataFrame, results: Results) -> str:
         high = value.get((ALL_REQUIREMENTS, "ci_high"), math.nan)
         rows.append(f"<tr><td>{_escape(policy)}</td>{cells}<td class=\"n\"><b>{_pct(share)}</b> "
                     f"[{_pct(low)}, {_pct(high)}]</td></tr>")
-        words.append(f"<b>{_escape(policy)}</b> in {_pct(share)}")
-    return (f"<p>The decision requires:</p><ul>{listed}</ul><p>Share of the worlds where each policy meets them "
-            f"(per-world means): {', '.join(words)} of the worlds meet them all.</p>"
+        words.append(f"<b>{_escape(policy)}</b> {_pct(share)}")
+    return (f"<p>The decision requires:</p><ul>{listed}</ul><p>Share of the worlds where a policy meets them all "
+            f"(on per-world means): {', '.join(words)}.</p>"
             f"<table>{head}{''.join(rows)}</table><p class=\"note\">[..]: 95% Wilson interval of the share of worlds "
             "where a policy meets every requirement (the worlds are equally likely draws).</p>")
 
@@ -138,7 +138,7 @@ def regret_table(regret: pd.DataFrame) -> str:
     rows = []
     for metric in dict.fromkeys(regret["metric"]):
         k = scale_of(metric)
-        unit = "points" if metric in RATE_METRICS else ""
+        unit = "points" if metric in RATE_METRICS else METRIC_UNITS.get(metric, "")
         for policy in dict.fromkeys(regret.loc[regret["metric"] == metric, "policy"]):
             part = regret[(regret["metric"] == metric) & (regret["policy"] == policy)]
             value = dict(zip(part["statistic"], part["value"], strict=True))
@@ -159,8 +159,11 @@ DISCOVERY_CAPTION = ("PRIM's peeling trajectory: each step's coverage (share of 
                      "reported box is starred.")
 
 
-def discovery_part(folder: Path) -> str:
-    """The box and sentence of ``inmail-sim discover`` (and its trade-off figure); else the command to get them."""
+def discovery_part(folder: Path, per_world: Any = None) -> str:
+    """The box and sentence of ``inmail-sim discover`` (and its trade-off figure); else the command to get them.
+
+    ``per_world``: replications per world (the manifest's), to say what discovery counted.
+    """
     target = folder / DISCOVER_DIR
     out = ["<h3>In which worlds does the conclusion flip?</h3>"]
     if not (target / "discovery.json").is_file():
@@ -175,8 +178,10 @@ def discovery_part(folder: Path) -> str:
     out.append(f"<p><b>{_escape(doc.get('sentence', ''))}</b></p>")
     n_true, n_worlds = doc.get("n_true"), doc.get("n_worlds")
     if isinstance(n_true, int) and isinstance(n_worlds, int) and n_worlds > 0:
+        cases = (f" (discovery counts each of the {per_world} replications of a world as a case)"
+                 if isinstance(per_world, int) and per_world > 1 else "")
         out.append(f"<p>The condition <code>{_escape(doc.get('where', ''))}</code> holds in {n_true} of the "
-                   f"{n_worlds} worlds ({_pct(n_true / n_worlds)}).</p>")
+                   f"{n_worlds} cases ({_pct(n_true / n_worlds)}){cases}.</p>")
     out.append(box_table(doc.get("box")))
     png = target / "tradeoff.png"
     if png.is_file():

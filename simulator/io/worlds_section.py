@@ -62,7 +62,10 @@ def worlds_section(folder: str | Path, results: Results, dpi: int = 110,
     errors = {} if errors is None else errors
     found = manifest.get("worlds")
     entry: dict[str, Any] = found if isinstance(found, dict) else {}
-    out = [f"<section id=\"how-sure\"><h2>{SECTION_TITLE}</h2>"]
+    out = [f"<section id=\"how-sure\"><h2>{SECTION_TITLE}</h2>",
+           "<p>This run asked the question in many plausible worlds. The answer above pools all their "
+           "replications; here each world is kept apart, so the Monte Carlo noise and the spread that the "
+           "uncertain assumptions cause are shown side by side.</p>"]
     try:
         comparison = read_table(path / "worlds_comparison.csv", COMPARISON_COLUMNS, ("policy", "metric"))
     except WorldsFileError as exc:
@@ -75,7 +78,7 @@ def worlds_section(folder: str | Path, results: Results, dpi: int = 110,
         out.append(_figure(path, comparison, results, entry, dpi, errors))
     out.append(_assumptions(results, entry))
     out.append(robustness_part(path, results))
-    out.append(discovery_part(path))
+    out.append(discovery_part(path, entry.get("replications_per_world")))
     out.append("</section>")
     return "\n".join(part for part in out if part)
 
@@ -88,7 +91,7 @@ def no_worlds_section(results: Results, manifest: dict[str, Any]) -> str:
     scenario = results.scenario
     source = manifest.get("scenario_file") or scenario.source or "SCENARIO.yaml"
     quoted = shlex.quote(str(source))
-    count = len(getattr(scenario, "uncertain", ()) or ())
+    count = len(scenario.uncertain)
     if count:
         what = (f"the {count} uncertain assumption{'s' if count != 1 else ''} of its <code>uncertain:</code> "
                 "block")
@@ -263,7 +266,7 @@ def _figure(folder: Path, comparison: pd.DataFrame, results: Results, entry: dic
 
 def _assumptions(results: Results, entry: dict[str, Any]) -> str:
     """The uncertain assumptions the worlds vary (folded): name, prior, why."""
-    parameters = tuple(getattr(results.scenario, "uncertain", ()) or ())
+    parameters = results.scenario.uncertain
     if not parameters:
         names = entry.get("parameters") or []
         return (f"<p class=\"note\">The worlds vary {_escape(', '.join(map(str, names)))}.</p>" if names else "")
