@@ -330,7 +330,9 @@ def test_a_run_ignores_the_blocks_and_its_folder_reloads(tmp_path: Path, capsys:
     for label, data in (("plain", tiny(horizon_days=20)), ("blocks", tiny(horizon_days=20) | blocks)):
         f = write_yaml(tmp_path / f"{label}.yaml", data)
         folders[label] = tmp_path / f"out_{label}"
-        assert main(["run", str(f), "--out", str(folders[label]), "--no-figures", "--no-progress", "-q"]) == 0
+        # --worlds none: a plain run even with a worlds: key (which alone makes `run` run across worlds)
+        assert main(["run", str(f), "--out", str(folders[label]), "--no-figures", "--no-progress", "-q",
+                     "--worlds", "none"]) == 0
     capsys.readouterr()
     for name in ("replications.csv", "summary.csv", "comparison.csv", "timeseries.csv"):
         assert (folders["plain"] / name).read_bytes() == (folders["blocks"] / name).read_bytes(), name

@@ -65,6 +65,8 @@ def worlds_table(res: WorldResults, metrics: tuple[str, ...] = CURRENT_METRICS) 
     plan = res.plan
     w_metric, w_diff, w_ci, w_80, w_95, w_p, w_share = WORLDS_WIDTHS
     lines: list[str] = []
+    if len(sc.policy_names) < 2:
+        return [f"one policy ({sc.baseline}) across {plan.count} plausible worlds: no difference to report", ""]
     for policy in [p for p in sc.policy_names if p != sc.baseline]:
         rows = table[table["policy"] == policy].set_index("metric")
         lines.append(f"{policy} vs {sc.baseline} (baseline) across {plan.count} plausible worlds x {plan.per_world} "
