@@ -290,6 +290,17 @@ def test_damaged_worlds_files_are_named(run_dir: Path, tmp_path: Path, name: str
     assert ("worlds" in errors) == (name != "robustness.csv")
 
 
+def test_a_run_with_one_policy_has_no_difference_to_show(run_dir: Path, tmp_path: Path) -> None:
+    """What a one-policy run across worlds writes: worlds_comparison.csv with its header and no row."""
+    folder = copy_of(run_dir, tmp_path)
+    header = (folder / "worlds_comparison.csv").read_text(encoding="utf-8").splitlines()[0]
+    (folder / "worlds_comparison.csv").write_text(header + "\n", encoding="utf-8")
+    html, errors = section_of(folder)
+    assert errors == {} and "so there is no difference to show across worlds" in html
+    assert "class=\"error\"" not in html and images(html) == []
+    assert "Which policy holds up across the worlds?" in html
+
+
 def test_a_damaged_discovery_is_a_note(run_dir: Path, tmp_path: Path) -> None:
     folder = copy_of(run_dir, tmp_path)
     (folder / "discover").mkdir()

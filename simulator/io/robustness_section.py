@@ -35,8 +35,9 @@ class WorldsFileError(ValueError):
     """A worlds file of the run folder that cannot be read (the message names it and says why)."""
 
 
-def read_table(path: Path, columns: tuple[str, ...], text: tuple[str, ...]) -> pd.DataFrame:
-    """``path`` as a frame with ``columns`` (those not in ``text`` numeric); else :class:`WorldsFileError`."""
+def read_table(path: Path, columns: tuple[str, ...], text: tuple[str, ...], empty: bool = False) -> pd.DataFrame:
+    """``path`` as a frame with ``columns`` (those not in ``text`` numeric; no rows only if ``empty``); else
+    :class:`WorldsFileError`."""
     try:
         frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
@@ -44,6 +45,8 @@ def read_table(path: Path, columns: tuple[str, ...], text: tuple[str, ...]) -> p
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise WorldsFileError(f"{path.name} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    if frame.empty and empty:
+        return frame
     for column in columns:
         if column not in text and not pd.api.types.is_numeric_dtype(frame[column]):
             raise WorldsFileError(f"{path.name}: column {column} is not numeric")

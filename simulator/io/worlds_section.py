@@ -67,13 +67,16 @@ def worlds_section(folder: str | Path, results: Results, dpi: int = 110,
            "replications; here each world is kept apart, so the Monte Carlo noise and the spread that the "
            "uncertain assumptions cause are shown side by side.</p>"]
     try:
-        comparison = read_table(path / "worlds_comparison.csv", COMPARISON_COLUMNS, ("policy", "metric"))
+        comparison = read_table(path / "worlds_comparison.csv", COMPARISON_COLUMNS, ("policy", "metric"), empty=True)
     except WorldsFileError as exc:
         errors[FIGURE_NAME] = str(exc)
         out.append(f"<p class=\"error\">The answer across plausible worlds cannot be shown: {_escape(exc)}. "
                    "Re-run with <code>inmail-sim run ... --worlds</code> to rewrite it.</p>")
         comparison = None
-    if comparison is not None:
+    if comparison is not None and comparison.empty:
+        out.append(f"<p>The scenario has one policy ({_escape(results.baseline)}), so there is no difference to "
+                   "show across worlds; robustness below says in how many worlds it meets the requirements.</p>")
+    elif comparison is not None:
         out += [_lead(comparison, results, entry, policy) for policy in _policies(comparison, results)]
         out.append(_figure(path, comparison, results, entry, dpi, errors))
     out.append(_assumptions(results, entry))
