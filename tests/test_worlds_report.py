@@ -16,6 +16,8 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator.cli import main
 from simulator.core.metrics import CURRENT_METRICS
@@ -317,3 +319,33 @@ def test_per_world_differences_are_the_paired_means() -> None:
     diffs = per_world_differences(pd.DataFrame(rows), "old", 2, ["response_rate"])
     assert diffs["policy"].tolist() == ["new", "new"] and diffs["draw"].tolist() == [0, 1]
     np.testing.assert_allclose(diffs["diff"], [0.04, -0.02], atol=1e-12)
+
+
+finite = st.floats(-1e7, 1e7, allow_nan=False)
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=st.lists(finite, min_size=7, max_size=7), p=st.one_of(st.just(math.nan), st.floats(0, 1)),
+       share=st.one_of(st.just(math.nan), st.floats(0, 1)), metric=st.sampled_from(["response_rate", "responses",
+                                                                                    "net_credit_burn"]),
+       policy=st.text(min_size=1, max_size=8))
+def test_the_lead_says_a_flip_exactly_when_the_80_percent_range_straddles_zero(
+        values: list[float], p: float, share: float, metric: str, policy: str) -> None:
+    """Invariants of the words, whatever the numbers: the sign-flip phrase iff q10 < 0 < q90, the policy name
+    escaped, a cell per column, and one verb that matches the sign of the mean."""
+    from simulator.io.worlds_section import lead_sentence, worlds_table
+
+    mean, low, high, q10, q90, q025, q975 = values
+    q10, q90 = min(q10, q90), max(q10, q90)
+    row = pd.Series({"policy": policy, "metric": metric, "diff_mean": mean, "mc_ci_low": low, "mc_ci_high": high,
+                     "worlds_q10": q10, "worlds_q90": q90, "worlds_q025": min(q025, q10),
+                     "worlds_q975": max(q975, q90), "p_better": p, "mc_share": share})
+    text = lead_sentence(row, metric, policy, 40, True)
+    k = 100.0 if metric == "response_rate" else 1.0
+    assert ("depends on the assumptions" in text) == (q10 * k < 0 < q90 * k)
+    assert f"<b>{policy}</b>" not in text or policy == policy.replace("<", "").replace("&", "").replace(">", "")
+    verb = text.split("</b> ", 1)[1].split(" ", 1)[0]  # the word after the policy's name
+    assert verb == ("raises" if mean > 0 else "lowers" if mean < 0 else "leaves")
+    table = worlds_table(pd.DataFrame([row]).set_index("metric"), [metric])
+    assert table.count("<td class=\"n\">") == 6
+    assert_balanced(table)
