@@ -303,6 +303,17 @@ def test_a_run_with_one_policy_has_no_difference_to_show(run_dir: Path, tmp_path
     assert "Which policy holds up across the worlds?" in html
 
 
+def test_resampled_worlds_say_how_many_are_distinct(run_dir: Path, tmp_path: Path) -> None:
+    """A posterior's resample repeats heavy rows: the lead says how many of the draws differ."""
+    folder = copy_of(run_dir, tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    manifest["worlds"] |= {"source": str(tmp_path / "cal" / "posterior.csv"), "distinct_worlds": 7}
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    html, _ = section_of(folder)
+    assert f"Across {W} (7 distinct) plausible worlds" in html
+    assert "resampled from posterior.csv (a calibration's posterior)" in html
+
+
 def test_a_damaged_discovery_is_a_note(run_dir: Path, tmp_path: Path) -> None:
     folder = copy_of(run_dir, tmp_path)
     (folder / "discover").mkdir()
@@ -349,3 +360,13 @@ def test_the_lead_says_a_flip_exactly_when_the_80_percent_range_straddles_zero(
     table = worlds_table(pd.DataFrame([row]).set_index("metric"), [metric])
     assert table.count("<td class=\"n\">") == 6
     assert_balanced(table)
+
+
+def test_the_worlds_report_opens_in_chromium_without_console_errors(page: str, tmp_path: Path) -> None:
+    from test_report import _console_errors, _png_colours, _screenshot  # skipped without chromium, as there
+
+    html = tmp_path / "report.html"
+    html.write_text(page, encoding="utf-8")
+    shot = tmp_path / "report.png"
+    assert _console_errors(_screenshot(html, shot, tmp_path / "profile")) == []
+    assert _png_colours(shot) > 100

@@ -148,7 +148,7 @@ def _share(value: float) -> str:
     return MISSING if not math.isfinite(value) else f"{value * 100:.0f}%"
 
 
-def lead_sentence(row: pd.Series, metric: str, policy: str, count: int | None, first: bool) -> str:
+def lead_sentence(row: pd.Series, metric: str, policy: str, count: int | str | None, first: bool) -> str:
     """One metric across worlds in words: the mean change, the 80% range, whether its sign flips."""
     number, v = _row_values(row, metric)
     unit = _unit_words(metric)
@@ -175,10 +175,13 @@ def lead_sentence(row: pd.Series, metric: str, policy: str, count: int | None, f
 def _lead(comparison: pd.DataFrame, results: Results, entry: dict[str, Any], policy: str) -> str:
     """The question, the lead in words and the table of one compared policy."""
     rows = comparison[comparison["policy"].astype(str) == policy].drop_duplicates("metric").set_index("metric")
-    count = entry.get("count")
+    count: int | str | None = entry.get("count") if isinstance(entry.get("count"), int) else None
+    distinct = entry.get("distinct_worlds")
+    if count is not None and isinstance(distinct, int) and distinct < int(count):
+        count = f"{count} ({distinct} distinct)"
     per_world = entry.get("replications_per_world")
     out = [f"<h3>{_escape(policy)} against {_escape(results.baseline)} across plausible worlds</h3>"]
-    sentences = [lead_sentence(rows.loc[m], m, policy, count if isinstance(count, int) else None, i == 0)
+    sentences = [lead_sentence(rows.loc[m], m, policy, count, i == 0)
                  for i, m in enumerate(m for m in LEAD_METRICS if m in rows.index)]
     if sentences:
         out.append("<ul class=\"answer\">" + "".join(f"<li>{s}</li>" for s in sentences) + "</ul>")
