@@ -160,9 +160,12 @@ def lead_sentence(row: pd.Series, metric: str, policy: str, count: int | str | N
     mean = f"{verb} {name} by {size}{unit} on average" if size else f"leaves {name} unchanged on average"
     where = f"Across {count} plausible worlds" if first and count else "Across the worlds" if first else "It"
     text = (f"{where}, <b>{_escape(policy)}</b> {mean}" if first else f"It {mean}")
-    text += (f" (95% Monte Carlo CI {number.interval(v['mc_ci_low'], v['mc_ci_high'])}); in 80% of worlds the "
-             f"change is {number(v['worlds_q10'], True)} to {number(v['worlds_q90'], True)}{unit}, in 95% "
-             f"{number(v['worlds_q025'], True)} to {number(v['worlds_q975'], True)}.")
+    text += f" (95% Monte Carlo CI {number.interval(v['mc_ci_low'], v['mc_ci_high'])})"
+    if v["worlds_q025"] == v["worlds_q975"]:
+        return text + ("; the worlds do not differ measurably on it: its spread across them is lost in the Monte "
+                       "Carlo noise.")
+    text += (f"; in 80% of worlds the change is {number(v['worlds_q10'], True)} to {number(v['worlds_q90'], True)}"
+             f"{unit}, in 95% {number(v['worlds_q025'], True)} to {number(v['worlds_q975'], True)}.")
     p = float(row["p_better"])
     if v["worlds_q10"] < 0 < v["worlds_q90"]:
         better = f" (better in {_share(p)} of worlds)" if math.isfinite(p) else ""
