@@ -250,7 +250,6 @@ FIGURE_CAPTION = ("Each world's mean difference (policy minus baseline, paired w
 def _figure(folder: Path, comparison: pd.DataFrame, results: Results, entry: dict[str, Any], dpi: int,
             errors: dict[str, str]) -> str:
     """The per-world differences figure, embedded; or why it could not be drawn."""
-    from simulator.core.metrics import METRIC_NAMES
     from simulator.io.plotting.canvas import PALETTE, render_png
     from simulator.io.plotting.world_figures import per_world_differences, world_differences
 
@@ -259,7 +258,7 @@ def _figure(folder: Path, comparison: pd.DataFrame, results: Results, entry: dic
         per_world = entry.get("replications_per_world")
         if not isinstance(per_world, int) or per_world < 1:
             raise WorldsFileError("manifest.json has no worlds.replications_per_world")
-        outcomes = read_table(folder / "world_outcomes.csv", (*OUTCOME_KEYS, *METRIC_NAMES), ("policy",))
+        outcomes = read_table(folder / "world_outcomes.csv", OUTCOME_KEYS, ("policy",))
         outcomes["policy"] = outcomes["policy"].astype(str)
         colors = {p: PALETTE[i % len(PALETTE)] for i, p in enumerate(results.scenario.policy_names)}
         differences = per_world_differences(outcomes, results.baseline, per_world)
