@@ -14,6 +14,9 @@ difference, :func:`waterfall`, :func:`waterfall_figure`).  :func:`calibrate` and
 :func:`run_explain` take ``workers=K`` or an executor shared by several calls
 (``with open_executor(workers) as ex: ...``).  Finished run folders: :func:`list_runs` (the run
 index, newest first) and :func:`compare_runs` (runs side by side, paired or Welch differences).
+Across plausible worlds: :func:`run_worlds` (the policies in worlds drawn from the ``uncertain:`` block's
+priors or a calibration's posterior), :func:`plot_worlds`, :func:`discover` (where does the conclusion
+flip?) and :func:`tradeoff_figure`.
 """
 
 from importlib import import_module
@@ -49,6 +52,9 @@ _LAZY = {
     "run_experiment": "simulator.api",
     "run_scenario": "simulator.api",
     "run_worlds": "simulator.api",
+    "discover": "simulator.api",
+    "tradeoff_figure": "simulator.api",
+    "plot_worlds": "simulator.io.plotting",
     "compare_runs": "simulator.api",
     "list_runs": "simulator.api",
     "ScenarioError": "simulator.scenario",
@@ -111,6 +117,7 @@ __all__ = [
     "calibrate",
     "calibration_spec",
     "compare_runs",
+    "discover",
     "format_sweep",
     "list_runs",
     "load_scenario",
@@ -118,6 +125,7 @@ __all__ = [
     "open_executor",
     "plot_sobol",
     "plot_tornado",
+    "plot_worlds",
     "preset",
     "run_experiment",
     "run_explain",
@@ -128,6 +136,7 @@ __all__ = [
     "run_worlds",
     "sensitivity_spec",
     "sweep_spec",
+    "tradeoff_figure",
     "waterfall",
     "waterfall_figure",
 ]

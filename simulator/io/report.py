@@ -129,14 +129,18 @@ def build_report(folder: str | Path, dpi: int = 110) -> Report:
     errors: dict[str, str] = {}
     pngs = render_figures(results, dpi, errors)
     figures = write_pngs(pngs, path)
-    text = render_html(results, pngs, errors)
+    from simulator.io.worlds_section import worlds_section
+
+    text = render_html(results, pngs, errors, worlds=worlds_section(path, results, dpi, errors))
     out = path / REPORT_FILE
     atomic_write(out, lambda p: p.write_text(text, encoding="utf-8"))
     return Report(out, figures, errors)
 
 
-def render_html(results: Results, pngs: dict[str, bytes], errors: dict[str, str] | None = None) -> str:
-    """The whole report as one HTML string (figures as base64 PNG data URIs)."""
+def render_html(results: Results, pngs: dict[str, bytes], errors: dict[str, str] | None = None,
+                worlds: str = "") -> str:
+    """The whole report as one HTML string (figures as base64 PNG data URIs); ``worlds``: the "How sure is
+    this?" section (:mod:`simulator.io.worlds_section`), after the answer."""
     scenario = results.scenario
     manifest = results.extra.get("manifest", {})
     parts = [
@@ -145,6 +149,7 @@ def render_html(results: Results, pngs: dict[str, bytes], errors: dict[str, str]
         f"<p class=\"description\">{_escape(scenario.description) or '<i>(the scenario has no description)</i>'}</p>",
         f"<p class=\"meta\">{_escape(_setting(results))}</p></header>",
         _question_and_answer(results),
+        worlds,
         winners_losers_section(results),
         _policies_section(results),
         _figures_section(pngs, errors or {}),

@@ -11,7 +11,8 @@ over replications.  The modules, by what they draw:
 - :mod:`.report_figures`: the report's figures (:data:`FIGURES`) and writing them as PNG files;
 - :mod:`.results_plots`: ``results.plot`` for notebooks (:class:`ResultsPlots`);
 - :mod:`.sweep_figures`, :mod:`.sensitivity_figures`, :mod:`.waterfall_figures`: the figures of
-  ``inmail-sim sweep``, ``sensitivity`` and ``explain``.
+  ``inmail-sim sweep``, ``sensitivity`` and ``explain``;
+- :mod:`.world_figures`: the per-world differences of a run across plausible worlds (:func:`plot_worlds`).
 
 Notebook use: ``results.plot.response_rate()``, ``results.plot.winners_losers()``, ...; files:
 :func:`write_figures` (what ``inmail-sim run`` does; ``executor=`` draws the figures as parallel
@@ -68,6 +69,7 @@ from simulator.io.plotting.series import (
 )
 from simulator.io.plotting.sweep_figures import SWEEP_LINESTYLES, SWEEP_MAX_LINES, plot_sweep, plot_sweep_heatmap
 from simulator.io.plotting.waterfall_figures import waterfall, waterfall_figure
+from simulator.io.plotting.world_figures import per_world_differences, plot_worlds, world_differences
 
 __all__ = [
     "BREAKDOWN_LABELS", "BREAKDOWN_METRIC_AXES", "BREAKDOWN_PANELS", "FIGURES", "FIGURES_DIR", "MEMBER_QUANTITIES",
@@ -75,8 +77,8 @@ __all__ = [
     "Band", "FigureError", "FigureSpec", "ReportFigure", "ResultsPlots",
     "acceptance_rate", "bin_labels", "breakdown", "credit_balance", "credits", "daily_bands", "differences",
     "group_stats", "has_series", "in_improvement", "member_distribution", "member_fatigue", "member_frame",
-    "members", "net_credit_burn", "plot_sobol", "plot_sweep", "plot_sweep_heatmap", "plot_tornado",
-    "policy_colors", "policy_order", "rates", "render_figures", "render_png", "response_rate", "threshold",
-    "threshold_events", "threshold_share", "waterfall", "waterfall_figure", "winners_losers", "write_figures",
-    "write_pngs",
+    "members", "net_credit_burn", "per_world_differences", "plot_sobol", "plot_sweep", "plot_sweep_heatmap",
+    "plot_tornado", "plot_worlds", "policy_colors", "policy_order", "rates", "render_figures", "render_png",
+    "response_rate", "threshold", "threshold_events", "threshold_share", "waterfall", "waterfall_figure",
+    "winners_losers", "world_differences", "write_figures", "write_pngs",
 ]
