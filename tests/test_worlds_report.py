@@ -238,7 +238,8 @@ def test_the_discovery_is_shown_with_its_figure(run_dir: Path, tmp_path: Path) -
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     shown = result.sentence.replace("'", "&#x27;").replace("<", "&lt;").replace(">", "&gt;")
     assert f"<p><b>{shown} " in html
-    assert f"holds in {result.n_true} of the {result.n_worlds} cases" in html
+    assert result.n_worlds == W  # the R replications of a world are one world
+    assert f"holds in {result.n_true} of the {result.n_worlds} worlds" in html
     assert "<code>diff.new.response_rate &lt; 0</code>" in html
     pngs = images(html)
     assert len(pngs) == (2 if (folder / "discover" / "tradeoff.png").is_file() else 1)

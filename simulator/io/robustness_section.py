@@ -165,7 +165,7 @@ DISCOVERY_CAPTION = ("PRIM's peeling trajectory: each step's coverage (share of 
 def discovery_part(folder: Path, per_world: Any = None) -> str:
     """The box and sentence of ``inmail-sim discover`` (and its trade-off figure); else the command to get them.
 
-    ``per_world``: replications per world (the manifest's), to say what discovery counted.
+    ``per_world``: replications per world (the manifest's): discovery judges each world on their mean.
     """
     target = folder / DISCOVER_DIR
     out = ["<h3>In which worlds does the conclusion flip?</h3>"]
@@ -181,10 +181,10 @@ def discovery_part(folder: Path, per_world: Any = None) -> str:
     out.append(f"<p><b>{_escape(doc.get('sentence', ''))}</b></p>")
     n_true, n_worlds = doc.get("n_true"), doc.get("n_worlds")
     if isinstance(n_true, int) and isinstance(n_worlds, int) and n_worlds > 0:
-        cases = (f" (discovery counts each of the {per_world} replications of a world as a case)"
-                 if isinstance(per_world, int) and per_world > 1 else "")
+        pooled = (f" (each world judged on the mean of its {per_world} replications)"
+                  if isinstance(per_world, int) and per_world > 1 else "")
         out.append(f"<p>The condition <code>{_escape(doc.get('where', ''))}</code> holds in {n_true} of the "
-                   f"{n_worlds} cases ({_pct(n_true / n_worlds)}){cases}.</p>")
+                   f"{n_worlds} worlds ({_pct(n_true / n_worlds)}){pooled}.</p>")
     out.append(box_table(doc.get("box")))
     png = target / "tradeoff.png"
     if png.is_file():
