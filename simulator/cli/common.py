@@ -153,7 +153,7 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
                              "(needs pip install 'inmail-sim[dask]')")
     parser.add_argument("--batch", type=int_at_least(1), default=None, metavar="K",
                         help="replications a worker runs together in one pass (default: by market size, up to "
-                             "32 for small markets, 8 at 1,000 recruiters x 100,000 members, 1 for large ones); "
+                             "64 for small markets, 8 at 1,000 recruiters x 100,000 members, 1 for large ones); "
                              "results do not depend on it")
     add_limit_options(parser)
 

@@ -151,7 +151,7 @@ def test_results_do_not_depend_on_the_batch_they_are_in() -> None:
 
 
 def test_automatic_batch_sizes() -> None:
-    assert default_batch(100 * 10_000) == 32
+    assert default_batch(100 * 10_000) == 64
     assert default_batch(1_000 * 100_000) == 8
     assert default_batch(10_000 * 1_000_000) == 1
     assert default_batch(10_000 * 1_000_000) == 1
