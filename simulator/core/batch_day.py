@@ -55,17 +55,18 @@ class BatchDay:
 
     def _book_refunds(self, day: int, sends: np.ndarray, responder: np.ndarray, delay: np.ndarray) -> None:
         """``Simulation._book_refunds`` for every seat, by the rule of its replication on the send day."""
-        window, latency, silence, any_silence, all_silence = self.timeline.refund_rules(day)
+        rules = self.timeline.refund_rules(day)  # a seat under ``never`` books nothing
+        window, latency = rules.window, rules.latency
         n = sends.size
         in_window = delay <= window.take(responder)
-        if any_silence:
-            quick = in_window if all_silence else in_window & silence.take(responder)
+        if rules.any_silence:
+            quick = in_window if rules.all_silence else in_window & rules.silence.take(responder)
             silent = sends - np.bincount(responder[quick], minlength=n)
-            seats = np.arange(n) if all_silence else silence.nonzero()[0]
+            seats = np.arange(n) if rules.all_silence else rules.silence.nonzero()[0]
             flat = (window.take(seats) + latency.take(seats) + day) * n + seats
             self.refund_cal[flat] += silent.take(seats).astype(np.int32)
-        if not all_silence:
-            ok = (in_window if not any_silence else in_window & ~silence.take(responder)).nonzero()[0]
+        if rules.any_response:
+            ok = (in_window if rules.all_response else in_window & rules.response.take(responder)).nonzero()[0]
             seat = responder.take(ok)
             flat = (latency.take(seat) + day) * n + (delay.take(ok) * n + seat)
             np.add.at(self.refund_cal, flat, np.int32(1))

@@ -9,6 +9,7 @@ cached, since they change on few days.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,6 +21,21 @@ if TYPE_CHECKING:
     from simulator.core.batch_ledger import BatchLedger
     from simulator.core.engine import Simulation
 
+
+
+@dataclass(frozen=True)
+class RefundRules:
+    """Per seat, the refund rule of its replication on one send day: window and latency (days), whether
+    credits come back on silence or on a response (neither: ``never``), and whether any or all seats do."""
+
+    window: np.ndarray
+    latency: np.ndarray
+    silence: np.ndarray
+    response: np.ndarray
+    any_silence: bool
+    all_silence: bool
+    any_response: bool
+    all_response: bool
 
 class Timeline:
     """Calendar events and per-day lookups of every replication of a batch."""
@@ -76,21 +92,26 @@ class Timeline:
         """max(days to the next grant, 1) per seat, as float64 (the factor of the scarcity term)."""
         return self._to_grant[day]
 
-    def refund_rules(self, day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, bool]:
-        """Per seat, the refund rule in force on the send day ``day``: (window, latency, on_silence, any, all)."""
+    def refund_rules(self, day: int) -> RefundRules:
+        """Per seat, the refund rule in force on the send day ``day`` (see :class:`RefundRules`)."""
         return self._rules[day]
 
-    def _refund_rules(self, day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, bool]:
+    def _refund_rules(self, day: int) -> RefundRules:
         rules: list[RefundRule] = [s.phase_of_day[day].refund for s in self.sims]
         key = ("rules", *rules)
         found = self._cache.get(key)
-        if found is None:
+        if not isinstance(found, RefundRules):
             silence = [r.kind == "on_silence" for r in rules]
-            found = (np.repeat(np.array([r.window_days for r in rules], dtype=np.int64), self.counts),
-                     np.repeat(np.array([r.latency_days for r in rules], dtype=np.int64), self.counts),
-                     np.repeat(np.array(silence, dtype=bool), self.counts), any(silence), all(silence))
+            response = [r.kind == "on_response" for r in rules]
+            found = RefundRules(
+                window=np.repeat(np.array([r.window_days for r in rules], dtype=np.int64), self.counts),
+                latency=np.repeat(np.array([r.latency_days for r in rules], dtype=np.int64), self.counts),
+                silence=np.repeat(np.array(silence, dtype=bool), self.counts),
+                response=np.repeat(np.array(response, dtype=bool), self.counts),
+                any_silence=any(silence), all_silence=all(silence),
+                any_response=any(response), all_response=all(response))
             self._cache[key] = found
-        return found  # type: ignore[return-value]
+        return found
 
     # ------------------------------------------------------------------ events
 

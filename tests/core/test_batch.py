@@ -90,7 +90,21 @@ def policies() -> list[Policy]:
                                                Accrual("expire", expire_days=10), pooling=True),
                     before=Phase(RefundRule("on_silence", 5), (("recruiter", 30),), Accrual("unlimited")),
                     switch_date=dt.date(2015, 2, 1))
-    return [old, new, presets.pre_threshold_2014(), switch, cap, picky, drain, refill]
+    never = dataclasses.replace(new.with_phase(refund=RefundRule("never", 0, 0)), name="never")
+    return [old, new, presets.pre_threshold_2014(), switch, cap, picky, drain, refill, never]
+
+
+def test_a_policy_that_never_refunds_books_nothing_beside_others() -> None:
+    """``never`` next to ``on_silence`` and ``on_response`` in one batch (found by the soak test: it was
+    booked as on_response); every combination of the three, in both orders."""
+    old, new = presets.old_2014(), presets.new_2015()
+    never = dataclasses.replace(old.with_phase(refund=RefundRule("never", 0, 0)), name="never")
+    market = small_market(300, 8)
+    for pair in ((old, never), (never, old), (new, never), (never, new), (old, new, never)):
+        results = check_batch([ReplicationJob(market, p, RUN, replication_seed(3, 0)) for p in pair])
+        for policy, result in zip(pair, results, strict=True):
+            if policy.name == "never":
+                assert result.metrics["credits_refunded"] == 0
 
 
 @pytest.mark.parametrize("k", [1, 2, 5])

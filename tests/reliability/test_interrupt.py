@@ -118,7 +118,9 @@ def test_a_worker_killed_from_outside_is_reported_and_the_run_resumes(reference:
 def test_a_worker_that_exits_mid_task_is_reported(tmp_path: Path) -> None:
     scenario = tiny_file(tmp_path)
     out = tmp_path / "run"
-    proc = spawn(["run", str(scenario), "--out", str(out), "-n", "3", "-q", "--workers", "2"], fault="exit:1:old")
+    # --batch 1: tasks are handed out one by one, so the first worker finishes one before the other dies
+    proc = spawn(["run", str(scenario), "--out", str(out), "-n", "3", "-q", "--workers", "2", "--batch", "1"],
+                 fault="exit:1:old")
     try:
         code, _, err = finish(proc, timeout=120)
     finally:
