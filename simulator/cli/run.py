@@ -192,9 +192,26 @@ def _run_in_folder(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog,
         write_figures_or_warn(results, out, executor if workers > 1 else None)
     if not args.quiet:
         print(format_results(results))
+        note = monte_carlo_note(scenario, args.scenario)
+        if note:
+            print(note)
     series = "" if args.no_timeseries else " timeseries.csv,"
     print_written(f"summary.csv, comparison.csv, replications.csv,{series} ...", out)
     return EXIT_OK
+
+
+def monte_carlo_note(scenario: Scenario, path: str) -> str:
+    """Under the table of a plain run: its intervals are Monte Carlo noise only; how to see the assumptions' spread."""
+    if len(scenario.policies) < 2:
+        return ""
+    count = len(scenario.uncertain)
+    first = "note: the CIs above cover Monte Carlo noise only, not the uncertainty of the market assumptions."
+    if not count:
+        return (f"{first}\n  Declare the uncertain ones in an uncertain: block (docs/scenarios.md) and run "
+                "with\n  --worlds prior to answer across plausible worlds.")
+    return (f"{first}\n  This scenario declares {count} uncertain assumption{'s' if count != 1 else ''}; the answer "
+            "across plausible worlds\n  (--worlds DIR/posterior.csv after `inmail-sim calibrate`, or the priors):\n"
+            f"    inmail-sim run {shlex.quote(path)} --worlds prior")
 
 
 def write_figures_or_warn(results: Results, out: Path, executor: Executor | None) -> None:
