@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -339,6 +339,29 @@ def open_run_folder(args: argparse.Namespace, scenario: Scenario, out: Path, log
     for note in folder.notes:
         print(f"inmail-sim: {note}", file=sys.stderr)
     return folder
+
+
+def stopped_run(exc: BaseException, folder: RunFolder, log: ErrorLog, argv: Sequence[str], again: str) -> int:
+    """The note and exit code of a run folder's run stopped by Ctrl-C (130) or by failed replications (1).
+
+    Either way the finished replications are in the folder's store, and the note gives the command
+    that finishes the run; the tracebacks of failed replications go to the log file.
+    """
+    import shlex
+
+    from simulator.experiments.runner import failure_details
+
+    if isinstance(exc, KeyboardInterrupt):
+        kept = folder.store.count()
+        print(f"inmail-sim: interrupted: workers stopped; {kept} finished replication file{'s' if kept != 1 else ''} "
+              f"kept in {folder.store.folder}\n  resume with: {again}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    failures = getattr(exc, "failures", [])
+    log_file = log.write(f"inmail-sim {shlex.join(argv)}\n\n{failure_details(failures)}")
+    print(f"inmail-sim: error: {exc}\n  the {getattr(exc, 'finished', 0)} finished replications are kept in "
+          f"{folder.store.folder}; tracebacks in {log_file}\n  to finish the run (after fixing the cause): "
+          f"{again}", file=sys.stderr)
+    return EXIT_FAILURE
 
 
 def make_output_folder(out: Path, log: ErrorLog) -> None:

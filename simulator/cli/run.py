@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from simulator.cli.common import (
-    EXIT_FAILURE,
-    EXIT_INTERRUPTED,
     EXIT_OK,
     ErrorLog,
     InputError,
@@ -31,6 +29,7 @@ from simulator.cli.common import (
     opened_executor,
     positive_float,
     print_written,
+    stopped_run,
 )
 from simulator.cli.explore import describe_explore_blocks
 from simulator.cli.worlds import add_worlds_options, cmd_run_worlds, worlds_source
@@ -159,7 +158,7 @@ def note_ignored_blocks(scenario: Scenario) -> None:
 def _run_in_folder(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog, scenario: Scenario, out: Path,
                    executor: Executor, workers: int, dask: str | None, started: dt.datetime) -> int:
     from simulator.experiments.experiment import ReplicationError, run_experiment
-    from simulator.experiments.runner import describe_executor, failure_details
+    from simulator.experiments.runner import describe_executor
     from simulator.io.outputs import resume_command, write_run
     from simulator.io.tables import format_results
 
@@ -177,17 +176,8 @@ def _run_in_folder(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog,
             write_run(results, out, argv=["inmail-sim", *argv], started=started,
                       finished=dt.datetime.now().astimezone(), workers=workers,
                       executor=describe_executor(workers, dask))
-    except KeyboardInterrupt:
-        kept = folder.store.count()
-        print(f"inmail-sim: interrupted: workers stopped; {kept} finished replication file{'s' if kept != 1 else ''} "
-              f"kept in {folder.store.folder}\n  resume with: {again}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except ReplicationError as exc:
-        log_file = log.write(f"inmail-sim {shlex.join(argv)}\n\n{failure_details(exc.failures)}")
-        print(f"inmail-sim: error: {exc}\n  the {exc.finished} finished replications are kept in "
-              f"{folder.store.folder}; tracebacks in {log_file}\n  to finish the run (after fixing the cause): "
-              f"{again}", file=sys.stderr)
-        return EXIT_FAILURE
+    except (KeyboardInterrupt, ReplicationError) as exc:
+        return stopped_run(exc, folder, log, argv, again)
     if not args.no_figures:
         write_figures_or_warn(results, out, executor if workers > 1 else None)
     if not args.quiet:

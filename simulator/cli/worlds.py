@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import shlex
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from simulator.cli.common import (
-    EXIT_FAILURE,
-    EXIT_INTERRUPTED,
     EXIT_OK,
     ErrorLog,
     InputError,
@@ -22,6 +18,7 @@ from simulator.cli.common import (
     open_run_folder,
     opened_executor,
     print_written,
+    stopped_run,
 )
 from simulator.scenario import Scenario
 
@@ -86,7 +83,7 @@ def _in_folder(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog, sce
                started: dt.datetime) -> int:
     from simulator.experiments.experiment import ReplicationError
     from simulator.experiments.provenance import run_fingerprint
-    from simulator.experiments.runner import describe_executor, failure_details
+    from simulator.experiments.runner import describe_executor
     from simulator.experiments.world_study import run_worlds, with_worlds_fingerprint
     from simulator.io.outputs import resume_command
     from simulator.io.world_files import write_worlds_run
@@ -105,17 +102,8 @@ def _in_folder(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog, sce
             write_worlds_run(res, out, argv=["inmail-sim", *argv], started=started,
                              finished=dt.datetime.now().astimezone(), workers=workers,
                              executor=describe_executor(workers, dask))
-    except KeyboardInterrupt:
-        kept = folder.store.count()
-        print(f"inmail-sim: interrupted: workers stopped; {kept} finished replication file{'s' if kept != 1 else ''} "
-              f"kept in {folder.store.folder}\n  resume with: {again}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except ReplicationError as exc:
-        log_file = log.write(f"inmail-sim {shlex.join(argv)}\n\n{failure_details(exc.failures)}")
-        print(f"inmail-sim: error: {exc}\n  the {exc.finished} finished replications are kept in "
-              f"{folder.store.folder}; tracebacks in {log_file}\n  to finish the run (after fixing the cause): "
-              f"{again}", file=sys.stderr)
-        return EXIT_FAILURE
+    except (KeyboardInterrupt, ReplicationError) as exc:
+        return stopped_run(exc, folder, log, argv, again)
     if not args.no_figures:
         from simulator.cli.run import write_figures_or_warn
 
