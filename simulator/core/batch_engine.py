@@ -26,7 +26,7 @@ from simulator.core.batch_threshold import BatchBook
 from simulator.core.batch_timeline import Timeline
 from simulator.core.counters import CountBuffer, Done, ScatterCount
 from simulator.core.engine import DAILY_SERIES, Simulation
-from simulator.core.ledger import allocate_with_accounts
+from simulator.core.ledger import pay
 from simulator.core.metrics import ReplicationResult
 
 
@@ -179,16 +179,8 @@ class BatchSimulation(BatchDay):
         self._tally(day, sends, n_bulk, short, per_rep, bulk, responded, bounds, responder, accepted)
 
     def _decide_and_pay(self, day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        ledger = self.ledger
-        n_one, n_bulk = self.rec.desired_sends(self.timeline.day_factor(day), self.book.bulk_allowed(day),
-                                               self.sending)
-        desired = n_one + n_bulk
-        allowed, spend = allocate_with_accounts(desired, ledger.account_of, ledger.bal, identity=ledger.identity)
-        short = (allowed < desired).nonzero()[0]
-        if short.size:
-            n_bulk[short] = (n_bulk[short] * allowed[short]) // desired[short]
-            n_one = allowed - n_bulk
-        ledger.spend(spend)
+        wanted = self.rec.desired_sends(self.timeline.day_factor(day), self.book.bulk_allowed(day), self.sending)
+        n_one, n_bulk, allowed, short = pay(self.ledger, *wanted)
         self.spent_today = allowed
         return n_one, n_bulk, allowed, short
 

@@ -25,7 +25,7 @@ import simpy
 
 from simulator.core.config import SEAT_TYPES, Market, Phase, Policy, RunConfig
 from simulator.core.counters import CountBuffer
-from simulator.core.ledger import NEVER, Ledger, accounts_for, allocate_with_accounts
+from simulator.core.ledger import NEVER, Ledger, accounts_for, pay
 from simulator.core.members import FatigueClock, Members, build_members, daily_decay, response_delay
 from simulator.core.metrics import (
     METRIC_NAMES,
@@ -330,16 +330,9 @@ class Simulation:
 
         A seat short of credits keeps its bulk share of what it can pay for (desired > 0 there).
         """
-        ledger = self.ledger
-        n_one, n_bulk = desired_sends(self.rec, self.market.sending, self.day_factor[day],
-                                      self.book.bulk_allowed(day), self.rng.sending)
-        desired = n_one + n_bulk
-        allowed, spend = allocate_with_accounts(desired, ledger.account_of, ledger.bal, identity=ledger.identity)
-        short = (allowed < desired).nonzero()[0]
-        if short.size:
-            n_bulk[short] = (n_bulk[short] * allowed[short]) // desired[short]
-            n_one = allowed - n_bulk
-        ledger.spend(spend)
+        wanted = desired_sends(self.rec, self.market.sending, self.day_factor[day], self.book.bulk_allowed(day),
+                               self.rng.sending)
+        n_one, n_bulk, allowed, short = pay(self.ledger, *wanted)
         self.spent_today = allowed
         return Paid(sends=allowed, one_to_one=n_one, bulk=n_bulk, short=short, bulk_total=int(n_bulk.sum()))
 

@@ -9,6 +9,7 @@ granted = spent - refunded + expired + balance, at every moment.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -263,3 +264,31 @@ def allocate_with_accounts(desired: np.ndarray, account_of: np.ndarray, balance:
     share[order[(rank < leftover[acc_sorted]) & (remainder[order] > 0)]] += 1
     allowed[idx] = share
     return allowed, np.minimum(demand, balance)  # a short account hands out its whole balance
+
+
+class Payer(Protocol):
+    """What :func:`pay` needs of a ledger (:class:`Ledger`, or the batched one)."""
+
+    account_of: np.ndarray
+    bal: np.ndarray
+
+    @property
+    def identity(self) -> bool: ...
+
+    def spend(self, amounts: np.ndarray, /) -> None: ...
+
+
+def pay(ledger: Payer, n_one: np.ndarray, n_bulk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each seat's wanted one-to-one and bulk InMails cut to what its account pays for; the credits are spent.
+
+    Returns (one-to-one, bulk, sends, indices of the seats short of credits); a seat short of credits
+    keeps its bulk share of what it can pay for (desired > 0 there).
+    """
+    desired = n_one + n_bulk
+    allowed, spend = allocate_with_accounts(desired, ledger.account_of, ledger.bal, identity=ledger.identity)
+    short = (allowed < desired).nonzero()[0]
+    if short.size:
+        n_bulk[short] = (n_bulk[short] * allowed[short]) // desired[short]
+        n_one = allowed - n_bulk
+    ledger.spend(spend)
+    return n_one, n_bulk, allowed, short
