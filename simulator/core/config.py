@@ -247,6 +247,30 @@ class Adaptation:
 
 
 @dataclass(frozen=True, slots=True)
+class Anticipation:
+    """Adaptive recruiters react to the published threshold before any warning (docs/model.md, 'Anticipation').
+
+    Seed 004: the rule (``min_rate`` on ``min_sends``+ InMails in ``window_days``) is published and each
+    recruiter sees their own response rate on the InMail Analytics page.  A seat the policy's
+    threshold reviews feels extra adaptation pressure
+
+        P_ant = weight * closeness * exposure,
+        closeness = clip((bar * (1 + margin) - r) / (bar * margin), 0, 1),  exposure = clip(n / min_sends, 0, 1)
+
+    with r = responses / sends and n = sends in the review window (what the review itself counts).
+    No threshold (or a seat type it does not review): no pressure.  ``enabled=False`` is the off switch.
+    """
+
+    enabled: bool = False
+    weight: float = 0.6
+    margin: float = 0.5
+
+    def __post_init__(self) -> None:
+        _within(self.weight, limits.ADAPTATION_WEIGHT, "weight")
+        _within(self.margin, limits.ANTICIPATION_MARGIN, "margin")
+
+
+@dataclass(frozen=True, slots=True)
 class RecruiterGroup:
     """A block of recruiters sharing a seat type, a behaviour and attribute distributions."""
 
@@ -289,11 +313,33 @@ class SendingModel:
     minutes_bulk: float = 1.0
     weekend_factor: float = 0.15
     adaptation: Adaptation = field(default_factory=Adaptation)
+    anticipation: Anticipation = field(default_factory=Anticipation)
 
     def __post_init__(self) -> None:
         _within(self.minutes_personalized, limits.MINUTES, "minutes_personalized")
         _within(self.minutes_bulk, limits.MINUTES, "minutes_bulk")
         _within(self.weekend_factor, limits.WEEKEND_FACTOR, "weekend_factor")
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformTargeting:
+    """The platform steers InMails towards members likely to respond (docs/model.md, 'Platform targeting').
+
+    Seed 004 (the 2014 threshold FAQ): "algorithmic changes to surface candidates who are most likely to
+    respond to you (based on past InMail behaviors)".  With probability ``strength`` an InMail's
+    recipient is compared with one more candidate of the same segment, surfaced by the platform, and
+    the better by static score is kept (on top of the recruiter's own look, see targeting skill).
+    ``requires_threshold``: the feature came with the 2014 response-rate programme, so it serves the
+    seats the policy's threshold reviews; ``false`` serves every seat whatever the policy.
+    ``enabled=False`` is the off switch.
+    """
+
+    enabled: bool = False
+    strength: float = 0.5
+    requires_threshold: bool = True
+
+    def __post_init__(self) -> None:
+        _prob(self.strength, "strength")
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +351,7 @@ class Market:
     response: ResponseModel = field(default_factory=ResponseModel)
     fatigue: Fatigue = field(default_factory=Fatigue)
     sending: SendingModel = field(default_factory=SendingModel)
+    platform_targeting: PlatformTargeting = field(default_factory=PlatformTargeting)
 
     def __post_init__(self) -> None:
         names = [group.name for group in self.recruiters]

@@ -82,6 +82,8 @@ HALF_LIFE_DAYS = Range(0.1, MAX_DAYS)
 ADAPTATION_WEIGHT = Range(0.0, 100.0)
 """Weight of one pressure term (the pressure is clipped to [0, 1])."""
 MEMORY_DAYS = Range(1.0, MAX_DAYS)
+ANTICIPATION_MARGIN = Range(0.0, 10.0, lo_open=True)
+"""How far above the bar (a multiple of it) anticipation starts: (0, 10]."""
 COST_REFERENCE = Range(0.0, 1.0, hi_open=True)
 MINUTES = Range(0.0, 1440.0)
 """Minutes one InMail takes: at most a whole day."""

@@ -130,7 +130,7 @@ class ConfigBuilder:
         path: PathT = ("market",)
         kwargs: dict[str, Any] = {}
         failed = False
-        for name in ("members", "response", "fatigue", "sending"):
+        for name in ("members", "response", "fatigue", "sending", "platform_targeting"):
             section = getattr(schema, name)
             if section is not None:
                 try:

@@ -14,10 +14,12 @@ from pydantic import Field, model_validator
 from simulator.core import limits
 from simulator.core.config import (
     Adaptation,
+    Anticipation,
     Dist,
     Fatigue,
     Market,
     MemberPopulation,
+    PlatformTargeting,
     RecruiterGroup,
     ResponseModel,
     Segment,
@@ -144,12 +146,27 @@ class AdaptationSchema(StrictSchema):
     cost_reference: Annotated[float, within(limits.COST_REFERENCE)] | None = None
 
 
+class AnticipationSchema(StrictSchema):
+    target: ClassVar[type | None] = Anticipation
+    enabled: bool | None = None
+    weight: AdaptationWeight | None = None
+    margin: Annotated[float, within(limits.ANTICIPATION_MARGIN)] | None = None
+
+
+class PlatformTargetingSchema(StrictSchema):
+    target: ClassVar[type | None] = PlatformTargeting
+    enabled: bool | None = None
+    strength: Prob | None = None
+    requires_threshold: bool | None = None
+
+
 class SendingModelSchema(StrictSchema):
     target: ClassVar[type | None] = SendingModel
     minutes_personalized: Minutes | None = None
     minutes_bulk: Minutes | None = None
     weekend_factor: Annotated[float, within(limits.WEEKEND_FACTOR)] | None = None
     adaptation: AdaptationSchema | None = None
+    anticipation: AnticipationSchema | None = None
 
 
 class MarketSchema(StrictSchema):
@@ -159,6 +176,7 @@ class MarketSchema(StrictSchema):
     response: ResponseModelSchema | None = None
     fatigue: FatigueSchema | None = None
     sending: SendingModelSchema | None = None
+    platform_targeting: PlatformTargetingSchema | None = None
 
 
 # --------------------------------------------------------------------------- policies
