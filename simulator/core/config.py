@@ -327,8 +327,9 @@ class PlatformTargeting:
 
     Seed 004 (the 2014 threshold FAQ): "algorithmic changes to surface candidates who are most likely to
     respond to you (based on past InMail behaviors)".  With probability ``strength`` an InMail's
-    recipient is compared with one more candidate of the same segment, surfaced by the platform, and
-    the better by static score is kept (on top of the recruiter's own look, see targeting skill).
+    recipient is compared with ``candidates`` more members of the same segment, surfaced by the
+    platform, and the best by static score is kept (on top of the recruiter's own look, see
+    targeting skill).
     ``requires_threshold``: the feature came with the 2014 response-rate programme, so it serves the
     seats the policy's threshold reviews; ``false`` serves every seat whatever the policy.
     ``enabled=False`` is the off switch.
@@ -336,10 +337,12 @@ class PlatformTargeting:
 
     enabled: bool = False
     strength: float = 0.5
+    candidates: int = 1
     requires_threshold: bool = True
 
     def __post_init__(self) -> None:
         _prob(self.strength, "strength")
+        _within(self.candidates, limits.PLATFORM_CANDIDATES, "candidates")
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,6 +84,8 @@ ADAPTATION_WEIGHT = Range(0.0, 100.0)
 MEMORY_DAYS = Range(1.0, MAX_DAYS)
 ANTICIPATION_MARGIN = Range(0.0, 10.0, lo_open=True)
 """How far above the bar (a multiple of it) anticipation starts: (0, 10]."""
+PLATFORM_CANDIDATES = Range(1, 16)
+"""Members the platform surfaces per InMail it steers (each one more gather per InMail)."""
 COST_REFERENCE = Range(0.0, 1.0, hi_open=True)
 MINUTES = Range(0.0, 1440.0)
 """Minutes one InMail takes: at most a whole day."""

@@ -157,6 +157,7 @@ class PlatformTargetingSchema(StrictSchema):
     target: ClassVar[type | None] = PlatformTargeting
     enabled: bool | None = None
     strength: Prob | None = None
+    candidates: Annotated[int, within(limits.PLATFORM_CANDIDATES)] | None = None
     requires_threshold: bool | None = None
 
 
