@@ -35,15 +35,18 @@ def add_explain_parser(commands: Subcommands) -> None:
     explain = commands.add_parser(
         "explain", help="why the new policy differs: Shapley contributions of its mechanisms",
         description="Split the baseline -> POLICY difference of each metric into the Shapley contributions of "
-                    "the rule changes and of the channels (credit limit, adaptation, fatigue, threshold), by "
-                    "running every counterfactual world on common random numbers. Writes explain.csv and "
+                    "the rule changes and of the channels (credit limit, adaptation, warnings / Improvement "
+                    "Periods, anticipation, platform targeting, fatigue, threshold: those on in the scenario), by "
+                    "running every counterfactual world on common random numbers (each channel doubles the "
+                    "worlds: 2^rules + 2^(channels+1) - 2). Writes explain.csv and "
                     "explain.png. Finished world replications are kept in DIR/worlds and reused by a re-run.")
     explain.add_argument("--policy", metavar="NAME", help="the policy to explain (default: the first non-baseline)")
     explain.add_argument("--metric", "-m", action="append", metavar="M",
                          help="metric to decompose (repeatable; default: response_rate and net_credit_burn)")
     explain.add_argument("--channels", metavar="A,B",
-                         help="channels to switch (default: all available: credit_limit, adaptation, fatigue, "
-                              "threshold); '' for none")
+                         help="channels to switch (default: all available among credit_limit, adaptation, "
+                              "sanction_pressure, anticipation, platform_targeting, fatigue, threshold - "
+                              "sanction_pressure only when the threshold is a rule, not a channel); '' for none")
     explain.add_argument("--replications", "-n", type=int_at_least(2), metavar="N",
                          help="replications per world (default: the scenario's)")
     explain.add_argument("--no-figure", action="store_true", help="do not draw explain.png")

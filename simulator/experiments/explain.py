@@ -9,16 +9,11 @@ threshold, switch date).  The world of a coalition ``T`` is the baseline policy 
 ``v(T) = Y(baseline + T) - Y(baseline)``, so ``v(all) = Y(new) - Y(baseline)``.
 
 **By channel** - through which behaviour the difference comes about.  The players are the
-market-side mechanisms (:data:`CHANNELS`), each switched off *in both worlds*:
-
-* ``credit_limit`` - who sends (composition: senders running out of credits).  Off: every seat
-  gets :data:`UNLIMITED_CREDITS` a month in every phase of both policies, so no one ever runs
-  short (stock-outs and the scarcity pressure of adaptation vanish).
-* ``adaptation`` - how recruiters send.  Off: ``market.sending.adaptation.enabled = false``
-  (adaptive recruiters keep their initial personalization, bulk share and volume).
-* ``fatigue`` - the shared-fatigue externality.  Off: ``market.fatigue.enabled = false``.
-* ``threshold`` - only when both policies have the *same* threshold (otherwise it is a rule):
-  off means ``threshold.enabled = false`` in both.
+market-side mechanisms (:data:`CHANNELS`, :mod:`simulator.experiments.channels`), each switched off
+*in both worlds*: ``credit_limit`` (who sends), ``adaptation`` (how they send), ``sanction_pressure``
+(the pressure of warnings and Improvement Periods, split out of adaptation), ``anticipation`` (of the
+published threshold), ``platform_targeting``, ``fatigue`` and ``threshold`` (when both policies have
+the same one; otherwise it is a rule).  A channel is available only when it is on in the scenario.
 
 With ``U`` the channels switched on, ``D(U) = Y(new, U) - Y(baseline, U)`` is the policy
 difference in that world and ``v(U) = D(U) - D(none)``.  The difference with every channel off,
@@ -26,7 +21,9 @@ difference in that world and ``v(U) = D(U) - D(none)``.  The difference with eve
 nothing then changes what is sent; for net credit burn it is the refund rule's accounting).
 So ``direct + sum of channel contributions = D(all) = Y(new) - Y(baseline)``.
 
-Exact Shapley values over the ``2^k`` coalitions (cheap for ``k <= 6``).  Every world's
+Exact Shapley values over the ``2^k`` coalitions.  The design runs ``2^r`` rule worlds and
+``2 * 2^k`` channel worlds (two shared): ``2^r + 2^(k+1) - 2`` worlds per replication, so each
+channel doubles the cost (:func:`world_count`).  Every world's
 replication ``i`` uses the same seed (common random numbers); the Shapley values are computed
 replication by replication - they are linear in the outcomes - and their 95% t-intervals are
 the CIs, so the contributions add up to the total difference exactly in every replication.
@@ -46,9 +43,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simulator.core.config import SEAT_TYPES, Market, Phase, Policy
+from simulator.core.config import Market, Phase, Policy
 from simulator.core.metrics import BREAKDOWN_KEYS, CURRENT_METRICS, METRIC_NAMES, canonical_metric
 from simulator.experiments.budget import BYTES_PER_OBSERVATION, Limits, Workload, admit
+from simulator.experiments.channels import (
+    CHANNEL_LABELS,
+    CHANNELS,
+    UNLIMITED_CREDITS,
+    available_channels,
+    channel_label,
+    default_channels,
+    switch_off,
+)
 from simulator.experiments.observation import SEAT_SHARES, SEGMENT_KEY, Observation, observe_task, observe_tasks
 from simulator.experiments.runner import Progress, Task, TaskKey, TaskStore, failure_report, open_executor, run_tasks
 from simulator.experiments.statistics import t_interval
@@ -57,25 +63,16 @@ from simulator.scenario import Scenario
 RULES: tuple[str, ...] = ("refund", "allotments", "accrual", "pooling", "threshold", "switch")
 """Policy rules a hybrid policy takes from the baseline or the new policy (those that differ are players)."""
 
-CHANNELS: tuple[str, ...] = ("credit_limit", "adaptation", "fatigue", "threshold")
-"""Market-side mechanisms switched off in both worlds."""
-
 LABELS: dict[str, str] = {
     "refund": "refund rule",
     "allotments": "allotments and grants",
     "accrual": "accrual / expiry",
     "pooling": "team pooling",
-    "threshold": "response-rate threshold",
     "switch": "switch date",
-    "credit_limit": "who sends: credits run out",
-    "adaptation": "how they send: adaptation",
-    "fatigue": "member fatigue",
+    **CHANNEL_LABELS,
     "direct": "direct (all channels off)",
     "total": "total difference",
 }
-
-UNLIMITED_CREDITS = 1_000_000
-"""Monthly credits per seat when the credit limit is switched off: far above any sending volume."""
 
 DEFAULT_METRICS: tuple[str, ...] = ("response_rate", "net_credit_burn")
 
@@ -129,42 +126,6 @@ def differing_rules(base: Policy, new: Policy) -> list[str]:
     return [r for r in RULES if rule_content(hybrid_policy(base, new, [r])) != rule_content(base)]
 
 
-def available_channels(market: Market, base: Policy, new: Policy, rules: Sequence[str]) -> list[str]:
-    """Channels that are on in the scenario and can be switched off in both worlds."""
-    out = ["credit_limit"]
-    if market.sending.adaptation.enabled and any(g.behaviour == "adaptive" and g.count for g in market.recruiters):
-        out.append("adaptation")
-    if market.fatigue.enabled:
-        out.append("fatigue")
-    if "threshold" not in rules and base.threshold.enabled:
-        out.append("threshold")
-    return out
-
-
-def _unlimited(phase: Phase) -> Phase:
-    return dataclasses.replace(phase, allotments=tuple((s, UNLIMITED_CREDITS) for s in SEAT_TYPES))
-
-
-def switch_off(market: Market, policy: Policy, off: Iterable[str]) -> tuple[Market, Policy]:
-    """The world with the channels ``off`` switched off (see the module docstring for each)."""
-    off = set(off)
-    unknown = off - set(CHANNELS)
-    if unknown:
-        raise ValueError(f"unknown channel(s) {sorted(unknown)}; allowed: {', '.join(CHANNELS)}")
-    if "adaptation" in off:
-        sending = market.sending
-        market = dataclasses.replace(market, sending=dataclasses.replace(
-            sending, adaptation=dataclasses.replace(sending.adaptation, enabled=False)))
-    if "fatigue" in off:
-        market = dataclasses.replace(market, fatigue=dataclasses.replace(market.fatigue, enabled=False))
-    if "credit_limit" in off:
-        policy = dataclasses.replace(policy, phase=_unlimited(policy.phase),
-                                     before=_unlimited(policy.before) if policy.before is not None else None)
-    if "threshold" in off:
-        policy = dataclasses.replace(policy, threshold=dataclasses.replace(policy.threshold, enabled=False))
-    return market, policy
-
-
 @dataclass(frozen=True)
 class World:
     """One counterfactual: the rules taken from the new policy and the channels left on."""
@@ -206,6 +167,35 @@ def _subsets(items: Sequence[str]) -> list[frozenset[str]]:
     return [frozenset(x for j, x in enumerate(items) if mask >> j & 1) for mask in range(1 << len(items))]
 
 
+SWITCH_ON: dict[str, str] = {
+    "anticipation": "market.sending.anticipation.enabled=true",
+    "platform_targeting": "market.platform_targeting.enabled=true",
+    "fatigue": "market.fatigue.enabled=true",
+}
+"""The ``--set`` that turns a channel on, for the message refusing a channel that is off."""
+
+
+def _chosen(channels: Sequence[str], available: Sequence[str]) -> list[str]:
+    """The asked-for channels, in the order of :data:`CHANNELS`; an unknown or unavailable one is refused."""
+    bad = [c for c in channels if c not in available]
+    if bad:
+        why = []
+        for c in bad:
+            if c not in CHANNELS:
+                why.append(f"{c!r} is not a channel (channels: {', '.join(CHANNELS)})")
+            elif c in SWITCH_ON:
+                why.append(f"{c} is off in this scenario (switch it on with --set {SWITCH_ON[c]})")
+            else:
+                why.append(f"{c} cannot be switched here")
+        raise ExplainInputError(f"{'; '.join(why)}; available: {', '.join(available) or 'none'}")
+    return [c for c in CHANNELS if c in set(channels)]
+
+
+def world_count(rules: int, channels: int) -> int:
+    """Counterfactual worlds of a design with ``rules`` rule players and ``channels`` channels."""
+    return (1 << rules) + (2 << channels) - 2 if rules else 1 << channels
+
+
 def plan(scenario: Scenario, policy: str | None = None, channels: Sequence[str] | None = None) -> ExplainPlan:
     """The counterfactual design for ``policy`` (default: the first non-baseline one) vs the baseline."""
     names = [p for p in scenario.policy_names if p != scenario.baseline]
@@ -220,21 +210,14 @@ def plan(scenario: Scenario, policy: str | None = None, channels: Sequence[str] 
     if rule_content(hybrid_policy(base, new, rules)) != rule_content(new):  # pragma: no cover - a design bug
         raise ValueError(f"{policy} cannot be rebuilt from {scenario.baseline} rule by rule")
     avail = available_channels(scenario.market, base, new, rules)
-    if channels is None:
-        chans = avail
-    else:
-        bad = [c for c in channels if c not in avail]
-        if bad:
-            raise ExplainInputError(f"channel(s) {', '.join(bad)} cannot be switched here; "
-                                    f"available: {', '.join(avail)}")
-        chans = list(channels)
+    chans = default_channels(avail) if channels is None else _chosen(channels, avail)
     worlds: dict[tuple[frozenset[str], frozenset[str]], World] = {}
     all_on = frozenset(chans)
 
     def add(t: frozenset[str], u: frozenset[str]) -> None:
         if (t, u) in worlds:
             return
-        market, pol = switch_off(scenario.market, hybrid_policy(base, new, t), all_on - u)
+        market, pol = switch_off(scenario.market, hybrid_policy(base, new, t), all_on - u, players=all_on)
         tag = "".join("1" if r in t else "0" for r in rules) or "-"
         ctag = "".join("1" if c in u else "0" for c in chans) or "-"
         wid = f"w{tag}-{ctag}-{_fingerprint(market, pol, scenario)}"
@@ -368,6 +351,15 @@ def check_metrics(metrics: Sequence[str]) -> list[str]:
     return metrics
 
 
+def _label(design: ExplainPlan, name: str) -> str:
+    """A table row's label: channels by :func:`channel_label`; ``direct`` names the threshold's bulk cut."""
+    if name in CHANNELS:
+        return channel_label(name, design.channels)
+    if name == "direct" and "threshold" in design.rules:
+        return "direct: IPs cut bulk (channels off)"
+    return LABELS.get(name, name)
+
+
 def explain_workload(scenario: Scenario, design: ExplainPlan, replications: int) -> Workload:
     """Every world x replication, counted before any runs."""
     return Workload.of_counts("explain", scenario, [(len(design.worlds), "worlds"), (replications, "replications")],
@@ -412,7 +404,7 @@ def explain(scenario: Scenario, executor: Executor | None = None, *, workers: in
         for kind, players in parts.items():
             for name, vals in players.items():
                 mean, lo, hi = t_interval(vals)
-                rows.append({"metric": m, "decomposition": kind, "mechanism": name, "label": LABELS.get(name, name),
+                rows.append({"metric": m, "decomposition": kind, "mechanism": name, "label": _label(design, name),
                              "contribution": mean, "ci_low": lo, "ci_high": hi,
                              "share": mean / total_mean if total_mean else math.nan, "n": len(vals),
                              "baseline": design.baseline, "policy": design.policy,
@@ -449,6 +441,7 @@ def format_explain(result: ExplainResult) -> str:
              f"{len(result.indices)} replications x {len(design.worlds)} worlds, common random numbers)"]
     if not design.rules:
         lines.append("  the two policies have the same rules")
+    width = max(32, *(len(str(label)) for label in result.table["label"]))
     for m in result.metrics:
         head = result.table[result.table["metric"] == m].iloc[0]
         lines += ["", f"{m}: {head['baseline_mean']:.4g} ({design.baseline}) -> "
@@ -458,8 +451,8 @@ def format_explain(result: ExplainResult) -> str:
             lines.append(f"  {title}:")
             for r in rows.itertuples(index=False):
                 share = f"{100 * r.share:5.0f}%" if math.isfinite(r.share) else "     -"
-                sep = "  " + "-" * 78 + "\n" if r.mechanism == "total" else ""
-                lines.append(f"{sep}    {r.label:<32} {_num(r.contribution, m):>14}  "
+                sep = "  " + "-" * (width + 46) + "\n" if r.mechanism == "total" else ""
+                lines.append(f"{sep}    {r.label:<{width}} {_num(r.contribution, m):>14}  "
                              f"[{_num(r.ci_low, m)}, {_num(r.ci_high, m)}] {share}")
     return "\n".join(lines)
 
@@ -473,6 +466,6 @@ __all__ = [
     "CHANNELS", "DEFAULT_METRICS", "LABELS", "RULES", "UNLIMITED_CREDITS", "ExplainInputError", "ExplainPlan",
     "ExplainResult", "World",
     "available_channels", "decompose", "differing_rules", "explain", "explain_workload", "format_explain",
-    "hybrid_policy", "plan", "run_worlds", "shapley", "switch_off", "world_store",
+    "hybrid_policy", "plan", "run_worlds", "shapley", "switch_off", "world_count", "world_store",
 ]
 
