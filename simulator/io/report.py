@@ -2,7 +2,8 @@
 
 It reads in the order an analyst asks: the scenario's description, the question and the answer
 (the headline differences with their CIs), who wins and who loses among the recruiters, the
-policies side by side rule by rule, the figures, then the provenance (``manifest.json``).  Built
+policies side by side rule by rule, whether the run looks like the source documents (face
+validity), the figures, then the provenance (``manifest.json``).  Built
 from the files of a finished run folder, so it can be (re)made at any time: ``inmail-sim report DIR``.
 """
 
@@ -131,16 +132,20 @@ def build_report(folder: str | Path, dpi: int = 110) -> Report:
     figures = write_pngs(pngs, path)
     from simulator.io.worlds_section import worlds_section
 
-    text = render_html(results, pngs, errors, worlds=worlds_section(path, results, dpi, errors))
+    from simulator.io.face_validity_section import face_validity_section
+
+    text = render_html(results, pngs, errors, worlds=worlds_section(path, results, dpi, errors),
+                       face_validity=face_validity_section(results, dpi, errors))
     out = path / REPORT_FILE
     atomic_write(out, lambda p: p.write_text(text, encoding="utf-8"))
     return Report(out, figures, errors)
 
 
 def render_html(results: Results, pngs: dict[str, bytes], errors: dict[str, str] | None = None,
-                worlds: str = "") -> str:
+                worlds: str = "", face_validity: str = "") -> str:
     """The whole report as one HTML string (figures as base64 PNG data URIs); ``worlds``: the "How sure is
-    this?" section (:mod:`simulator.io.worlds_section`), after the answer."""
+    this?" section (:mod:`simulator.io.worlds_section`), after the answer; ``face_validity``: the "Does the
+    model look like the documents?" section (:mod:`simulator.io.face_validity_section`), before the figures."""
     scenario = results.scenario
     manifest = results.extra.get("manifest", {})
     parts = [
@@ -152,6 +157,7 @@ def render_html(results: Results, pngs: dict[str, bytes], errors: dict[str, str]
         worlds,
         winners_losers_section(results),
         _policies_section(results),
+        face_validity,
         _figures_section(pngs, errors or {}),
         _provenance_section(results, manifest),
         f"<footer>inmail-sim report, built {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}</footer>",
