@@ -51,7 +51,7 @@ def test_report_is_self_contained(report_html: Path) -> None:
     parser.feed(text)
     assert "link" not in parser.tags and "script" not in parser.tags and "iframe" not in parser.tags
     imgs = [v for tag, k, v in parser.refs if tag == "img"]
-    assert len(imgs) == 6
+    assert len(imgs) == 8  # the six figures and the two of "Does the model look like the documents?"
     for tag, key, value in parser.refs:
         assert not value.lower().startswith(("http:", "https:", "//", "file:")), (tag, key, value[:80])
         assert value.startswith("data:image/png;base64,"), (tag, key, value[:80])

@@ -183,7 +183,7 @@ def test_the_lead_says_the_answer_in_words(page: str, run_dir: Path) -> None:
 def test_the_figure_is_drawn_and_matches_the_table(page: str, view: WorldsView) -> None:
     pngs = images(section(page))
     assert len(pngs) == 1 and pngs[0][:8] == PNG  # no discovery yet: one figure, the per-world differences
-    assert len(images(page)) == 7  # the six report figures and this one
+    assert len(images(page)) == 9  # the six report figures, the two of face validity and this one
     outcomes, comparison = view.world_outcomes, view.worlds_comparison.set_index(["policy", "metric"])
     diffs = per_world_differences(outcomes, "old", R)
     for metric, part in diffs.groupby("metric"):

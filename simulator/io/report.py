@@ -130,9 +130,8 @@ def build_report(folder: str | Path, dpi: int = 110) -> Report:
     errors: dict[str, str] = {}
     pngs = render_figures(results, dpi, errors)
     figures = write_pngs(pngs, path)
-    from simulator.io.worlds_section import worlds_section
-
     from simulator.io.face_validity_section import face_validity_section
+    from simulator.io.worlds_section import worlds_section
 
     text = render_html(results, pngs, errors, worlds=worlds_section(path, results, dpi, errors),
                        face_validity=face_validity_section(results, dpi, errors))
