@@ -33,7 +33,7 @@ class AnticipationTerms:
 
     @classmethod
     def of(cls, anticipation: Anticipation, threshold: Threshold, subject: np.ndarray) -> AnticipationTerms | None:
-        """The terms of one replication (``subject``: bool per seat, its type is reviewed); None when no seat feels any."""
+        """One replication's terms (``subject``: bool per seat, its type is reviewed); None when no seat feels any."""
         reviewed = subject & threshold.enabled & anticipation.enabled
         if anticipation.weight <= 0.0 or not reviewed.any():
             return None
@@ -45,7 +45,7 @@ class AnticipationTerms:
 
     @classmethod
     def stack(cls, terms: list[AnticipationTerms | None], counts: np.ndarray) -> AnticipationTerms | None:
-        """The terms of a batch (replication ``i`` has ``counts[i]`` seats); zero weight where a replication has none."""
+        """A batch's terms (replication ``i`` has ``counts[i]`` seats); zero weight where a replication has none."""
         if all(t is None for t in terms):
             return None
 
