@@ -136,10 +136,14 @@ def test_the_rise_sums_to_the_total_in_every_replication(rise_explanation) -> No
 
 
 def test_the_threshold_bites_in_the_tiny_rise(rise_explanation) -> None:  # type: ignore[no-untyped-def]
-    """Otherwise the sums above would be sums of zeros: the bar is set so that seats are warned."""
+    """Otherwise the sums above would be sums of zeros: the bar is set so that seats are warned, and each
+    new channel moves the InMails sent in some replication."""
     t = rise_explanation.table
     warned = t[(t["metric"] == "warned_share") & (t["mechanism"] == "total")]["contribution"]
     assert float(warned.iloc[0]) > 0.0
+    for channel in ("sanction_pressure", "anticipation"):
+        assert (_channel_values(rise_explanation, "sent", channel) != 0.0).any(), channel
+    assert (_channel_values(rise_explanation, "response_rate", "platform_targeting") != 0.0).any()
 
 
 def _channel_values(res, metric: str, mechanism: str) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -149,16 +153,27 @@ def _channel_values(res, metric: str, mechanism: str) -> np.ndarray:  # type: ig
 
 
 def test_a_mechanism_that_cannot_act_contributes_exactly_zero() -> None:
-    """A bar nobody reaches: no warning, no Improvement Period, so their pressure is a dummy player; anticipation
-    with weight 0 adds no pressure: a dummy too.  Exactly 0 in every replication, not just on average."""
-    data = rise(sending={"anticipation": {"enabled": True, "weight": 0.0}})
-    data["policies"]["threshold"]["threshold"] = {"min_sends": 100000}
+    """Exactly 0 in every replication, not just on average, while the channels beside it move.
+
+    The 2014 rise with anticipation at weight 0 (no pressure) and platform targeting at strength 0 (no
+    InMail steered); then old -> new with a bar nobody reaches in both (no warning, no Improvement Period,
+    so their pressure is nil)."""
+    sc = load_scenario(rise(sending={"anticipation": {"enabled": True, "weight": 0.0}},
+                            platform_targeting={"enabled": True, "strength": 0.0}))
+    res = explain(sc, SerialExecutor(), replications=2, channels=list(CHANNELS[1:5]), metrics=("response_rate", "sent"))
+    for metric in ("response_rate", "sent"):
+        for channel in ("anticipation", "platform_targeting"):
+            assert (_channel_values(res, metric, channel) == 0.0).all(), (metric, channel)
+    assert (_channel_values(res, "sent", "sanction_pressure") != 0.0).any()
+    data = tiny(horizon_days=45)
+    for policy in data["policies"].values():
+        policy["threshold"] = {"min_sends": 100000}
     sc = load_scenario(data)
-    res = explain(sc, SerialExecutor(), replications=2, channels=["adaptation", "sanction_pressure", "anticipation"],
+    res = explain(sc, SerialExecutor(), replications=2, channels=["adaptation", "sanction_pressure"],
                   metrics=("response_rate", "sent"))
     for metric in ("response_rate", "sent"):
-        assert (_channel_values(res, metric, "sanction_pressure") == 0.0).all()
-        assert (_channel_values(res, metric, "anticipation") == 0.0).all()
+        assert (_channel_values(res, metric, "sanction_pressure") == 0.0).all(), metric
+        assert (_channel_values(res, metric, "adaptation") != 0.0).any(), metric
 
 
 # --------------------------------------------------------------------------- the command
