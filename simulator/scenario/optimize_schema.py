@@ -55,7 +55,7 @@ class OptimizeSchema(StrictSchema):
     base: PresetName = "new_2015"
     levers: Annotated[dict[str, Any], Field(min_length=1)]
     objectives: Annotated[list[Any], Field(min_length=1)]
-    constraints: list[str] = []
+    constraints: list[str] = Field(default_factory=list)
     trials: Count = 80
     population: Annotated[int, in_range(2, 10_000)] = 16
     sampler: Literal["nsga2", "tpe"] = "nsga2"
