@@ -283,3 +283,33 @@ def pareto_rows(problem: _Problem, trials: pd.DataFrame, candidates: Sequence[in
 
 
 __all__ = ["SearchResult", "SearchSettings", "optimize_spec", "run_search", "trial_block"]
+
+
+DEFAULT_WORLD_COUNT = 8
+"""Worlds of a robust search when ``--world-count`` is not given (every trial runs in each)."""
+
+
+def search_worlds(scenario: Scenario, where: str, count: int | None = None) -> tuple[tuple[Market, ...],
+                                                                                     dict[str, Any]]:
+    """The markets of a robust search: ``where`` is ``prior`` (the ``uncertain:`` block, Latin hypercube) or a
+    posterior.csv (systematic resample by weight), ``count`` worlds, as ``run --worlds`` draws them.
+
+    Raises :class:`~simulator.experiments.worlds.WorldsFileError` for a bad file or count (bad input).
+    """
+    from simulator.experiments.worlds import PRIOR, plan_worlds, prior_worlds, read_posterior, world_markets
+
+    count = count or DEFAULT_WORLD_COUNT
+    world_set = (prior_worlds(scenario.uncertain, count, scenario.root_seed) if where == PRIOR
+                 else read_posterior(where, scenario.uncertain))
+    plan = plan_worlds(world_set, count, 2, scenario.root_seed)
+    markets = world_markets(scenario.market, scenario.uncertain, plan)
+    spec = optimize_spec(scenario)
+    q = spec.robust_quantile if spec.robust_quantile is not None else 0.25
+    info = {"source": world_set.source, "count": count,
+            "score": {"maximize": f"the {q:g} quantile of the world means",
+                      "minimize": f"the {1 - q:g} quantile of the world means",
+                      "constraints": f"met in at least {spec.robust_share:g} of the worlds",
+                      "replications_per_world": spec.robust_replications,
+                      "rule": "replication i runs in world i mod count"},
+            "sha256": world_set.digest()}
+    return tuple(markets[2 * w] for w in range(count)), info

@@ -62,7 +62,8 @@ def open_study(directions: Sequence[str], journal: str | None, name: str = "opti
         from optuna.storages.journal import JournalFileBackend
 
         storage = JournalStorage(JournalFileBackend(journal))
-    return optuna.create_study(storage=storage, study_name=name, directions=list(directions), load_if_exists=True)
+    return optuna.create_study(storage=storage, study_name=name, directions=[str(d) for d in directions],  # type: ignore[misc]
+                               load_if_exists=True)
 
 
 def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -52,10 +53,10 @@ class Score:
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> Score:
-        d = dict(data)
+        d: dict[str, Any] = dict(data)
         for key in ("constraint_values", "constraint_bounds", "constraint_met"):
-            d[key] = tuple(d[key])  # type: ignore[call-overload]
-        return cls(**d)  # type: ignore[arg-type]
+            d[key] = tuple(d[key])
+        return cls(**d)
 
 
 @dataclass

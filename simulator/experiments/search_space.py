@@ -9,6 +9,7 @@ as a scenario's ``policies:``).  The sampler of generation ``g`` is seeded from
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -44,8 +45,9 @@ def lever_settings(params: Mapping[str, Any], levers: Sequence[Lever]) -> dict[s
         value = params[lever.path]
         if lever.kind == "int":
             value = int(value)
-        elif lever.kind == "float":
-            value = float(value)
+        elif lever.kind == "float":  # 5 significant digits of the range: a rule an analyst can write down
+            assert lever.low is not None and lever.high is not None
+            value = round(float(value), 4 - math.floor(math.log10(lever.high - lever.low)))
         else:  # the choice itself (a numpy or pandas scalar back to the YAML value it stands for)
             value = next((c for c in lever.choices if c == value and type(c) is type(_plain(value))), value)
         out[lever.path] = value

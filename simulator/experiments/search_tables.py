@@ -139,7 +139,7 @@ def _row_settings(row: pd.Series, spec: OptimizeSpec) -> dict[str, Any]:
 def best_under_constraints(pareto: pd.DataFrame, spec: OptimizeSpec) -> list[dict[str, str]]:
     """Per objective, the Pareto policy best at it (every Pareto policy meets every constraint)."""
     text = " and ".join(c.text for c in spec.constraints) or "no constraints"
-    out = []
+    out: list[dict[str, str]] = []
     if pareto.empty:
         return out
     for o in spec.objectives:

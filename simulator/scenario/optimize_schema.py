@@ -232,8 +232,10 @@ def _choices(path: str, raw: Any, current: Any) -> tuple[Lever | None, str]:
 
 def lever_values(lever: Lever) -> list[Any]:
     """The values whose policies must build: both ends of a range, or every choice."""
-    return list(lever.choices) if lever.kind == "choice" else [
-        int(v) if lever.kind == "int" else v for v in (lever.low, lever.high)]
+    if lever.kind == "choice":
+        return list(lever.choices)
+    ends = [float(lever.low or 0), float(lever.high or 0)]
+    return [int(v) for v in ends] if lever.kind == "int" else list(ends)
 
 
 def parse_objective(raw: Any) -> tuple[Objective | None, str]:
@@ -269,7 +271,7 @@ def parse_constraint(text: str) -> tuple[Constraint | None, str]:
         factor = 1.0 if alone else float(number)
     except ValueError:
         return None, usage
-    return Constraint(text.strip(), metric, op, factor, bool(times or alone)), ""
+    return Constraint(text.strip(), metric, "<=" if op == "<=" else ">=", factor, bool(times or alone)), ""
 
 
 def build_optimize(schema: OptimizeSchema, fail: Any) -> OptimizeSpec | None:
