@@ -28,7 +28,14 @@ from simulator.core.presets import preset
 from simulator.experiments.replication import record_store
 from simulator.experiments.runner import Progress
 from simulator.experiments.search_driver import DriveSettings, Outcome, drive, finished_trials, open_study
-from simulator.experiments.search_evaluation import Score, TrialEvaluator, metric_matrix, plain_score, robust_score
+from simulator.experiments.search_evaluation import (
+    Score,
+    TrialEvaluator,
+    metric_matrix,
+    plain_score,
+    robust_score,
+    world_means,
+)
 from simulator.experiments.search_front import REFERENCE, hypervolume, non_dominated, normalise
 from simulator.experiments.search_space import lever_settings, trial_block, trial_policy
 from simulator.scenario import Issue, Scenario, ScenarioError
@@ -92,6 +99,11 @@ class _Problem:
         values = {label[4:]: metric_matrix(recs, self.metrics) for label, recs in records.items()}
         base_means = dict(zip(self.metrics, values[spec.base].mean(axis=0), strict=True))
         self.bounds = [c.bound(float(base_means[c.metric])) for c in spec.constraints]
+        self.world_bounds: list[np.ndarray] = []
+        if self.worlds:  # a baseline bound holds world by world: factor x the base's mean in that world
+            base_worlds = world_means(values[spec.base], self.worlds)
+            self.world_bounds = [c.bound(base_worlds[:, self.metrics.index(c.metric)]) if c.relative
+                                 else np.full(self.worlds, c.factor) for c in spec.constraints]
         self.spread = self._spreads(values, base_means)
         self.references = {name: self.score(v) for name, v in values.items()}
 
@@ -107,7 +119,8 @@ class _Problem:
     def score(self, values: np.ndarray) -> Score:
         spec = self.spec
         if self.worlds:
-            return robust_score(values, self.metrics, spec.objectives, spec.constraints, self.bounds, self.worlds,
+            return robust_score(values, self.metrics, spec.objectives, spec.constraints, self.world_bounds,
+                                self.worlds,
                                 spec.robust_quantile, spec.robust_share)
         return plain_score(values, self.metrics, spec.constraints, self.bounds)
 

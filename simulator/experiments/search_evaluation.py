@@ -137,10 +137,11 @@ def quantile_interval(sorted_values: np.ndarray, q: float) -> tuple[float, float
 
 
 def robust_score(values: np.ndarray, metrics: Sequence[str], objectives: Sequence[Objective],
-                 constraints: Sequence[Constraint], bounds: Sequence[float], worlds: int,
+                 constraints: Sequence[Constraint], bounds: Sequence[np.ndarray], worlds: int,
                  quantile: float | None, share: float) -> Score:
     """Objectives: the stated quantile of the world means (default 0.25 of a maximized metric, 0.75 of a
-    minimized one); constraints: the share of worlds whose mean meets the bound, met at >= ``share``."""
+    minimized one); constraints: the share of worlds whose mean meets its bound in that world (``bounds[i]``:
+    one per world; a ``baseline`` bound is the base preset's mean in the same world), met at >= ``share``."""
     by_world = world_means(values, worlds)
     direction = {o.metric: o.sign for o in objectives}
     means: dict[str, float] = {}
@@ -150,12 +151,13 @@ def robust_score(values: np.ndarray, metrics: Sequence[str], objectives: Sequenc
         q = robust_quantile(direction.get(metric, 1), quantile)
         column = np.sort(by_world[:, j])
         means[metric] = float(np.quantile(column, q))
-        a, b = quantile_interval(column, q)
-        low[metric], high[metric] = min(a, means[metric]), max(b, means[metric])
+        lo, hi = quantile_interval(column, q)
+        low[metric], high[metric] = min(lo, means[metric]), max(hi, means[metric])
     shares = []
-    for c, b in zip(constraints, bounds, strict=True):
+    for c, bound in zip(constraints, bounds, strict=True):
         column = by_world[:, list(metrics).index(c.metric)]
-        shares.append(float(np.mean(column <= b) if c.op == "<=" else np.mean(column >= b)))
+        edge = np.asarray(bound, dtype=np.float64)
+        shares.append(float(np.mean(column <= edge) if c.op == "<=" else np.mean(column >= edge)))
     return Score(means, low, high, tuple(shares), tuple(share for _ in constraints),
                  tuple(s >= share for s in shares), len(values), worlds)
 

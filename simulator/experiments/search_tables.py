@@ -90,8 +90,9 @@ def assemble(problem: _Problem, told: Sequence[optuna.trial.FrozenTrial], finish
         "levers": [{"path": lv.path, "kind": lv.kind, "low": lv.low, "high": lv.high,
                     "choices": list(lv.choices) or None} for lv in spec.levers],
         "objectives": [{"metric": o.metric, "direction": o.direction} for o in spec.objectives],
-        "constraints": [{"text": c.text, "metric": c.metric, "op": c.op, "bound": b}
-                        for c, b in zip(spec.constraints, problem.bounds, strict=True)],
+        "constraints": [{"text": c.text, "metric": c.metric, "op": c.op, "bound": b,
+                         **({"bound_per_world": problem.world_bounds[i].tolist()} if problem.worlds else {})}
+                        for i, (c, b) in enumerate(zip(spec.constraints, problem.bounds, strict=True))],
         "sampler": {"name": "NSGAIISampler" if spec.sampler == "nsga2" else "TPESampler",
                     "population": spec.population, "library": "optuna",
                     "seeding": "generation g's sampler is seeded with the g-th draw of design_rng(seed, "
@@ -120,7 +121,8 @@ def precision_rule(problem: _Problem) -> dict[str, Any]:
                         f"runs in world i mod {problem.worlds}); objective = the "
                         f"{spec.robust_quantile or 0.25:g} quantile of the world means of a maximized metric "
                         f"(1 - that of a minimized one), CI from order statistics; a constraint is met in a world "
-                        f"when its world mean meets it, and overall in >= {spec.robust_share:g} of the worlds",
+                        f"when its world mean meets it (a baseline bound: factor x the base preset's mean in that "
+                        f"world), and overall in >= {spec.robust_share:g} of the worlds",
                 "reevaluated_replications": problem.final}
     return {"rule": f"start with {spec.replications} replications (seeds replication_seed(root_seed, i), i = 0..; "
                     f"the same for every trial), add {spec.replications} at a time while an objective's 95% CI "

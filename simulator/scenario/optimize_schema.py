@@ -99,7 +99,8 @@ class Constraint:
     factor: float
     relative: bool
 
-    def bound(self, baseline: float) -> float:
+    def bound(self, baseline: Any) -> Any:
+        """The bound, given the base preset's value (a number, or an array of them: one per world)."""
         return self.factor * baseline if self.relative else self.factor
 
 
