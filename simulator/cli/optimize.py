@@ -42,7 +42,7 @@ def add_optimize_parser(commands: Subcommands) -> None:
         "optimize", help="search the optimize: block's policy levers for the best trade-offs (Pareto set)",
         description="Search the policy rules of SCENARIO's optimize: block (NSGA-II with Optuna): every trial runs "
                     "on the same seeds as the presets, with replications added until its objectives are known to "
-                    "the block's precision; a constraint counts as met only when its 95%% CI bound meets it. The "
+                    "the block's precision; a constraint counts as met only when its 95% CI bound meets it. The "
                     "Pareto set is re-evaluated on more replications. Writes trials.csv, pareto.csv, "
                     "pareto_policies.yaml, references.csv, hypervolume.csv, search.json, pareto.png, "
                     "convergence.png. Run the same command again to resume an interrupted search.")
@@ -90,8 +90,8 @@ def cmd_optimize(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) -
         return StudySummary(format_search(result), files, interrupted=not result.finished)
 
     return run_study_into_folder(args, log, scenario.name, started, workers, dask, search,
-                                 kept_on_interrupt="the study (study.journal) and every finished replication "
-                                                   "(replications/); the same command resumes from them")
+                                 kept_on_interrupt="the study and every finished replication (study.journal, "
+                                                   "replications/: the same command resumes from them)")
 
 
 def _fingerprint(scenario: Scenario, args: argparse.Namespace) -> dict[str, Any]:
