@@ -90,11 +90,13 @@ def write_search_folder(folder: Path, *, figures: bool = True, base: str = "new_
                 for _, row in pareto.iterrows()}
     (folder / "pareto_policies.yaml").write_text(yaml.safe_dump({"policies": policies}, sort_keys=False))
     meta = {"scenario": "scenarios/design_2015.yaml", "base": base, "levers": LEVERS, "objectives": OBJECTIVES,
-            "constraints": [CONSTRAINT], "sampler": "nsga2", "trials": len(TRIALS), "seed": 7, "worlds": None,
-            "precision": {"relative_half_width": 0.02, "min_replications": 4, "max_replications": 12},
+            "constraints": [CONSTRAINT], "sampler": {"name": "NSGAIISampler", "population": 3, "library": "optuna"},
+            "trials": len(TRIALS), "trials_told": len(TRIALS), "finished": True, "seed": 7, "worlds": None,
+            "precision": {"rule": "start with 4 replications, add 4 while unsettled, up to 12", "fraction": 0.1},
             "seconds": SECONDS,
-            "best_under_constraints": [{"constraints": CONSTRAINT["text"], "name": "pareto_01"},
-                                       {"constraints": "response_rate >= 0.30", "name": "new_2015"}]}
+            "best_under_constraints": [
+                {"constraints": CONSTRAINT["text"], "objective": "maximize response_rate", "name": "pareto_01"},
+                {"constraints": "response_rate >= 0.30", "objective": "minimize net_credit_burn", "name": "new_2015"}]}
     (folder / "search.json").write_text(json.dumps(meta, indent=2))
     if figures:
         (folder / "pareto.png").write_bytes(PNG)

@@ -100,6 +100,17 @@ def test_summary_sentences(page: str) -> None:
     assert f"took {total:.1f} s: {simulation:.1f} s simulating (90%) and {overhead:.1f} s" in page
     assert "reached 99% of its final value at trial 3 of 6" in page
     assert "6 trials: 4 complete, 1 infeasible, 1 failed; 30 replications in all." in page
+    assert "6 trials (optuna NSGAIISampler, generations of 3, seed 7)" in page
+    assert "best at maximize response rate: pareto_01</h3>" in page
+    assert "Precision rule: start with 4 replications" in page and "stopped before its last trial" not in page
+
+
+def test_a_stopped_search_says_so(folder: Path) -> None:
+    meta = json.loads((folder / "search.json").read_text())
+    meta |= {"finished": False, "trials_told": 4}
+    (folder / "search.json").write_text(json.dumps(meta))
+    page = render_search_html(read_search_folder(folder))
+    assert "stopped before its last trial" in page and "4 of 6 trials" in page
 
 
 def test_cli_report_of_an_optimize_folder(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -210,17 +210,18 @@ def converged_at(hypervolume: pd.DataFrame, share: float = 0.99) -> int | None:
     return int(reached.iloc[0]) if len(reached) else None
 
 
-def best_under_constraints(found: SearchFolder) -> list[tuple[str, str]]:
-    """``(constraint set text, policy name)`` pairs of ``search.json``'s ``best_under_constraints``."""
-    pairs = []
+def best_under_constraints(found: SearchFolder) -> list[tuple[str, str, str]]:
+    """``(constraint set text, objective, policy name)`` of ``search.json``'s ``best_under_constraints``
+    (``objective``: ``maximize response_rate``, or empty when the entry names none)."""
+    found_best = []
     for entry in found.meta.get("best_under_constraints") or []:
         if not isinstance(entry, dict) or "name" not in entry:
             continue
         text = next((entry[k] for k in ("constraints", "text", "constraint_set", "constraint") if k in entry), "")
         if isinstance(text, list):
             text = " and ".join(str(t) for t in text)
-        pairs.append((str(text) or "no constraint", str(entry["name"])))
-    return pairs
+        found_best.append((str(text) or "no constraints", str(entry.get("objective", "")), str(entry["name"])))
+    return found_best
 
 
 def as_float(value: Any) -> float:

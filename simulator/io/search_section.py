@@ -95,8 +95,15 @@ def setting_sentence(found: SearchFolder) -> str:
     if isinstance(worlds, dict):
         where = (f"{worlds.get('count', '?')} plausible worlds from {worlds.get('source', '?')}, each trial scored "
                  f"by {worlds.get('score', '?')}")
-    return (f"Policies around {meta.get('base', '?')}; {meta.get('trials', '?')} trials of the "
-            f"{meta.get('sampler', '?')} sampler (seed {meta.get('seed', '?')}) on common random numbers, in {where}.")
+    sampler = meta.get("sampler", "?")
+    if isinstance(sampler, dict):
+        size = f", generations of {sampler['population']}" if "population" in sampler else ""
+        sampler = f"{sampler.get('library', '')} {sampler.get('name', '?')}{size}".strip()
+    told = meta.get("trials_told")
+    trials = f"{told} of {meta.get('trials', '?')}" if told is not None and told != meta.get("trials") \
+        else f"{meta.get('trials', '?')}"
+    return (f"Policies around {meta.get('base', '?')}; {trials} trials ({sampler}, seed {meta.get('seed', '?')}) "
+            f"on common random numbers, in {where}.")
 
 
 def lever_range(lever: dict[str, Any]) -> str:
@@ -123,8 +130,13 @@ def searched_section(found: SearchFolder) -> str:
     out.append(f"<p>Constraints (met only when the 95% CI bound meets them):</p><ul>{listed}</ul>" if listed
                else "<p>No constraints.</p>")
     precision = meta.get("precision")
+    if isinstance(precision, dict) and "rule" in precision:
+        precision = precision["rule"]
     if precision:
         out.append(f"<p class=\"note\">Precision rule: {_escape(_show(precision))}.</p>")
+    if meta.get("finished") is False:
+        out.append("<p class=\"error\">The search was stopped before its last trial: the Pareto set is not final. "
+                   "Run the same <code>inmail-sim optimize</code> command again to finish it.</p>")
     out.append("<p class=\"note\">Every trial ran on the same bank of seeds (common random numbers), so two "
                "policies differ by their rules, not by luck; the Pareto policies were re-evaluated with more "
                "replications and dominated ones dropped again.</p></section>")
@@ -227,14 +239,17 @@ def _constraint_cell(row: pd.Series, index: int) -> str:
 
 
 def best_section(found: SearchFolder) -> str:
-    """Per constraint set: the best policy, its objectives beside new_2015, its rules that differ from new_2015."""
-    pairs = best_under_constraints(found)
-    if not pairs:
+    """Per constraint set (and objective): the best policy, its objectives beside new_2015, its rules that differ
+    from new_2015."""
+    entries = best_under_constraints(found)
+    if not entries:
         return ""
-    out = ["<section id=\"best\"><h2>The best policy under each constraint set</h2>"]
+    out = ["<section id=\"best\"><h2>The best policy under the constraints</h2>",
+           "<p>Every Pareto policy meets every constraint; here, for each objective, the one best at it.</p>"]
     reference = reference_row(found)
-    for text, name in pairs:
-        out.append(f"<h3>Under <code>{_escape(text)}</code>: {_escape(name)}</h3>")
+    for text, objective, name in entries:
+        best_at = f", best at {_escape(_objective_words(objective))}" if objective else ""
+        out.append(f"<h3>Under <code>{_escape(text)}</code>{best_at}: {_escape(name)}</h3>")
         row = _named_row(found, name)
         if row is not None and found.objectives:
             items = "".join(f"<li>{_escape(METRIC_LABELS.get(o.metric, o.metric))}: {estimate(row, o.metric)}"
@@ -244,6 +259,12 @@ def best_section(found: SearchFolder) -> str:
         out.append(rule_difference(found, name))
     out.append("</section>")
     return "\n".join(out)
+
+
+def _objective_words(objective: str) -> str:
+    """``maximize response_rate`` -> ``maximize response rate``."""
+    direction, _, metric = objective.partition(" ")
+    return f"{direction} {METRIC_LABELS.get(metric, metric)}" if metric else objective
 
 
 def _named_row(found: SearchFolder, name: str) -> pd.Series | None:
