@@ -24,8 +24,8 @@ from simulator.scenario.uncertain import UncertainParameter
 Results = ResultsView
 """The results type of the public API."""
 
-__all__ = ["DiscoveryResult", "Results", "WorldsView", "compare_runs", "discover", "list_runs", "run_experiment",
-           "run_scenario", "run_worlds", "tradeoff_figure"]
+__all__ = ["DiscoveryResult", "Results", "WorldsView", "compare_runs", "discover", "list_runs", "optimize",
+           "run_experiment", "run_scenario", "run_worlds", "tradeoff_figure"]
 
 
 def run_experiment(scenario: Scenario, **options: Any) -> ResultsView:
@@ -76,3 +76,29 @@ def run_worlds(source: str | Path | Mapping[str, Any] | Scenario, overrides: Ove
         raise ValueError("run_worlds needs worlds='prior' or a posterior.csv path (or a worlds: key in the scenario)")
     return WorldsView(run(scenario, parameters, where, requirements=requirements, world_count=world_count,
                           per_world=replications, **options))
+
+
+def optimize(source: str | Path | Mapping[str, Any] | Scenario, overrides: Overrides = (), *,
+             scale: float | None = None, out: str | Path | None = None, workers: int = 1, dask: str | None = None,
+             trials: int | None = None, seed: int | None = None, worlds: str | None = None,
+             world_count: int | None = None, stop_after: int | None = None) -> Any:
+    """Search the scenario's ``optimize:`` levers (``inmail-sim optimize``); returns the
+    :class:`~simulator.experiments.search.SearchResult` (``.trials``, ``.pareto``, ``.references``,
+    ``.hypervolume``, ``.blocks``, ``.info``).  With ``out`` the study and every replication are kept there
+    (calling again resumes) and the output files are written::
+
+        res = optimize("scenarios/design_2015.yaml", scale=0.2, trials=32, out="runs/design")
+        res.pareto, res.blocks["pareto_01"]
+    """
+    from simulator.experiments.runner import open_executor
+    from simulator.experiments.search import SearchSettings, run_search, search_worlds
+    from simulator.io.search_files import write_search
+
+    scenario = source if isinstance(source, Scenario) else load_scenario(source, overrides, scale=scale)
+    markets, info = search_worlds(scenario, worlds, world_count) if worlds is not None else ((), None)
+    settings = SearchSettings(trials=trials, seed=seed, worlds=markets, worlds_info=info, stop_after=stop_after)
+    with open_executor(workers, dask) as executor:
+        result = run_search(scenario, executor, out=out, settings=settings)
+    if out is not None:
+        write_search(result, out)
+    return result

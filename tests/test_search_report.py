@@ -17,7 +17,7 @@ from test_worlds_report import assert_balanced, close, images
 
 from simulator.cli import main
 from simulator.io.report import REPORT_FILE, NotARunFolderError, build_report
-from simulator.io.search_files import (
+from simulator.io.search_folder import (
     Objective,
     converged_at,
     is_search_folder,

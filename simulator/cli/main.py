@@ -24,6 +24,7 @@ from simulator.cli.common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_INVALID, E
 from simulator.cli.discover import add_discover_parser, cmd_discover
 from simulator.cli.explain import add_explain_parser, cmd_explain
 from simulator.cli.explore import add_explore_parsers, cmd_sensitivity, cmd_sweep
+from simulator.cli.optimize import add_optimize_parser, cmd_optimize
 from simulator.cli.policies import add_policies_parser, cmd_policies_diff, cmd_policies_list, cmd_policies_show
 from simulator.cli.report import add_report_parser, cmd_report
 from simulator.cli.run import add_run_parser, add_validate_parser, cmd_run, cmd_validate
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_baseline_parser(commands)
     add_explore_parsers(commands)
     add_calibrate_parser(commands)
+    add_optimize_parser(commands)
     add_explain_parser(commands)
     add_discover_parser(commands)
     add_report_parser(commands)
@@ -72,6 +74,8 @@ def run_command(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) ->
         return cmd_sensitivity(args, argv, log)
     if command == "calibrate":
         return cmd_calibrate(args, argv, log)
+    if command == "optimize":
+        return cmd_optimize(args, argv, log)
     if command == "explain":
         return cmd_explain(args, argv, log)
     if command == "discover":

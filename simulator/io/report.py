@@ -125,7 +125,7 @@ def build_report(folder: str | Path, dpi: int = 110) -> Report:
     optimize`` folder, known by its ``search.json``, gets its own report: :mod:`simulator.io.search_section`)."""
     from simulator.experiments.runner import atomic_write
     from simulator.io.plotting import render_figures, write_pngs
-    from simulator.io.search_files import is_search_folder
+    from simulator.io.search_folder import is_search_folder
 
     if is_search_folder(folder):
         from simulator.io.search_section import build_search_report

@@ -5,7 +5,7 @@ noise was handled), the Pareto set with 95% CIs beside the presets old_2014 and 
 policy under each constraint set and how it differs from new_2015 rule by rule
 (:mod:`simulator.io.policy_rules`, as ``inmail-sim policies diff``), the figures ``pareto.png`` and
 ``convergence.png`` embedded, every trial (folded), the references and where the time went.  Built
-from the folder's files (:mod:`simulator.io.search_files`): ``inmail-sim report OPTIMIZE_DIR``.
+from the folder's files (:mod:`simulator.io.search_folder`): ``inmail-sim report OPTIMIZE_DIR``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.io.report import CSS, REPORT_FILE, NotARunFolderError, Report
-from simulator.io.search_files import (
+from simulator.io.search_folder import (
     POLICIES_FILE,
     REFERENCE_POLICY,
     Objective,

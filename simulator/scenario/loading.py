@@ -44,6 +44,7 @@ from simulator.scenario.decision import Requirement
 from simulator.scenario.errors import NO_VALUE, SAFE_NAME_RULE, Issue, PathT, ScenarioError, safe_name
 from simulator.scenario.files import resolve_file
 from simulator.scenario.locations import Loc, issue_at
+from simulator.scenario.optimize_schema import OptimizeSpec, build_optimize
 from simulator.scenario.overrides import Overrides, apply_overrides, override_texts
 from simulator.scenario.scale import scale_market, with_scale
 from simulator.scenario.schema import MarketSchema, PolicySchema, ScenarioSchema
@@ -84,6 +85,8 @@ class Scenario:
     """The ``decision:`` block's requirements on metrics (``run`` ignores it)."""
     worlds: str | None = None
     """The ``worlds:`` key: ``"prior"``, the resolved path of a posterior.csv, or None."""
+    optimize: OptimizeSpec | None = None
+    """The ``optimize:`` block: levers, objectives and constraints of ``inmail-sim optimize`` (``run`` ignores it)."""
 
     def issue(self, path: PathT, message: str, value: Any = NO_VALUE) -> Issue:
         """An :class:`Issue` at ``path`` of ``resolved``, located at its file and line (for sweeps)."""
@@ -165,6 +168,7 @@ def _validate(data: dict[str, Any], marks: Mapping[PathT, Loc], file: str | None
     uncertain = build_uncertain(schema.uncertain, market, builder) if market is not None else ()
     decision = build_decision(schema.decision, builder)
     worlds = build_worlds(schema.worlds, len(schema.uncertain or {}), builder, allow_outside)
+    optimize = build_optimize(schema.optimize, builder.fail) if schema.optimize is not None else None
     if schema.max_replications < schema.replications:
         builder.fail(("max_replications",), schema.max_replications,
                      f"must be >= replications ({schema.replications})")
@@ -187,7 +191,7 @@ def _validate(data: dict[str, Any], marks: Mapping[PathT, Loc], file: str | None
         replications=schema.replications, max_replications=schema.max_replications, root_seed=schema.root_seed,
         resolved=resolved, source=file, overrides=overrides, scale=factor,
         full_market=None if scaled is market else market, locations=dict(marks),
-        uncertain=uncertain, decision=decision, worlds=worlds,
+        uncertain=uncertain, decision=decision, worlds=worlds, optimize=optimize,
     )
 
 

@@ -28,6 +28,7 @@ from simulator.core.config import (
 from simulator.core.limits import MAX_LOG_SD
 from simulator.scenario.errors import SAFE_NAME_PATTERN
 from simulator.scenario.experiment_schema import CalibrationSchema, SensitivitySchema, SweepSchema
+from simulator.scenario.optimize_schema import OptimizeSchema
 from simulator.scenario.scale import ScaleFactor
 from simulator.scenario.schema_fields import (
     Count,
@@ -280,4 +281,5 @@ class ScenarioSchema(StrictSchema):
     uncertain: UncertainBlock | None = None
     decision: DecisionSchema | None = None
     worlds: WorldsKey | None = None
+    optimize: OptimizeSchema | None = None
 
