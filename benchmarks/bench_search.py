@@ -6,7 +6,8 @@
 
 It runs one small search (``python -m simulator optimize``, in a child process, timed from outside
 too), then reads ``search.json`` ``seconds`` (``total``, ``simulation``, ``search_overhead``) and the
-replications of ``trials.csv``, ``pareto.csv`` and ``references.csv``, and prints: the wall time
+replications (``search.json`` ``replications``: simulated and read back from the store; the tables'
+counts as a fallback), and prints: the wall time
 outside the search (process start, imports, loading the scenario, writing the figures), the search's
 own time split, the simulation seconds per replication and the overhead per trial.  The overhead per
 trial is the figure to watch: it does not shrink with a smaller market, so for a tiny market it is a
@@ -57,11 +58,13 @@ def search_split(folder: Path, outside: float | None = None) -> dict[str, Any]:
         count = len(pd.read_csv(folder / "trials.csv"))
     except (OSError, ValueError):
         count = int(meta.get("trials", 0) or 0)
-    replications = trials + reevaluated + references
+    booked = meta.get("replications") if isinstance(meta.get("replications"), dict) else {}
+    counted = trials + reevaluated + references
+    replications = int(booked.get("simulated", counted))
     return {
         "folder": str(folder), "trials": count, "replications": replications,
         "trial_replications": trials, "reevaluated_replications": reevaluated,
-        "reference_replications": references,
+        "reference_replications": references, "read_back": int(booked.get("read_back", 0)),
         "wall_seconds": outside, "total_seconds": total, "simulation_seconds": simulation,
         "search_overhead_seconds": overhead,
         "outside_seconds": (outside - total) if outside is not None else None,
@@ -75,11 +78,12 @@ def format_split(split: dict[str, Any]) -> str:
     """The split as a few aligned lines."""
     def line(label: str, value: float | None, unit: str = "s") -> str:
         text = "n/a" if value is None or not math.isfinite(value) else f"{value:,.2f} {unit}".rstrip()
-        return f"  {label:<40} {text}"
+        return f"  {label:<46} {text}"
 
-    lines = [f"search: {split['trials']} trials, {split['replications']:,} replications "
-             f"({split['trial_replications']:,} in trials, {split['reevaluated_replications']:,} re-evaluating the "
-             f"front, {split['reference_replications']:,} for the references)"]
+    lines = [f"search: {split['trials']} trials, {split['replications']:,} replications simulated "
+             f"({split['read_back']:,} more read back from the store); the tables hold "
+             f"{split['trial_replications']:,} in trials, {split['reevaluated_replications']:,} re-evaluating the "
+             f"front, {split['reference_replications']:,} for the references"]
     if split["wall_seconds"] is not None:
         lines.append(line("wall time of the command", split["wall_seconds"]))
         lines.append(line("  outside the search (start, load, files)", split["outside_seconds"]))
@@ -87,8 +91,8 @@ def format_split(split: dict[str, Any]) -> str:
               line("  simulation", split["simulation_seconds"]),
               line("  search overhead (sampler, study, books)", split["search_overhead_seconds"]),
               line("simulation share of the search", 100 * split["simulation_share"], "%"),
-              line("simulation per replication", split["seconds_per_replication"]),
-              line("search overhead per trial", split["overhead_per_trial"])]
+              line("simulation per replication", 1000 * split["seconds_per_replication"], "ms"),
+              line("search overhead per trial", 1000 * split["overhead_per_trial"], "ms")]
     return "\n".join(lines)
 
 

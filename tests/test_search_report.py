@@ -19,6 +19,7 @@ from simulator.cli import main
 from simulator.io.report import REPORT_FILE, NotARunFolderError, build_report
 from simulator.io.search_folder import (
     Objective,
+    best_under_constraints,
     converged_at,
     is_search_folder,
     no_worse,
@@ -208,3 +209,46 @@ def test_converged_at_is_the_first_trial_at_99_percent(steps: list[float]) -> No
         return
     assert at is not None and values[at] >= 0.99 * final
     assert at == 0 or values[at - 1] < 0.99 * final
+
+
+def test_a_policy_best_at_several_objectives_is_shown_once(folder: Path) -> None:
+    meta = json.loads((folder / "search.json").read_text())
+    meta["best_under_constraints"] = [
+        {"constraints": "c", "objective": "maximize response_rate", "name": "pareto_02"},
+        {"constraints": "c", "objective": "minimize net_credit_burn", "name": "pareto_02"}]
+    (folder / "search.json").write_text(json.dumps(meta))
+    page = render_search_html(read_search_folder(folder))
+    assert page.count("<h3>Under <code>c</code>") == 1
+    assert "best at maximize response rate and minimize net credit burn: pareto_02</h3>" in page
+
+
+# --------------------------------------------------------------------------- on a real small search
+
+
+DESIGN = str(Path(__file__).resolve().parents[1] / "scenarios" / "design_2015.yaml")
+SMALL_SEARCH = ["--scale", "0.02", "--set", "horizon_days=60", "--trials", "4", "--set", "optimize.population=2",
+                "--set", "optimize.replications=2", "--set", "optimize.max_replications=4",
+                "--set", "optimize.reevaluate=4", "--no-progress", "--quiet"]
+
+
+def test_report_of_a_real_small_search(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "search"
+    assert main(["optimize", DESIGN, "--out", str(out), *SMALL_SEARCH]) == 0
+    assert main(["report", str(out)]) == 0
+    capsys.readouterr()
+    page = (out / REPORT_FILE).read_text(encoding="utf-8")
+    assert_balanced(page)
+    assert len(images(page)) == 2
+    found = read_search_folder(out)
+    assert found.notes == {} and len(found.pareto) >= 1 and found.references is not None
+    rows = rows_of(front_table(found))
+    first_objective = found.objectives[0].metric
+    column = 1 + len(found.levers)
+    for frame in (found.pareto, found.references):
+        assert frame is not None
+        for _, expected in frame.iterrows():
+            mean = rows[str(expected["name"])][column].split(" ")[0].rstrip("%")
+            k = 100 if first_objective == "response_rate" else 1
+            assert close(mean, k * expected[f"{first_objective}_mean"])
+    for _, _, name in best_under_constraints(found):
+        assert f": {name}</h3>" in page

@@ -88,6 +88,14 @@ class SearchFolder:
         return f"constraint {position}"
 
 
+    def constraint_metric(self, position: int) -> str:
+        """The metric of the constraint at ``position`` (empty when ``search.json`` does not say)."""
+        constraints = self.meta.get("constraints", [])
+        if position < len(constraints) and isinstance(constraints[position], dict):
+            return str(constraints[position].get("metric", ""))
+        return ""
+
+
 def is_search_folder(folder: str | Path) -> bool:
     """Whether ``folder`` is the output folder of ``inmail-sim optimize`` (it holds ``search.json``)."""
     return (Path(folder) / SEARCH_FILE).is_file()

@@ -184,6 +184,7 @@ def front_table(found: SearchFolder) -> str:
     objectives = found.objectives
     levers = [str(lever["path"]) for lever in found.levers]
     indices = found.constraint_indices
+    constraints = [(i, found.constraint_metric(position)) for position, i in enumerate(indices)]
     head = ("<table><tr><th>policy</th>" + "".join(f"<th class=\"rule\">{_escape(p)}</th>" for p in levers)
             + "".join(f"<th>{_escape(o.direction)} {_escape(_label(o.metric))}</th>" for o in objectives)
             + "".join(f"<th><code>{_escape(found.constraint_text(i))}</code></th>" for i in range(len(indices)))
@@ -194,19 +195,19 @@ def front_table(found: SearchFolder) -> str:
     if found.references is not None:
         for _, row in found.references.iterrows():
             values = {p: _preset_value(str(row["name"]), p) for p in levers}
-            rows.append(_front_row(row, values, objectives, indices, target, "ref"))
+            rows.append(_front_row(row, values, objectives, constraints, target, "ref"))
     for _, row in found.pareto.iterrows():
         values = {p: _value(row.get(p, MISSING)) for p in levers}
-        rows.append(_front_row(row, values, objectives, indices, target, ""))
+        rows.append(_front_row(row, values, objectives, constraints, target, ""))
     return head + "".join(rows) + "</table>"
 
 
-def _front_row(row: pd.Series, levers: dict[str, str], objectives: list[Objective], indices: list[int],
-               target: list[float] | None, css: str) -> str:
+def _front_row(row: pd.Series, levers: dict[str, str], objectives: list[Objective],
+               constraints: list[tuple[int, str]], target: list[float] | None, css: str) -> str:
     name = str(row["name"])
     cells = [f"<td>{_escape(name)}</td>"] + [f"<td>{_escape(v)}</td>" for v in levers.values()]
     cells += [f"<td class=\"n\">{estimate(row, o.metric)}</td>" for o in objectives]
-    cells += [_constraint_cell(row, i) for i in indices]
+    cells += [_constraint_cell(row, i, metric) for i, metric in constraints]
     if target is None or css:
         verdict = "reference" if name == REFERENCE_POLICY else ""
     else:
@@ -226,13 +227,17 @@ def estimate(row: pd.Series, metric: str) -> str:
     return f"{number(mean)}{unit} [{number(low)}, {number(high)}]"
 
 
-def _constraint_cell(row: pd.Series, index: int) -> str:
-    value, bound = as_float(row.get(f"constraint_{index}_value")), as_float(row.get(f"constraint_{index}_bound"))
+def _constraint_cell(row: pd.Series, index: int, metric: str) -> str:
+    """``met: value vs bound`` (rates in %) of constraint ``index`` in one row."""
+    k = scale_of(metric)
+    value = as_float(row.get(f"constraint_{index}_value")) * k
+    bound = as_float(row.get(f"constraint_{index}_bound")) * k
     met = str(row.get(f"constraint_{index}_met", "")).strip().lower() in ("true", "1", "1.0")
     if not math.isfinite(value):
         return f"<td>{MISSING}</td>"
     word = "met" if met else "not met"
-    return f"<td class=\"n {'met' if met else 'unmet'}\">{word}: {num(value)} vs {num(bound)}</td>"
+    unit = "%" if metric in RATE_METRICS else ""
+    return f"<td class=\"n {'met' if met else 'unmet'}\">{word}: {num(value)}{unit} vs {num(bound)}{unit}</td>"
 
 
 # --------------------------------------------------------------------------- the recommendations
@@ -247,8 +252,12 @@ def best_section(found: SearchFolder) -> str:
     out = ["<section id=\"best\"><h2>The best policy under the constraints</h2>",
            "<p>Every Pareto policy meets every constraint; here, for each objective, the one best at it.</p>"]
     reference = reference_row(found)
+    grouped: dict[tuple[str, str], list[str]] = {}
     for text, objective, name in entries:
-        best_at = f", best at {_escape(_objective_words(objective))}" if objective else ""
+        grouped.setdefault((text, name), []).append(_objective_words(objective) if objective else "")
+    for (text, name), objectives in grouped.items():
+        words = " and ".join(o for o in objectives if o)
+        best_at = f", best at {_escape(words)}" if words else ""
         out.append(f"<h3>Under <code>{_escape(text)}</code>{best_at}: {_escape(name)}</h3>")
         row = _named_row(found, name)
         if row is not None and found.objectives:
