@@ -117,7 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--scenario", type=Path, default=ROOT / "scenarios" / "design_2015.yaml")
     ap.add_argument("--trials", type=int, default=8, help="trials of the search (default 8)")
     ap.add_argument("--population", type=int, default=4, help="trials per generation (default 4)")
-    ap.add_argument("--scale", type=float, default=0.05, help="market scale (default 0.05 of the scenario's)")
+    ap.add_argument("--scale", type=float, default=0.05,
+                    help="--scale of the command: replaces the scenario's scale: (default 0.05: design_2015.yaml's "
+                         "market at 5,000 members and 50 recruiters; 0.25 is the shipped size)")
     ap.add_argument("--horizon", type=int, default=90, help="days of sending (default 90)")
     ap.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     ap.add_argument("--out", type=Path, help="the output folder (default: a temporary one, removed)")

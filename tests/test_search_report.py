@@ -106,6 +106,17 @@ def test_summary_sentences(page: str) -> None:
     assert "Precision rule: start with 4 replications" in page and "stopped before its last trial" not in page
 
 
+def test_a_lever_at_a_range_end_is_named(folder: Path) -> None:
+    pareto = pareto_frame()
+    assert "At the end of a range" not in render_search_html(read_search_folder(folder))
+    pareto.loc[1, "refund.window_days"] = 7
+    pareto.loc[0, "threshold.min_rate"] = 0.25
+    pareto.to_csv(folder / "pareto.csv", index=False)
+    page = render_search_html(read_search_folder(folder))
+    assert "<code>refund.window_days</code> = 7, its lower end, in pareto_02" in page
+    assert "<code>threshold.min_rate</code> = 0.25, its upper end, in pareto_01" in page
+
+
 def test_a_stopped_search_says_so(folder: Path) -> None:
     meta = json.loads((folder / "search.json").read_text())
     meta |= {"finished": False, "trials_told": 4}
@@ -167,10 +178,17 @@ def test_an_empty_front_says_so(folder: Path) -> None:
 
 def test_robust_mode_is_described(folder: Path) -> None:
     meta = json.loads((folder / "search.json").read_text())
-    meta["worlds"] = {"source": "prior", "count": 16, "score": "q25"}
+    meta["worlds"] = {"source": "prior", "count": 16, "score": {"maximize": "the 0.25 quantile of the world means",
+                                                                "constraints": "met in at least 0.8 of the worlds"}}
     (folder / "search.json").write_text(json.dumps(meta))
+    pareto = pareto_frame()
+    pareto["constraint_0_value"], pareto["constraint_0_bound"] = 0.875, 0.8
+    pareto.to_csv(folder / "pareto.csv", index=False)
     page = render_search_html(read_search_folder(folder))
-    assert "16 plausible worlds from prior, each trial scored by q25" in page
+    assert ("16 plausible worlds from prior, each trial scored by the 0.25 quantile of the world means (maximized); "
+            "met in at least 0.8 of the worlds") in page
+    assert "Each cell is the scored quantile of the per-world means" in page
+    assert "in 88% of worlds (needs 80%)" in page
 
 
 # --------------------------------------------------------------------------- the helpers, exactly and as invariants

@@ -16,8 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
+
+from simulator.io.tables import MISSING
 
 SEARCH_FILE = "search.json"
 PARETO_FILE = "pareto.csv"
@@ -230,6 +233,35 @@ def best_under_constraints(found: SearchFolder) -> list[tuple[str, str, str]]:
             text = " and ".join(str(t) for t in text)
         found_best.append((str(text) or "no constraints", str(entry.get("objective", "")), str(entry["name"])))
     return found_best
+
+
+def range_ends(found: SearchFolder) -> list[tuple[str, float, str, list[str]]]:
+    """``(lever path, end, "lower"|"upper", Pareto policy names)`` for every numeric lever end some Pareto
+    policy sits on."""
+    ends = []
+    for lever in found.levers:
+        path, low, high = str(lever["path"]), as_float(lever.get("low")), as_float(lever.get("high"))
+        if lever.get("kind") == "choice" or path not in found.pareto.columns:
+            continue
+        values = pd.to_numeric(found.pareto[path], errors="coerce")
+        for end, word in ((low, "lower"), (high, "upper")):
+            names = found.pareto["name"][(values - end).abs() <= 1e-9 * max(1.0, abs(end))].tolist()
+            if math.isfinite(end) and names:
+                ends.append((path, end, word, [str(n) for n in names]))
+    return ends
+
+
+def shown_value(value: Any) -> str:
+    """A lever value or count as text: ``true``/``false``, whole floats without ``.0``, 4 significant digits."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return MISSING
+        return str(int(value)) if value.is_integer() else f"{value:.4g}"
+    return str(value)
 
 
 def as_float(value: Any) -> float:

@@ -17,7 +17,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from simulator.io.report import CSS, REPORT_FILE, NotARunFolderError, Report
@@ -32,10 +31,12 @@ from simulator.io.search_folder import (
     converged_at,
     no_worse,
     objective_columns,
+    range_ends,
     read_search_folder,
     reference_row,
     row_means,
 )
+from simulator.io.search_folder import shown_value as _value
 from simulator.io.tables import METRIC_LABELS, METRIC_UNITS, MISSING, RATE_METRICS, RowFormat, num, scale_of
 from simulator.io.tables import escape_html as _escape
 
@@ -93,8 +94,12 @@ def setting_sentence(found: SearchFolder) -> str:
     worlds = meta.get("worlds")
     where = "the scenario's market"
     if isinstance(worlds, dict):
+        score = worlds.get("score", "?")
+        if isinstance(score, dict):
+            score = "; ".join(f"{score[k]} ({k}d)" if k in ("maximize", "minimize") else str(score[k])
+                              for k in ("maximize", "minimize", "constraints") if k in score)
         where = (f"{worlds.get('count', '?')} plausible worlds from {worlds.get('source', '?')}, each trial scored "
-                 f"by {worlds.get('score', '?')}")
+                 f"by {score}")
     sampler = meta.get("sampler", "?")
     if isinstance(sampler, dict):
         size = f", generations of {sampler['population']}" if "population" in sampler else ""
@@ -157,11 +162,28 @@ def pareto_section(found: SearchFolder) -> str:
         return "\n".join(out)
     out.append(_comparison_sentence(found))
     out.append(front_table(found))
-    out.append("<p class=\"note\">Each cell is the mean with its 95% CI; rates in %. Reference rows (italic) are "
-               "the presets evaluated exactly like a trial (same seeds). <b>vs new_2015</b>: no worse on every "
-               f"objective by the means ({', '.join(_escape(_label(o.metric)) for o in objectives)}). Constraint "
-               "cells: the value at the CI bound the constraint is judged on, against its bound.</p></section>")
+    out.append(range_end_sentence(found))
+    robust = isinstance(found.meta.get("worlds"), dict)
+    cell = ("the scored quantile of the per-world means with its 95% interval (order statistics)" if robust
+            else "the mean with its 95% CI")
+    met = ("the share of worlds where the constraint holds, against the share required" if robust else
+           "the constrained value as the search states it, against its bound; <b>met</b> only when its 95% CI "
+           "bound meets the bound")
+    out.append(f"<p class=\"note\">Each cell is {cell}; rates in %. Reference rows (italic) are the presets "
+               "evaluated exactly like a trial (same seeds). <b>vs new_2015</b>: no worse on every objective by "
+               f"these values ({', '.join(_escape(_label(o.metric)) for o in objectives)}). Constraint cells: "
+               f"{met}.</p></section>")
     return "\n".join(out)
+
+
+def range_end_sentence(found: SearchFolder) -> str:
+    """The numeric levers some Pareto policy sets to an end of its range (the best may lie beyond it)."""
+    ends = [f"<code>{_escape(path)}</code> = {_escape(_value(end))}, its {word} end, in {_escape(', '.join(names))}"
+            for path, end, word, names in range_ends(found)]
+    if not ends:
+        return ""
+    return ("<p><b>At the end of a range:</b> " + "; ".join(ends) + ". The best may lie beyond it: widen the range "
+            "if such a rule is allowed, and search again.</p>")
 
 
 def _comparison_sentence(found: SearchFolder) -> str:
@@ -184,7 +206,8 @@ def front_table(found: SearchFolder) -> str:
     objectives = found.objectives
     levers = [str(lever["path"]) for lever in found.levers]
     indices = found.constraint_indices
-    constraints = [(i, found.constraint_metric(position)) for position, i in enumerate(indices)]
+    robust = isinstance(found.meta.get("worlds"), dict)
+    constraints = [(i, "" if robust else found.constraint_metric(position)) for position, i in enumerate(indices)]
     head = ("<table><tr><th>policy</th>" + "".join(f"<th class=\"rule\">{_escape(p)}</th>" for p in levers)
             + "".join(f"<th>{_escape(o.direction)} {_escape(_label(o.metric))}</th>" for o in objectives)
             + "".join(f"<th><code>{_escape(found.constraint_text(i))}</code></th>" for i in range(len(indices)))
@@ -228,16 +251,20 @@ def estimate(row: pd.Series, metric: str) -> str:
 
 
 def _constraint_cell(row: pd.Series, index: int, metric: str) -> str:
-    """``met: value vs bound`` (rates in %) of constraint ``index`` in one row."""
-    k = scale_of(metric)
-    value = as_float(row.get(f"constraint_{index}_value")) * k
-    bound = as_float(row.get(f"constraint_{index}_bound")) * k
+    """``met: value vs bound`` (rates in %) of constraint ``index`` in one row; ``metric`` empty: robust mode,
+    where the value is the share of worlds meeting the constraint and the bound the share required."""
+    value = as_float(row.get(f"constraint_{index}_value"))
+    bound = as_float(row.get(f"constraint_{index}_bound"))
     met = str(row.get(f"constraint_{index}_met", "")).strip().lower() in ("true", "1", "1.0")
     if not math.isfinite(value):
         return f"<td>{MISSING}</td>"
     word = "met" if met else "not met"
-    unit = "%" if metric in RATE_METRICS else ""
-    return f"<td class=\"n {'met' if met else 'unmet'}\">{word}: {num(value)}{unit} vs {num(bound)}{unit}</td>"
+    if not metric:
+        text = f"{word}: in {value * 100:.0f}% of worlds (needs {bound * 100:.0f}%)"
+    else:
+        k, unit = scale_of(metric), "%" if metric in RATE_METRICS else ""
+        text = f"{word}: {num(value * k)}{unit} vs {num(bound * k)}{unit}"
+    return f"<td class=\"n {'met' if met else 'unmet'}\">{text}</td>"
 
 
 # --------------------------------------------------------------------------- the recommendations
@@ -399,18 +426,6 @@ def _preset_value(preset: str, path: str) -> str:
     from simulator.io.policy_rules import policy_rules, rule_text
 
     return rule_text(policy_rules(make(preset)), path) if preset in PRESETS else MISSING
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return MISSING
-        return str(int(value)) if value.is_integer() else f"{value:.4g}"
-    return str(value)
 
 
 def _show(value: Any) -> str:
