@@ -199,19 +199,41 @@ def run_search(scenario: Scenario, executor: Executor, *, out: str | Path | None
     study = open_study([o.direction for o in spec.objectives], str(folder / JOURNAL) if folder else None)
     trials = settings.trials or spec.trials
     drive_settings = DriveSettings(spec.levers, trials, spec.population, spec.sampler, seed, settings.stop_after)
+    base = base_settings(spec)
+    if base is not None and not study.trials:
+        study.enqueue_trial(base)  # trial 0 is the base preset itself: how far is it from the front?
     finished = drive(study, drive_settings, problem.evaluate)
     told = finished_trials(study)
     return assemble(problem, told, finished, seed=seed, trials=trials, started=started, worlds=settings.worlds_info)
 
 
+def base_settings(spec: OptimizeSpec) -> dict[str, Any] | None:
+    """The base preset's values of the levers, if every one lies in its lever's range or choices."""
+    from simulator.scenario.optimize_schema import base_value
+
+    values = {}
+    for lever in spec.levers:
+        value = base_value(spec.base, lever.path)
+        inside = (value in lever.choices if lever.kind == "choice"
+                  else lever.low is not None and lever.high is not None and lever.low <= value <= lever.high)
+        if not inside:
+            return None
+        values[lever.path] = value
+    return values
+
+
 def pareto_candidates(rows: pd.DataFrame, spec: OptimizeSpec) -> list[int]:
-    """Row positions of the feasible trials no other feasible trial dominates on the objective means
-    (the first of several trials with the same lever values)."""
+    """Row positions of the feasible trials no other feasible trial dominates on the objective means, and
+    of the trial of the base preset's own rules (trial 0, when the levers' ranges hold it): re-evaluated
+    with the others, it is either kept or dropped for a policy no worse on every objective."""
     feasible = rows[rows["feasible"].astype(bool)]
     if feasible.empty:
         return []
     points = minimisation(feasible, spec)
-    keep = feasible.index[non_dominated(points)]
+    keep = list(feasible.index[non_dominated(points)])
+    if base_settings(spec) is not None and len(rows) and int(rows.iloc[0]["trial"]) == 0 \
+            and bool(rows.iloc[0]["feasible"]):
+        keep.append(rows.index[0])
     return list(dict.fromkeys(keep))
 
 

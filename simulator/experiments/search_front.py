@@ -22,10 +22,8 @@ def dominates(a: np.ndarray, b: np.ndarray) -> bool:
 def non_dominated(points: np.ndarray) -> np.ndarray:
     """Indices of the points no other point dominates (ties kept; minimization), in input order."""
     points = np.asarray(points, dtype=np.float64)
-    keep = []
-    for i, p in enumerate(points):
-        if not any(dominates(q, p) for j, q in enumerate(points) if j != i):
-            keep.append(i)
+    keep = [i for i, p in enumerate(points)
+            if not np.any(np.all(points <= p, axis=1) & np.any(points < p, axis=1))]
     return np.array(keep, dtype=np.int64)
 
 

@@ -167,6 +167,11 @@ def lever_policy(name: str, base: str, values: Mapping[str, Any]) -> Policy:
 # --------------------------------------------------------------------------- building the spec
 
 
+def base_value(base: str, path: str) -> Any:
+    """The ``base`` preset's value of the rule a lever path names."""
+    return _rule_value(preset(base), path)
+
+
 def _rule_value(base: Policy, path: str) -> Any:
     """The base preset's value of a lever path (its type says int, float, bool or text)."""
     head, _, rest = path.partition(".")
