@@ -36,11 +36,12 @@ CI_PARAMETERS = {
 NOTEBOOK_CI_PARAMETERS: dict[str, dict[str, Any]] = {
     "04_sensitivity_and_calibration": {"SOBOL_N": 8, "FIT_REPLICATIONS": 2, "FIT_EVALUATIONS": 8},
     "05_plausible_worlds": {"WORLD_COUNT": 12, "RESAMPLES": 10},
+    "06_policy_design_search": {"TRIALS": 6, "POPULATION": 3, "REEVALUATE": 4},
 }
 """Injected too, for the sizes only one notebook has (a Sobol sample, a calibration's evaluations)."""
 
 EXPECTED = {"01_quickstart", "02_policy_design", "03_market_assumptions", "04_sensitivity_and_calibration",
-            "05_plausible_worlds"}
+            "05_plausible_worlds", "06_policy_design_search"}
 
 
 def _read(path: Path) -> Any:

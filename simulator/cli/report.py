@@ -15,10 +15,12 @@ if TYPE_CHECKING:
 def add_report_parser(commands: Subcommands) -> None:
     """``inmail-sim report DIR``."""
     report = commands.add_parser(
-        "report", help="(re)draw the figures and write report.html from a finished run folder",
+        "report", help="(re)draw the figures and write report.html from a finished run or optimize folder",
         description="Draw DIR/figures/*.png and write DIR/report.html, a single self-contained page (figures "
-                    "embedded, no network) from the files of `inmail-sim run`.")
-    report.add_argument("folder", metavar="DIR", help="the output folder of `inmail-sim run`")
+                    "embedded, no network) from the files of `inmail-sim run`; for the folder of `inmail-sim optimize` "
+                    "(it holds search.json): the Pareto set, the best policy under each constraint set and its "
+                    "rules beside new_2015.")
+    report.add_argument("folder", metavar="DIR", help="the output folder of `inmail-sim run` or `inmail-sim optimize`")
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -79,7 +79,8 @@ def check_run_folder(folder: str | Path) -> Path:
     if not path.exists():
         raise NotARunFolderError(f"{folder}: no such folder")
     if not path.is_dir():
-        raise NotARunFolderError(f"{folder}: not a folder (give the output folder of `inmail-sim run`)")
+        raise NotARunFolderError(f"{folder}: not a folder (give the output folder of `inmail-sim run` or "
+                                 "`inmail-sim optimize`)")
     missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]
     if missing:
         if len(missing) == len(REQUIRED_FILES):
@@ -121,10 +122,16 @@ def load_run(folder: str | Path) -> Results:
 
 
 def build_report(folder: str | Path, dpi: int = 110) -> Report:
-    """Redraw the figures of a finished run folder and write ``report.html`` beside them."""
+    """Redraw the figures of a finished run folder and write ``report.html`` beside them (an ``inmail-sim
+    optimize`` folder, known by its ``search.json``, gets its own report: :mod:`simulator.io.search_section`)."""
     from simulator.experiments.runner import atomic_write
     from simulator.io.plotting import render_figures, write_pngs
+    from simulator.io.search_folder import is_search_folder
 
+    if is_search_folder(folder):
+        from simulator.io.search_section import build_search_report
+
+        return build_search_report(folder)
     path = check_run_folder(folder)
     results = load_run(path)
     errors: dict[str, str] = {}
