@@ -85,6 +85,8 @@ class BayesSpec:
     parameters: tuple[UncertainParameter, ...]
     targets: tuple[Target, ...]
     checks: tuple[Check, ...]
+    held_out: tuple[Target, ...] = ()
+    """Targets left out of the fit and predicted like the checks (leave-one-out, ``validate-model``)."""
 
     @property
     def bands(self) -> tuple[Band, ...]:
@@ -92,7 +94,8 @@ class BayesSpec:
 
     @property
     def check_bands(self) -> tuple[Band, ...]:
-        return tuple(Band.of_check(c) for c in self.checks)
+        """What the posterior predicts besides the targets: the validation figures, then the held-out targets."""
+        return (*(Band.of_check(c) for c in self.checks), *bands_of(self.held_out))
 
     def settings_wanted(self) -> list[tuple[Path | None, str]]:
         """(file or None, policy) of every setting the targets and then the checks need, the fitted policy first."""
@@ -101,6 +104,8 @@ class BayesSpec:
             out += [(t.scenario, p) for p in (t.policy, t.baseline) if p is not None]
         for c in self.checks:
             out += [(c.scenario, p) for p in (c.policy, c.baseline) if p is not None]
+        for t in self.held_out:
+            out += [(t.scenario, p) for p in (t.policy, t.baseline) if p is not None]
         return list(dict.fromkeys(out))
 
     @property
