@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from simulator.core.anticipation import AnticipationTerms, anticipation_pressure
 from simulator.core.batch_ledger import segment_sums
 from simulator.core.ledger import NEVER
 
@@ -48,6 +49,7 @@ class BatchDay:
     fatigue_on: list[bool]
     fatigue: BatchFatigue
     means: np.ndarray
+    anticipation: AnticipationTerms | None
     spent_today: np.ndarray
     refunded_today: np.ndarray
 
@@ -154,9 +156,11 @@ class BatchDay:
         rec.remember(self.spent_today, self.refunded_today)
         warned = book.in_grace(day + 1) if book.warned.any() else None
         improving = book.in_improvement(day + 1)
+        ahead = None if self.anticipation is None else anticipation_pressure(self.anticipation, book.win_sends,
+                                                                             book.win_resp)
         incentive = rec.pressure(self.ledger.balance_per_seat(), self.timeline.days_to_grant(day),
                                  warned if warned is not None and warned.any() else None,
-                                 improving if improving.any() else None)
+                                 improving if improving.any() else None, ahead)
         rec.adapt(incentive)
         self._record_means()
 

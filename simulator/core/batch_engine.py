@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulator.core.anticipation import AnticipationTerms
 from simulator.core.batch_day import BatchDay
 from simulator.core.batch_fatigue import BatchFatigue
 from simulator.core.batch_ledger import BatchLedger, LedgerView, segment_sums
@@ -28,6 +29,7 @@ from simulator.core.counters import CountBuffer, Done, ScatterCount
 from simulator.core.engine import DAILY_SERIES, Simulation
 from simulator.core.ledger import pay
 from simulator.core.metrics import ReplicationResult
+from simulator.core.platform_targeting import surface
 
 
 class BatchSimulation(BatchDay):
@@ -54,6 +56,8 @@ class BatchSimulation(BatchDay):
         self.kind_size = np.concatenate([s._kind_size for s in sims])
         self.kind_skill = np.concatenate([s._kind_skill for s in sims])
         self.kind_weight = np.concatenate([s._kind_weight for s in sims])
+        self._platform(sims)
+        self.anticipation = AnticipationTerms.stack([s.anticipation for s in sims], seats)
         self.kind_index = np.arange(2 * n_seats)
         self.kind_counts = np.zeros(2 * n_seats, dtype=np.int64)
         self.tallies = {name: np.zeros(n_seats, dtype=np.int64)
@@ -90,6 +94,16 @@ class BatchSimulation(BatchDay):
         self.outcomes = [s.rng.outcomes for s in sims]
         self.streams = DayStreams([pair for s in sims for pair in s._day_streams])
         self.adapting = [s.market.sending.adaptation.enabled and bool(s.rec.adaptive.any()) for s in sims]
+
+    def _platform(self, sims: list[Simulation]) -> None:
+        """Platform targeting of the batch: per-(recruiter, kind) probability and candidates (0 where not served)."""
+        self.platform_on = [s._kind_platform is not None for s in sims]
+        self.kind_platform = np.concatenate([np.zeros(2 * s.rec.count, dtype=np.float32) if s._kind_platform is None
+                                             else s._kind_platform for s in sims])
+        counts = {s.market.platform_targeting.candidates for s, on in zip(sims, self.platform_on, strict=True) if on}
+        self.candidates: int | np.ndarray = counts.pop() if len(counts) == 1 else np.concatenate(
+            [np.full(2 * s.rec.count, s.market.platform_targeting.candidates if on else 0, dtype=np.int64)
+             for s, on in zip(sims, self.platform_on, strict=True)])
 
     def _stack_members(self, sims: list[Simulation], moff: np.ndarray) -> None:
         """One member table for the batch; each replication's members become views of it."""
@@ -184,15 +198,17 @@ class BatchSimulation(BatchDay):
         self.spent_today = allowed
         return n_one, n_bulk, allowed, short
 
-    def _draw(self, streams: list[np.random.Generator], bounds: np.ndarray, dtype: type) -> np.ndarray:
+    def _draw(self, streams: list[np.random.Generator], bounds: np.ndarray, dtype: type,
+              only: list[bool] | None = None) -> np.ndarray:
         """Per replication ``rng.random(n_i, dtype)`` into one stacked buffer (``bounds``: K + 1 offsets).
 
-        An empty draw consumes nothing from a stream, so replications without draws are skipped.
+        An empty draw consumes nothing from a stream, so replications without draws are skipped;
+        ``only``: draw just for the replications marked True (the others get 1.0).
         """
         edges = bounds.tolist()
-        out: np.ndarray = np.empty(edges[-1], dtype=dtype)
-        for rng, a, b in zip(streams, edges, edges[1:]):  # noqa: B905 - edges has one more entry
-            if b > a:
+        out: np.ndarray = np.empty(edges[-1], dtype=dtype) if only is None else np.ones(edges[-1], dtype=dtype)
+        for i, (rng, a, b) in enumerate(zip(streams, edges, edges[1:])):  # noqa: B905 - edges has one more entry
+            if b > a and (only is None or only[i]):
                 rng.random(dtype=dtype, out=out[a:b])
         return out
 
@@ -213,6 +229,12 @@ class BatchSimulation(BatchDay):
         swap = look.take(better)
         receiver[swap] = second.take(better)
         rows[swap] = second_rows.take(better)
+        if any(self.platform_on):  # the platform's candidates, after every draw above, as alone
+            steer = (self._draw(streams, bounds, np.float32, self.platform_on)
+                     < self.kind_platform.take(kind)).nonzero()[0]
+            rounds = self.candidates if isinstance(self.candidates, int) else self.candidates.take(kind.take(steer))
+            surface(receiver, rows, start, size, steer, rounds,
+                    lambda idx: self._draw(streams, np.searchsorted(idx, bounds), np.float64), self.records.take)
         return receiver, rows.view(np.float32).reshape(kind.size, 4)
 
     def _resolve(self, kind: np.ndarray, rows: np.ndarray,

@@ -108,7 +108,8 @@ class BatchRecruiters:
         return n_one, n_bulk
 
     def pressure(self, balance_per_head: np.ndarray, days_to_grant: np.ndarray,
-                 warned: np.ndarray | None, in_improvement: np.ndarray | None) -> np.ndarray:
+                 warned: np.ndarray | None, in_improvement: np.ndarray | None,
+                 anticipation: np.ndarray | None = None) -> np.ndarray:
         """``recruiters.pressure`` for every seat (``days_to_grant``: max(days, 1) per seat, float64)."""
         rec, ref = self.rec, self.ref
         spent = rec["ewma_spent"]
@@ -134,6 +135,8 @@ class BatchRecruiters:
             p += self.w_warning * warned
         if in_improvement is not None:
             p += self.w_improvement * in_improvement
+        if anticipation is not None:
+            p += anticipation
         return np.minimum(p, 1.0, out=p)
 
     def remember(self, spent: np.ndarray, refunded: np.ndarray) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import simpy
 
+from simulator.core.anticipation import AnticipationTerms, anticipation_pressure
 from simulator.core.config import SEAT_TYPES, Market, Phase, Policy, RunConfig
 from simulator.core.counters import CountBuffer
 from simulator.core.ledger import NEVER, Ledger, accounts_for, pay
@@ -35,6 +36,7 @@ from simulator.core.metrics import (
     member_histogram,
     ratio,
 )
+from simulator.core.platform_targeting import platform_table, surface
 from simulator.core.recruiters import AdaptTerms, Recruiters, adapt, build_recruiters, desired_sends, pressure, remember
 from simulator.core.seeding import Streams, streams
 from simulator.core.threshold import ThresholdBook
@@ -101,6 +103,8 @@ class Simulation:
         self.refund_cal = np.zeros((self.n_days + 1, n_seats), dtype=np.int32)
         subject = np.isin(np.asarray(SEAT_TYPES)[self.rec.seat], policy.threshold.seat_types)
         self.book = ThresholdBook.open(policy.threshold, subject, self.horizon)
+        self.anticipation = AnticipationTerms.of(market.sending.anticipation, policy.threshold, subject)
+        self._kind_platform = platform_table(market.platform_targeting, policy.threshold, subject)
         self.env = simpy.Environment()
         self._expiry_days: set[int] = set()
         self.fatigue = FatigueClock(self.members, daily_decay(market.fatigue))
@@ -289,8 +293,10 @@ class Simulation:
         adaptation, rec, book = self.market.sending.adaptation, self.rec, self.book
         remember(rec, adaptation, self.spent_today, self.refunded_today)
         warned = book.in_grace(day + 1) if book.warned.any() else False
+        ahead = None if self.anticipation is None else anticipation_pressure(self.anticipation, book.win_sends,
+                                                                             book.win_resp)
         incentive = pressure(rec, adaptation, self.ledger.balance_per_seat(), self.to_next_grant[day], warned,
-                             book.in_improvement(day + 1))
+                             book.in_improvement(day + 1), ahead)
         adapt(rec, adaptation, incentive, self._adapt_terms)
         self._record_means()
 
@@ -365,6 +371,10 @@ class Simulation:
         swap = look.take(better)
         receiver[swap] = second.take(better)
         rows[swap] = second_rows.take(better)
+        if self._kind_platform is not None:  # the platform's candidates, after every draw above
+            steer = (draws.random(n, dtype=np.float32) < self._kind_platform.take(kind)).nonzero()[0]
+            surface(receiver, rows, start, size, steer, self.market.platform_targeting.candidates,
+                    lambda idx: draws.random(idx.size), members.gather_rows)
         return receiver, rows.view(np.float32).reshape(n, 4)
 
     def _resolve(self, kind: np.ndarray, rows: np.ndarray) -> Outcome:

@@ -123,7 +123,7 @@ def desired_sends(
 
 def pressure(
     rec: Recruiters, adaptation: Adaptation, balance_per_head: np.ndarray, days_to_grant: int,
-    warned: np.ndarray | bool, in_improvement: np.ndarray | bool,
+    warned: np.ndarray | bool, in_improvement: np.ndarray | bool, anticipation: np.ndarray | None = None,
 ) -> np.ndarray:
     """The incentive pressure P in [0, 1] each recruiter feels (docs/model.md, 'Adaptation').
 
@@ -132,7 +132,8 @@ def pressure(
 
     Only the bounds that can bind are applied: refunds and balances are never negative, so c <= 1,
     cost <= 1, scarcity <= 1 and P >= 0 hold without clipping (fewer passes over the recruiters).
-    ``warned`` and ``in_improvement`` may be ``False`` when nobody is in that state.
+    ``warned`` and ``in_improvement`` may be ``False`` when nobody is in that state; ``anticipation``
+    (:mod:`simulator.core.anticipation`, None when off) is added before the final clip.
     """
     ref = adaptation.cost_reference
     spent = rec.ewma_spent
@@ -158,6 +159,8 @@ def pressure(
         p += adaptation.weight_warning * np.asarray(warned)
     if np.any(in_improvement):
         p += adaptation.weight_improvement * np.asarray(in_improvement)
+    if anticipation is not None:
+        p += anticipation
     return np.minimum(p, 1.0, out=p)
 
 

@@ -3,7 +3,9 @@
 Exact (seeded) comparisons of ``run_replications`` against ``run_replication`` job by job: metrics,
 daily series, recruiter tallies, member counts and histograms, for batches mixing policies
 (presets, a switch date with a ``before`` phase, pooling, threshold on and off, expiry and cap
-accrual, one-off grants) and worlds (markets differing in parameters and sizes), at K = 1, 2, 5.
+accrual, one-off grants) and worlds (markets differing in parameters and sizes), at K = 1, 2, 5; and
+with the 2014 mechanisms (anticipation, platform targeting) on, alone and together, in batches
+mixing policies with and without a threshold and markets with and without the mechanisms.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pytest
 from simulator import Accrual, Adaptation, Dist, Grant, Market, MemberPopulation, RecruiterGroup, Segment
 from simulator.core import presets
 from simulator.core.batch import ReplicationJob, default_batch, run_replications
-from simulator.core.config import Phase, Policy, RefundRule, RunConfig, Threshold
+from simulator.core.config import Anticipation, Phase, PlatformTargeting, Policy, RefundRule, RunConfig, Threshold
 from simulator.core.engine import run_replication
 from simulator.core.metrics import ReplicationResult
 from simulator.core.seeding import replication_seed
@@ -207,3 +209,49 @@ def test_a_batch_whose_inmails_all_weigh_the_same_fatigue() -> None:
     market = set_market_fields(small_market(), {"market.fatigue.weight_personalized": 1.0})
     pols = policies()
     check_batch([ReplicationJob(market, pols[i % len(pols)], RUN, replication_seed(17, i)) for i in range(4)])
+
+
+def _with_2014_mechanisms(market: Market, anticipation: Anticipation | None = None,
+                          platform: PlatformTargeting | None = None) -> Market:
+    """``market`` with the anticipation and/or the platform targeting of the 2014 programme switched on."""
+    if anticipation is not None:
+        market = dataclasses.replace(market, sending=dataclasses.replace(market.sending, anticipation=anticipation))
+    if platform is not None:
+        market = dataclasses.replace(market, platform_targeting=platform)
+    return market
+
+
+MECHANISMS = {
+    "anticipation": (Anticipation(True, 1.5, 1.5), None),
+    "platform": (None, PlatformTargeting(True, 0.7, 3)),
+    "platform_everywhere": (None, PlatformTargeting(True, 0.4, 2, requires_threshold=False)),
+    "both": (Anticipation(True, 0.8, 0.5), PlatformTargeting(True, 1.0, 1)),
+}
+
+
+@pytest.mark.parametrize("mechanism", list(MECHANISMS))
+def test_a_batch_with_a_2014_mechanism_on_is_bit_identical_to_each_alone(mechanism: str) -> None:
+    """Policies with and without a threshold (and a picky one that warns often) in one batch, the mechanism on."""
+    market = _with_2014_mechanisms(small_market(), *MECHANISMS[mechanism])
+    pols = policies()
+    results = check_batch([ReplicationJob(market, pol, RUN, replication_seed(19, 0)) for pol in pols])
+    plain = run_replications([ReplicationJob(small_market(), pol, RUN, replication_seed(19, 0)) for pol in pols])
+    moved = [a.metrics != b.metrics for a, b in zip(results, plain, strict=True)]
+    assert any(moved), "the mechanism changed nothing: the test would not see it break"
+    if mechanism in ("anticipation", "platform"):  # they need a threshold: pre_threshold_2014 keeps its numbers
+        index = [p.name for p in pols].index("pre_threshold_2014")
+        assert not moved[index]
+
+
+def test_a_batch_mixing_markets_with_and_without_the_2014_mechanisms() -> None:
+    """Replications whose markets differ in the mechanisms (on, off, other strengths and candidate counts)."""
+    base = small_market()
+    worlds = [base, *(_with_2014_mechanisms(base, *pair) for pair in MECHANISMS.values()),
+              _with_2014_mechanisms(small_market(900, 25), Anticipation(True, 0.3, 2.0),
+                                    PlatformTargeting(True, 0.5, 5, requires_threshold=False)),
+              _with_2014_mechanisms(base, Anticipation(False, 5.0, 1.0), PlatformTargeting(False, 1.0, 16))]
+    pols = policies()
+    jobs = [ReplicationJob(world, pols[(2 * i) % len(pols)], RUN, replication_seed(23, i))
+            for i, world in enumerate(worlds)]
+    jobs += [ReplicationJob(world, presets.old_2014(), RUN, replication_seed(29, i)) for i, world in enumerate(worlds)]
+    check_batch(jobs)
