@@ -62,7 +62,13 @@ def add_validate_model_parser(commands: Subcommands) -> None:
 
 def cmd_validate_model(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) -> int:
     """Check the input (exit 2 before anything runs), calibrate, leave one out, write the folder."""
-    from simulator.experiments.bayes_calibration import STORE_FOLDER, BayesSettings, bayes_spec, bayes_workload
+    from simulator.experiments.bayes_calibration import (
+        STORE_FOLDER,
+        BayesResult,
+        BayesSettings,
+        bayes_spec,
+        bayes_workload,
+    )
     from simulator.experiments.validation import (
         PosteriorFileError,
         ValidationSettings,
@@ -70,6 +76,7 @@ def cmd_validate_model(args: argparse.Namespace, argv: Sequence[str], log: Error
         summary_counts,
         validate_model,
     )
+    from simulator.io.posterior_files import write_posterior
     from simulator.io.validation_files import markdown, write_validation
 
     workers, dask = executor_settings(args)
@@ -94,8 +101,14 @@ def cmd_validate_model(args: argparse.Namespace, argv: Sequence[str], log: Error
 
     def study(executor: Executor, out: Path, bar: ProgressBar) -> StudySummary:
         clock = time.monotonic()
+
+        def written(sub: str, fit: BayesResult) -> None:
+            write_posterior(fit, out / sub, argv=["inmail-sim", *argv])
+            note(f"{sub}/: {len(fit.abc.weights)} worlds, ESS {fit.abc.ess:.0f}"
+                 + ("" if fit.abc.converged else f", NOT converged (tolerance {fit.abc.tolerance:.3g})"))
+
         result = validate_model(scenario, executor, out, settings=settings, posterior=args.posterior,
-                                progress=bar, note=note)
+                                progress=bar, note=note, on_fit=written)
         bar.close()
         files = write_validation(result, out, argv=["inmail-sim", *argv], minutes=(time.monotonic() - clock) / 60)
         counts = summary_counts(result.table)

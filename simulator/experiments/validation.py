@@ -191,8 +191,12 @@ def run_anecdotes(scenario: Scenario, spec: BayesSpec, thetas: np.ndarray, weigh
 
 def validate_model(scenario: Scenario, executor: Executor, out: str | Path, *,
                    settings: ValidationSettings | None = None, posterior: Path | None = None,
-                   progress: Progress | None = None, note: Callable[[str], None] | None = None) -> ValidationResult:
-    """Calibrate (or read ``posterior``), leave each target out in turn, measure the anecdotes; tabulate."""
+                   progress: Progress | None = None, note: Callable[[str], None] | None = None,
+                   on_fit: Callable[[str, BayesResult], None] | None = None) -> ValidationResult:
+    """Calibrate (or read ``posterior``), leave each target out in turn, measure the anecdotes; tabulate.
+
+    ``on_fit(subfolder, result)`` is called as each calibration finishes (the CLI writes its files then,
+    so a long leave-one-out never holds back the full calibration's posterior)."""
     settings = settings or ValidationSettings()
     folder = Path(out)
     spec = bayes_spec(scenario)
@@ -207,6 +211,8 @@ def validate_model(scenario: Scenario, executor: Executor, out: str | Path, *,
         say(f"calibration on every target ({settings.worlds} worlds)")
         full = bayes_calibrate(scenario, executor, spec=spec, settings=_bayes_settings(settings, settings.worlds),
                                out=folder / "calibration", progress=progress)
+        if on_fit is not None:
+            on_fit("calibration", full)
         thetas, weights, values = full.abc.thetas, full.abc.weights, full.figure_values
     result = ValidationResult(scenario, spec, settings, thetas, weights, values, full, posterior_folder=posterior)
     if settings.loo:
@@ -216,6 +222,8 @@ def validate_model(scenario: Scenario, executor: Executor, out: str | Path, *,
                                   settings=_bayes_settings(settings, settings.loo_worlds),
                                   out=folder / "loo" / band.name, progress=progress)
             result.loo[band.name] = res
+            if on_fit is not None:
+                on_fit(f"loo/{band.name}", res)
             return res.figure_values[band.name], res.abc.weights
 
         result.loo_predictions = leave_one_out(spec.bands, fit_without)
