@@ -101,7 +101,7 @@ def _values(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
 EXTRAS: tuple[tuple[str, str, str, str, tuple[float, float], str, str], ...] = (
     ("ignore_non_personalized", "seed 000: 48% of B2B decision makers ignore messages that are not personalized",
      "held out", "ignore_share", (0.48, 0.48),
-     "1 - E[p(answer | pi=0)] / E[p(answer | pi=1)] over the active members of the calibrated recruiter "
+     "1 - E[p(answer given pi=0)] / E[p(answer given pi=1)] over the active members of the calibrated recruiter "
      "market, per posterior world (exact; fatigue cancels)", "48%"),
     ("research_user_collapse", "seed 003: one research user's response rate fell from 30-40% to 0.05%",
      "anecdote", "seat_collapse_share", (0.0, 1.0),
