@@ -91,7 +91,9 @@ def markdown(result: ValidationResult) -> str:
                          f"{_cell(r.interval_high)}] against {r.published}.")
         elif r.verdict == "not comparable" and r.note:
             lines.append(f"- **{r.figure}** not comparable: {r.note}.")
-        if r.loo_verdict == "missed":
+        if r.kind == "target" and "leave-one-out calibration" in str(r.note):
+            lines.append(f"- **{r.figure}**: {r.note}.")
+        elif r.loo_verdict == "missed":
             lines.append(f"- **{r.figure}** is met when fitted but not predicted by the other figures (leave-one-out "
                          f"{_cell(r.loo_value)} [{_cell(r.loo_low)}, {_cell(r.loo_high)}]).")
     return "\n".join(lines) + "\n"
