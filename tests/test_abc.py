@@ -124,3 +124,17 @@ def test_helpers() -> None:
         abc_posterior(sum_band, [Prior("uniform", 0, 1)], 0, 10, rng)
     with pytest.raises(ValueError, match="quantile"):
         SmcSettings(10, quantile=1.0)
+
+
+def test_a_generation_that_accepts_nothing_keeps_the_last_population() -> None:
+    """SMC proposals that never meet the tolerance (here: every proposal infinitely far) stop the run after
+    10 x particles proposals; the stage-1 population comes back, marked not converged, at its tolerance."""
+    def design_only(label: str, thetas: np.ndarray, tolerance: float) -> np.ndarray:
+        if label == "design":
+            return 1.0 + thetas[:, 0]
+        return np.full(len(thetas), np.inf)
+
+    res = abc_posterior(design_only, [Prior("uniform", 0.0, 1.0)], 20, 40, np.random.default_rng(2))
+    assert not res.converged and len(res.weights) == 20
+    assert res.generations[-1].accepted == 0 and res.generations[-1].proposed >= 200
+    assert res.tolerance == res.generations[0].tolerance == pytest.approx(float(np.max(res.distances)))

@@ -29,6 +29,7 @@ from simulator.cli.policies import add_policies_parser, cmd_policies_diff, cmd_p
 from simulator.cli.report import add_report_parser, cmd_report
 from simulator.cli.run import add_run_parser, add_validate_parser, cmd_run, cmd_validate
 from simulator.cli.runs import add_runs_parsers, cmd_compare, cmd_runs
+from simulator.cli.validate_model import add_validate_model_parser, cmd_validate_model
 from simulator.scenario import ScenarioError
 from simulator.scenario.confinement import outside_extends_allowed
 from simulator.scenario.errors import printable
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_explore_parsers(commands)
     add_calibrate_parser(commands)
     add_optimize_parser(commands)
+    add_validate_model_parser(commands)
     add_explain_parser(commands)
     add_discover_parser(commands)
     add_report_parser(commands)
@@ -76,6 +78,8 @@ def run_command(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) ->
         return cmd_calibrate(args, argv, log)
     if command == "optimize":
         return cmd_optimize(args, argv, log)
+    if command == "validate-model":
+        return cmd_validate_model(args, argv, log)
     if command == "explain":
         return cmd_explain(args, argv, log)
     if command == "discover":

@@ -84,7 +84,8 @@ class AbcResult:
 
     @property
     def tolerance(self) -> float:
-        return self.generations[-1].tolerance if self.generations else math.inf
+        """The tolerance the returned population meets (a generation that accepted nothing is skipped)."""
+        return next((g.tolerance for g in reversed(self.generations) if g.accepted), math.inf)
 
 
 def effective_sample_size(weights: np.ndarray) -> float:
@@ -257,6 +258,12 @@ def smc(evaluate: Evaluate, priors: Sequence[PriorLike], thetas: np.ndarray, dis
             if rate < settings.min_acceptance and proposed >= 10 * n:
                 converged = False
                 break
+        if not any(len(x) for x in kept_t):  # stopped with no world accepted: keep the last population
+            gens.append(Generation(2, tolerance, proposed, 0, 0.0))
+            if progress is not None:
+                progress(gens[-1])
+            converged = False
+            break
         new_t, new_d = np.vstack(kept_t), np.concatenate(kept_d)
         log_w = prior_logpdf(priors, new_t) - _mixture_logpdf(new_t, thetas, weights, chols)
         new_w = np.exp(log_w - np.max(log_w))
@@ -274,7 +281,9 @@ def smc(evaluate: Evaluate, priors: Sequence[PriorLike], thetas: np.ndarray, dis
             weights = np.full(len(idx), 1.0 / len(idx))
     else:
         converged = False
-    return AbcResult(thetas, weights, distances, gens, simulations, converged and gens[-1].tolerance == 0.0)
+    final = next((g for g in reversed(gens) if g.accepted), None)
+    return AbcResult(thetas, weights, distances, gens, simulations,
+                     converged and final is not None and final.tolerance == 0.0)
 
 
 def abc_posterior(evaluate: Evaluate, priors: Sequence[PriorLike], particles: int, n_design: int,

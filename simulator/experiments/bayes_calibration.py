@@ -9,9 +9,13 @@ whose simulated figures all lie in their bands.  Steps:
    replications per world (SE <= a quarter of the band width) and the early-rejection rule;
 2. stage 1: a space-filling design over the priors, accepted at distance 0 (:mod:`.abc`);
 3. stage 2, if stage 1 accepted fewer than ``worlds``: ABC-SMC from stage 1's best worlds;
-4. posterior predictive: every posterior world on *fresh* replications (indices R..2R-1), so the
-   share inside each band is an honest check, not the acceptance rule read back; validation
-   figures on the same scenario (e.g. the 2015 credit change) are predicted per world too.
+4. posterior predictive (:mod:`.posterior_predictive`): every posterior world on *fresh*
+   replications (indices R..2R-1), so the share inside each band is an honest check, not the
+   acceptance rule read back; every validation figure (e.g. the 2015 credit change, on another
+   scenario file's policies and dates) is predicted per world too.
+
+A target or figure may be a policy comparison or name another file's policies: each world then runs
+every (run settings, policy) pair they need (:func:`spec_settings`) on the same replication seeds.
 
 Every random number comes from ``design_rng(root_seed, PURPOSE_CALIBRATION)`` and the replication
 seeds; worlds run as keyed runner tasks, so the posterior is the same serially, on processes or
@@ -40,14 +44,16 @@ from simulator.experiments.calibration_spec import (
     FreeParameter,
     Target,
     calibration_spec,
+    setting_name,
     target_issues,
 )
 from simulator.experiments.design import PURPOSE_CALIBRATION, design_rng
+from simulator.experiments.posterior_predictive import posterior_predictive
 from simulator.experiments.provenance import run_fingerprint
 from simulator.experiments.runner import Progress, TaskStore
 from simulator.experiments.target_bands import Band, bands_of, pooled_sd, replications_needed
-from simulator.experiments.world_evaluation import WorldEvaluator, WorldObservation
-from simulator.scenario import Scenario, ScenarioError
+from simulator.experiments.world_evaluation import Setting, WorldEvaluator, WorldObservation
+from simulator.scenario import Scenario, ScenarioError, load_scenario
 from simulator.scenario.uncertain import Prior, UncertainParameter
 
 PILOT_WORLDS, PILOT_REPLICATIONS = 8, 8
@@ -79,14 +85,48 @@ class BayesSpec:
     parameters: tuple[UncertainParameter, ...]
     targets: tuple[Target, ...]
     checks: tuple[Check, ...]
+    held_out: tuple[Target, ...] = ()
+    """Targets left out of the fit and predicted like the checks (leave-one-out, ``validate-model``)."""
 
     @property
     def bands(self) -> tuple[Band, ...]:
         return bands_of(self.targets)
 
     @property
+    def check_bands(self) -> tuple[Band, ...]:
+        """What the posterior predicts besides the targets: the validation figures, then the held-out targets."""
+        return (*(Band.of_check(c) for c in self.checks), *bands_of(self.held_out))
+
+    def settings_wanted(self) -> list[tuple[Path | None, str]]:
+        """(file or None, policy) of every setting the targets and then the checks need, the fitted policy first."""
+        out: list[tuple[Path | None, str]] = [(None, self.policy)]
+        for t in self.targets:
+            out += [(t.scenario, p) for p in (t.policy, t.baseline) if p is not None]
+        for c in self.checks:
+            out += [(c.scenario, p) for p in (c.policy, c.baseline) if p is not None]
+        for t in self.held_out:
+            out += [(t.scenario, p) for p in (t.policy, t.baseline) if p is not None]
+        return list(dict.fromkeys(out))
+
+    @property
     def names(self) -> list[str]:
         return [p.name for p in self.parameters]
+
+
+def spec_settings(scenario: Scenario, spec: BayesSpec, *, checks: bool = True) -> tuple[Setting, ...]:
+    """The (run settings, policy) pairs a world runs: the fitted policy's first, then those the targets
+    (and, with ``checks``, the validation figures) name; another file's pairs keep its dates and rules
+    and run on this scenario's market."""
+    wanted = spec.settings_wanted()
+    if not checks:
+        used = {b.setting for b in spec.bands} | {b.baseline for b in spec.bands}
+        wanted = [w for w in wanted if w == (None, spec.policy) or setting_name(*w) in used]
+    files: dict[Path, Scenario] = {}
+    out = []
+    for path, policy in wanted:
+        where = scenario if path is None else files.setdefault(path, load_scenario(path))
+        out.append(Setting(setting_name(path, policy), where.policies[policy], where.run))
+    return tuple(out)
 
 
 def bayes_spec(scenario: Scenario, parameters: Sequence[UncertainParameter] | None = None) -> BayesSpec:
@@ -119,9 +159,10 @@ def bayes_workload(scenario: Scenario, spec: BayesSpec, settings: BayesSettings)
     """An upper estimate of the replications: pilot, design, about six SMC generations, the predictive."""
     r = settings.replications or 4
     smc = 6 * 3 * settings.worlds
-    checks = 1 + sum(1 for c in spec.checks if c.scenario is None)
-    tasks = (PILOT_WORLDS * PILOT_REPLICATIONS + (settings.design_size + smc) * r
-             + (settings.worlds * r * (1 + checks) if settings.predictive else 0))
+    fit = len(spec_settings(scenario, spec, checks=False))
+    every = len(spec_settings(scenario, spec))
+    tasks = (PILOT_WORLDS * PILOT_REPLICATIONS * fit + (settings.design_size + smc) * r * fit
+             + (settings.worlds * r * every if settings.predictive else 0))
     return Workload("calibrate", scenario, tasks,
                     f"pilot {PILOT_WORLDS} x {PILOT_REPLICATIONS} + ({settings.design_size:,} design + ~{smc:,} "
                     f"SMC worlds) x ~{r} replications + predictive", "fewer --worlds or a smaller --scale")
@@ -142,6 +183,8 @@ class BayesResult:
     predictive: pd.DataFrame = field(default_factory=pd.DataFrame)
     checks: pd.DataFrame = field(default_factory=pd.DataFrame)
     reused_worlds: int = 0
+    figure_values: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per target and validation figure (by name): each posterior world's predictive value (fresh replications)."""
 
     @property
     def posterior(self) -> pd.DataFrame:
@@ -205,7 +248,8 @@ def _finite(x: float) -> float | None:
 
 def _fingerprint(scenario: Scenario, spec: BayesSpec, settings: BayesSettings) -> dict[str, Any]:
     return {**run_fingerprint(scenario), "policy": spec.policy, "parameters": repr(spec.parameters),
-            "bands": repr(spec.bands), "settings": repr(settings)}
+            "bands": repr(spec.bands), "checks": repr(spec.check_bands), "settings": repr(settings),
+            "runs": repr(spec_settings(scenario, spec))}
 
 
 def open_store(out: Path, fingerprint: dict[str, Any]) -> TaskStore:
@@ -231,70 +275,26 @@ def bayes_calibrate(scenario: Scenario, executor: Executor, *, spec: BayesSpec |
     rng = design_rng(scenario.root_seed, PURPOSE_CALIBRATION)
     pilot_rng = np.random.default_rng(int(rng.integers(2**62)))
     priors = [p.prior for p in spec.parameters]
-    evaluator = WorldEvaluator(scenario.market, spec.parameters, (spec.policy, scenario.policies[spec.policy]),
-                               scenario.run, scenario.root_seed, spec.bands, PILOT_REPLICATIONS, executor, store,
+    evaluator = WorldEvaluator(scenario.market, spec.parameters, spec_settings(scenario, spec, checks=False),
+                               scenario.root_seed, spec.bands, PILOT_REPLICATIONS, executor, store,
                                progress=progress)
     pilot = evaluator.observe("pilot", prior_design(priors, PILOT_WORLDS, pilot_rng), range(PILOT_REPLICATIONS))
-    valid = [o.rows for o in pilot if not o.invalid and len(o.rows)]
-    sd = pooled_sd(valid) if valid else np.full(len(evaluator.keys), math.inf)
-    sds = {k: float(v) for k, v in zip(evaluator.keys, sd, strict=True)}
+    valid = [evaluator.values(o) for o in pilot if not o.invalid and len(o.rows)]
+    sd = pooled_sd(valid) if valid else np.full(len(spec.bands), math.inf)
+    sds = {b.column: float(v) for b, v in zip(spec.bands, sd, strict=True)}
     replications = settings.replications or replications_needed(spec.bands, sds)
     evaluator.replications, evaluator.sds = replications, sds
     result = abc_posterior(evaluator, priors, settings.worlds, settings.design_size, rng, settings.sampler,
                            progress=on_generation)
     bayes = BayesResult(scenario, spec, settings, result, replications, sds, 0, 0.0)
     if settings.predictive:
-        bayes.predictive, bayes.checks = posterior_predictive(evaluator, scenario, spec, result, replications)
+        pred = posterior_predictive(evaluator, spec.bands, spec.check_bands, spec_settings(scenario, spec),
+                                    result.thetas, result.weights, replications)
+        bayes.predictive, bayes.checks, bayes.figure_values = pred
     bayes.simulations = evaluator.replications_run
     bayes.reused_worlds = evaluator.reused
     bayes.seconds = time.monotonic() - started
     return bayes
-
-
-def posterior_predictive(evaluator: WorldEvaluator, scenario: Scenario, spec: BayesSpec, result: AbcResult,
-                         replications: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Each posterior world on fresh replications: per target the weighted mean, 95% interval, share in band;
-    per same-scenario validation figure the weighted distribution of its prediction."""
-    checks = [c for c in spec.checks if c.scenario is None]
-    names = list(dict.fromkeys([spec.policy, *[n for c in checks for n in (scenario.baseline, _check_policy(
-        scenario, c))]]))
-    policies = tuple((n, scenario.policies[n]) for n in names)
-    keys = tuple(dict.fromkeys([*evaluator.keys, *[c.metric for c in checks]]))
-    indices = range(replications, 2 * replications)
-    obs = evaluator.observe("predictive", result.thetas, indices, None, policies, keys)
-    w = result.weights
-    rows = []
-    for band in spec.bands:
-        col = band.key if len(policies) == 1 else f"{spec.policy}/{band.key}"
-        x = np.array([o.means()[col] for o in obs])
-        rows.append({"target": band.name, "key": band.key, "low": band.low, "high": band.high,
-                     "mean": float(np.sum(w * x)), "q025": weighted_quantile(x, w, 0.025),
-                     "q975": weighted_quantile(x, w, 0.975), "inside_share": float(np.sum(w * band.inside(x)))})
-    check_rows = []
-    for c in checks:
-        policy = _check_policy(scenario, c)
-
-        def per_world(name: str, metric: str = c.metric) -> np.ndarray:
-            key = metric if len(policies) == 1 else f"{name}/{metric}"
-            return np.array([o.means()[key] for o in obs])
-
-        base, other = per_world(scenario.baseline), per_world(policy)
-        x = other / base - 1.0 if c.relative else other - base
-        inside = ((c.low is None or x >= c.low) & (c.high is None or x <= c.high)
-                  if c.low is not None or c.high is not None else None)
-        check_rows.append({"check": c.name, "policy": policy, "baseline": scenario.baseline, "metric": c.metric,
-                           "measure": "relative change" if c.relative else "difference",
-                           "mean": float(np.sum(w * x)), "q025": weighted_quantile(x, w, 0.025),
-                           "q05": weighted_quantile(x, w, 0.05), "median": weighted_quantile(x, w, 0.5),
-                           "q95": weighted_quantile(x, w, 0.95), "q975": weighted_quantile(x, w, 0.975),
-                           "low": c.low, "high": c.high,
-                           "inside_share": float(np.sum(w * inside)) if inside is not None else math.nan,
-                           "source": c.source})
-    return pd.DataFrame(rows), pd.DataFrame(check_rows)
-
-
-def _check_policy(scenario: Scenario, check: Check) -> str:
-    return check.policy or next(p for p in scenario.policy_names if p != scenario.baseline)
 
 
 def describe_generation(gen: Generation) -> str:
@@ -326,10 +326,6 @@ def format_bayes(result: BayesResult) -> str:
         for r in result.checks.itertuples(index=False):
             lines.append(f"  {r.check:<20} {r.policy} vs {r.baseline} {r.metric} {r.measure}: {r.mean:+.4f}, "
                          f"{r.median:+.4f} [{r.q05:+.4f}, {r.q95:+.4f}] [{r.q025:+.4f}, {r.q975:+.4f}]")
-    elsewhere = [c.name for c in result.spec.checks if c.scenario is not None]
-    if elsewhere:
-        lines += ["", "not predicted (validation figures on another scenario file; --method point runs them): "
-                  + ", ".join(elsewhere)]
     return "\n".join(lines)
 
 
@@ -343,12 +339,12 @@ def scale_check(full: Scenario, scaled: Scenario, spec: BayesSpec, thetas: np.nd
     rows = []
     per_size = {}
     for name, sc in (("full", full), ("scaled", scaled)):
-        ev = WorldEvaluator(sc.market, spec.parameters, (spec.policy, sc.policies[spec.policy]), sc.run,
-                            sc.root_seed, spec.bands, replications, executor)
-        per_size[name] = ev.observe(f"scale-{name}", thetas, range(replications))
+        ev = WorldEvaluator(sc.market, spec.parameters, spec_settings(sc, spec, checks=False), sc.root_seed,
+                            spec.bands, replications, executor)
+        per_size[name] = [ev.values(o) for o in ev.observe(f"scale-{name}", thetas, range(replications))]
     for i, (a, b) in enumerate(zip(per_size["full"], per_size["scaled"], strict=True)):
-        for j, key in enumerate(a.keys):
-            x, y = a.rows[:, j], b.rows[:, j]
+        for j, key in enumerate(band.column for band in spec.bands):
+            x, y = a[:, j], b[:, j]
             se = math.sqrt(np.var(x, ddof=1) / len(x) + np.var(y, ddof=1) / len(y))
             diff = float(np.mean(y) - np.mean(x))
             rows.append({"world": i, "target": key, "full": float(np.mean(x)), "scaled": float(np.mean(y)),

@@ -4,8 +4,10 @@ Free parameters are market fields by dotted path (the paths of ``--set``), each 
 ``paths: {a: 1, b: 2}`` ties several fields to one value (field ``b`` gets twice the value).
 Targets are observables of one replication (:mod:`simulator.experiments.observation`) with a point
 ``value``, a band ``low``..``high`` or a one-sided bound - by default the figures of POLICY_FACTS
-section 5 (:data:`DEFAULT_TARGETS`).  Validation figures (:class:`Check`) are policy comparisons
-the fitted market predicts, not used in fitting.
+section 5 (:data:`DEFAULT_TARGETS`).  A target may also be a policy comparison (``policy`` vs
+``baseline``, ``relative``), observed under another file's policies and run settings
+(``scenario:``) with this scenario's market (:func:`setting_name`).  Validation figures
+(:class:`Check`) are policy comparisons the fitted market predicts, not used in fitting.
 """
 
 from __future__ import annotations
@@ -34,14 +36,14 @@ from simulator.experiments.observation import (
     SEGMENT_EXTREMES,
     SEGMENT_KEY,
     SEGMENT_METRICS,
-    observable_key,
 )
+from simulator.experiments.published_figures import BOUND_Z, DEFAULT_TARGETS, Check, Target, setting_name
 from simulator.scenario import Issue, PathT, Scenario, ScenarioError, load_scenario
 from simulator.scenario.confinement import confinement_problem, file_kind_problem, outside_allowed
 
-BOUND_Z = 1.645
-"""A one-sided bound must hold at the one-sided 95% confidence limit of the fitting mean."""
-
+__all__ = ["BOUND_Z", "DEFAULT_TARGETS", "CalibrationSpec", "Check", "FreeParameter", "PathError", "Target",
+           "apply_values", "calibration_spec", "calibration_workload", "config_value", "describe_spec",
+           "parameter_overrides", "setting_name", "target_issues"]
 
 @dataclass(frozen=True)
 class FreeParameter:
@@ -57,110 +59,6 @@ class FreeParameter:
     def clip(self, x: float) -> float:
         x = min(max(float(x), self.low), self.high)
         return float(round(x)) if self.integer else x
-
-
-@dataclass(frozen=True)
-class Target:
-    """A figure to reproduce: a point ``value``, a band ``[low, high]`` or a one-sided bound.
-
-    Residual (what the objective squares): a point, ``(x - value) / scale``.  A band is a range,
-    not a point: the residual is 0 in its middle half (a quarter of the width from either edge,
-    a margin against Monte Carlo noise) and grows linearly outside it, reaching 1 at an edge.
-    A one-sided bound is a constraint: 0 when the one-sided 95% confidence limit of the mean over
-    the fitting replications (``mean + 1.645 SE``) meets it, else the excess divided by ``scale``
-    (default: a quarter of the bound; for a band: a quarter of its width).  The margins keep a
-    fit that meets a figure on its own seeds from missing it on fresh ones.
-    """
-
-    name: str
-    metric: str
-    by: str | None = None
-    label: str | None = None
-    value: float | None = None
-    low: float | None = None
-    high: float | None = None
-    scale: float | None = None
-    weight: float = 1.0
-    source: str = ""
-
-    @property
-    def key(self) -> str:
-        return observable_key(self.metric, self.by, self.label)
-
-    @property
-    def kind(self) -> str:
-        if self.value is not None:
-            return "point"
-        return "band" if self.low is not None and self.high is not None else "bound"
-
-    def _scale(self) -> float:
-        if self.scale is not None:
-            return self.scale
-        if self.kind == "point":
-            assert self.value is not None
-            return abs(self.value) * 0.05 or 1.0
-        if self.kind == "band":
-            assert self.low is not None and self.high is not None
-            return 0.25 * (self.high - self.low)
-        bound = self.high if self.high is not None else self.low
-        return abs(bound or 0.0) * 0.25 or 1.0
-
-    def residual(self, x: float, se: float = 0.0) -> float:
-        """The residual of mean ``x``; ``se``, its standard error, makes a bound demand a safety margin."""
-        s = self._scale()
-        if self.kind == "point":
-            assert self.value is not None
-            return (x - self.value) / s
-        if self.kind == "band":
-            assert self.low is not None and self.high is not None
-            quarter = 0.25 * (self.high - self.low)
-            centre = 0.5 * (self.low + self.high)
-            return math.copysign(max(0.0, abs(x - centre) - quarter), x - centre) / s
-        if self.high is not None:
-            return max(0.0, x + BOUND_Z * se - self.high) / s
-        assert self.low is not None
-        return max(0.0, self.low - x + BOUND_Z * se) / s
-
-    def met(self, x: float) -> bool:
-        """Whether ``x`` satisfies the figure (a point: within one scale)."""
-        if self.kind == "point":
-            return abs(self.residual(x)) <= 1.0
-        return (self.low is None or x >= self.low) and (self.high is None or x <= self.high)
-
-    def describe(self) -> str:
-        if self.kind == "point":
-            return f"= {self.value:g}"
-        if self.kind == "band":
-            return f"{self.low:g} .. {self.high:g}"
-        return f"<= {self.high:g}" if self.high is not None else f">= {self.low:g}"
-
-
-DEFAULT_TARGETS: tuple[Target, ...] = (
-    Target("lowest_segment", "response_rate", SEGMENT_KEY, "lowest", low=0.16, high=0.19,
-           source="POLICY_FACTS 5, seed 004: the lowest response rates across industries, regions and groups "
-                  "are 16-19% (here: the member segment with the lowest rate, all senders)"),
-    Target("good_senders", "response_rate", "personalization_band", "high", low=0.20, high=0.30,
-           source="POLICY_FACTS 5, seed 001: 20-30% is 'generally considered optimal', with targeted content "
-                  "(here: recruiters in the high personalization band)"),
-    Target("threshold_bite", "sanctioned_share", high=0.02,
-           source="POLICY_FACTS 3, 5, seed 004: 'indiscriminate use' of bulk InMail is by fewer than 2% of "
-                  "users (here: seats in an Improvement Period on an average day)"),
-)
-"""The published figures the baseline world is fitted to when the block gives no ``targets``."""
-
-
-@dataclass(frozen=True)
-class Check:
-    """A validation figure: ``metric`` of ``policy`` vs its scenario's baseline, predicted by the fitted market."""
-
-    name: str
-    scenario: Path | None
-    policy: str | None
-    metric: str = "response_rate"
-    relative: bool = True
-    low: float | None = None
-    high: float | None = None
-    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -320,24 +218,73 @@ def _parameter(scenario: Scenario, raw: Mapping[str, Any], loc: PathT) -> tuple[
     return FreeParameter(str(name), tuple(paths), lo, hi, float(start), integer), []
 
 
+def _other_scenario(scenario: Scenario, raw: Any, loc: PathT) -> tuple[Scenario | None, list[Issue]]:
+    """The scenario file a figure names (``scenario:``, relative to this file); ``None`` when none is named."""
+    if raw is None:
+        return None, []
+    base = Path(scenario.source).parent if scenario.source else Path.cwd()
+    path = (base / raw).resolve()
+    confined = None if outside_allowed(None) else confinement_problem(str(raw), path, base.resolve())
+    problem = confined or file_kind_problem(path)  # the rule of extends: (no file outside the folder tree)
+    if problem is not None:
+        return None, [scenario.issue(loc, problem, raw)]
+    try:
+        return load_scenario(path), []
+    except ScenarioError as exc:
+        return None, [scenario.issue(loc, f"cannot be loaded: {exc}", raw)]
+
+
+def _policy_issues(scenario: Scenario, where: Scenario, names: Mapping[str, Any], loc: PathT) -> list[Issue]:
+    """Each named policy (``policy``, ``baseline``) must be one of ``where``'s."""
+    return [scenario.issue((*loc, field), f"must name one of the policies of {where.name}: "
+                           + ", ".join(where.policies), value)
+            for field, value in names.items() if value is not None and value not in where.policies]
+
+
 def _check(scenario: Scenario, raw: Mapping[str, Any], loc: PathT) -> tuple[Check | None, list[Issue]]:
-    path = None
-    if raw.get("scenario") is not None:
-        base = Path(scenario.source).parent if scenario.source else Path.cwd()
-        path = (base / raw["scenario"]).resolve()
-        confined = None if outside_allowed(None) else confinement_problem(str(raw["scenario"]), path, base.resolve())
-        problem = confined or file_kind_problem(path)  # the rule of extends: (no file outside the folder tree)
-        if problem is not None:
-            return None, [scenario.issue((*loc, "scenario"), problem, raw["scenario"])]
+    other, issues = _other_scenario(scenario, raw.get("scenario"), (*loc, "scenario"))
+    if issues:
+        return None, issues
+    where = other or scenario
     metric = canonical_metric(raw.get("metric", "response_rate"))
     if metric not in METRIC_NAMES:
         return None, [scenario.issue((*loc, "metric"), "unknown metric; allowed: " + ", ".join(CURRENT_METRICS),
                                      metric)]
-    if path is None and raw.get("policy") is not None and raw["policy"] not in scenario.policies:
-        return None, [scenario.issue((*loc, "policy"), "must name one of the policies: "
-                                     + ", ".join(scenario.policies), raw["policy"])]
-    return Check(str(raw["name"]), path, raw.get("policy"), metric, bool(raw.get("relative", True)),
-                 raw.get("low"), raw.get("high"), str(raw.get("source", ""))), []
+    issues = _policy_issues(scenario, where, {"policy": raw.get("policy"), "baseline": raw.get("baseline")}, loc)
+    if issues:
+        return None, issues
+    baseline = raw.get("baseline") or where.baseline
+    policy = raw.get("policy") or next((p for p in where.policy_names if p != baseline), baseline)
+    path = Path(where.source).resolve() if other is not None and where.source else None
+    return Check(str(raw["name"]), path, policy, metric, bool(raw.get("relative", True)),
+                 raw.get("low"), raw.get("high"), str(raw.get("source", "")), baseline), []
+
+
+def _target(scenario: Scenario, entry: Mapping[str, Any], loc: PathT, comparisons: bool) -> tuple[Target | None,
+                                                                                                 list[Issue]]:
+    """One ``targets:`` entry; a comparison (``baseline:``) only where ``comparisons`` are allowed."""
+    fields: dict[str, Any] = {k: entry.get(k) for k in ("metric", "by", "label", "value", "low", "high", "scale")}
+    other, issues = _other_scenario(scenario, entry.get("scenario"), (*loc, "scenario"))
+    where = other or scenario
+    issues += _policy_issues(scenario, where, {"policy": entry.get("policy"), "baseline": entry.get("baseline")},
+                             loc)
+    if entry.get("baseline") is not None and not comparisons:
+        issues.append(scenario.issue((*loc, "baseline"), "a comparison target needs --method bayes (the point "
+                                     "fit observes one policy); allowed here: a target without baseline:",
+                                     entry.get("baseline")))
+    if entry.get("baseline") is not None and entry.get("policy") is None:
+        issues.append(scenario.issue((*loc, "policy"), "a comparison target names the policy compared with its "
+                                     "baseline; allowed: " + ", ".join(where.policies)))
+    if other is not None and entry.get("policy") is None:
+        issues.append(scenario.issue((*loc, "policy"), f"a target on {where.name} names one of its policies: "
+                                     + ", ".join(where.policies)))
+    t = Target(name=str(entry.get("name") or entry.get("label") or entry["metric"]),
+               weight=float(entry.get("weight", 1.0)), source=str(entry.get("source", "")),
+               policy=entry.get("policy"), baseline=entry.get("baseline"),
+               relative=bool(entry.get("relative", True)),
+               scenario=Path(where.source).resolve() if other is not None and where.source else None, **fields)
+    issues += target_issues(scenario, t, loc)
+    return (None if issues else t), issues
 
 
 def calibration_spec(scenario: Scenario, *, replications: int | None = None, check_replications: int | None = None,
@@ -372,13 +319,14 @@ def calibration_spec(scenario: Scenario, *, replications: int | None = None, che
     if raw.get("targets") is None:
         targets = list(DEFAULT_TARGETS)
     for i, entry in enumerate(raw.get("targets") or []):
-        fields = {k: entry.get(k) for k in ("metric", "by", "label", "value", "low", "high", "scale")}
-        t = Target(name=str(entry.get("name") or entry.get("label") or entry["metric"]),
-                   weight=float(entry.get("weight", 1.0)), source=str(entry.get("source", "")), **fields)
-        errs = target_issues(scenario, t, ("calibration", "targets", i))
+        t, errs = _target(scenario, entry, ("calibration", "targets", i), comparisons=not require_parameters)
         issues += errs
-        if not errs:
+        if t is not None:
             targets.append(t)
+    figures = [t.name for t in targets] + [str(c.get("name")) for c in raw.get("validation") or []]
+    for dup in sorted({n for n in figures if figures.count(n) > 1}):
+        issues.append(scenario.issue(("calibration",), f"two targets or validation figures are named {dup!r}; "
+                                     "give each a distinct name"))
     checks: list[Check] = []
     for i, entry in enumerate(raw.get("validation") or []):
         c, errs = _check(scenario, entry, ("calibration", "validation", i))
@@ -413,12 +361,22 @@ def calibration_workload(scenario: Scenario, spec: CalibrationSpec, validation: 
 
 def describe_spec(scenario: Scenario, limits: Limits | None = None) -> str:
     """What ``inmail-sim validate`` says about a calibration block (raises :class:`ScenarioError` if bad, or
-    if its work is past ``limits``)."""
-    spec = calibration_spec(scenario)
-    admit(calibration_workload(scenario, spec), limits)
-    lines = [f"  calibration: fits {', '.join(spec.names)} on policy {spec.policy} "
-             f"({spec.replications} replications per evaluation, at most {spec.max_evaluations} evaluations)"]
-    lines += [f"    target {t.name}: {t.key} {t.describe()}" for t in spec.targets]
-    lines += [f"    validation {c.name}: {c.metric} of {c.policy or 'the first non-baseline policy'}"
+    if its work is past ``limits``).  A block without ``parameters`` is the Bayesian calibration's
+    (priors from the ``uncertain:`` block; comparison targets allowed)."""
+    raw = scenario.resolved.get("calibration")
+    point = not (isinstance(raw, dict) and not raw.get("parameters") and scenario.uncertain)
+    spec = calibration_spec(scenario, require_parameters=point)
+    if point:
+        admit(calibration_workload(scenario, spec), limits)
+        lines = [f"  calibration: fits {', '.join(spec.names)} on policy {spec.policy} "
+                 f"({spec.replications} replications per evaluation, at most {spec.max_evaluations} evaluations)"]
+    else:
+        lines = [f"  calibration (Bayesian, `inmail-sim calibrate` / `validate-model`): the uncertain: block "
+                 f"on policy {spec.policy}"]
+    lines += [f"    target {t.name}: {t.key}"
+              + (f" of {t.policy} vs {t.baseline} ({'relative' if t.relative else 'difference'})"
+                 if t.baseline else f" under {t.policy}" if t.policy else "") + f" {t.describe()}"
+              for t in spec.targets]
+    lines += [f"    validation {c.name}: {c.metric} of {c.policy} vs {c.baseline}"
               + (f" in {c.scenario.name}" if c.scenario else "") for c in spec.checks]
     return "\n".join(lines)

@@ -63,6 +63,15 @@ class WorldObservation:
 
 
 @dataclass(frozen=True)
+class Setting:
+    """A (run settings, policy) pair a world runs: the fitted policy's, a comparison's, another file's."""
+
+    name: str
+    policy: Policy
+    run: RunConfig
+
+
+@dataclass(frozen=True)
 class EarlyRule:
     """Early rejection after the first replication: the bands, single-replication SDs and the tolerance."""
 
@@ -71,40 +80,70 @@ class EarlyRule:
     tolerance: float
 
 
+def series(obs: WorldObservation, setting: str, key: str) -> np.ndarray:
+    """Observable ``key`` under ``setting``, per replication (``setting/key``; plain ``key`` when one setting ran)."""
+    column = f"{setting}/{key}"
+    j = obs.keys.index(column) if column in obs.keys else obs.keys.index(key)
+    return obs.rows[:, j]
+
+
+def band_values(bands: Sequence[Band], obs: WorldObservation, fitted: str) -> np.ndarray:
+    """Each band's value per replication (replications x bands): its observable under its setting (``fitted``
+    when it names none), or a comparison's paired change against its baseline in the same replication."""
+    out = np.empty((len(obs.rows), len(bands)))
+    for j, band in enumerate(bands):
+        x = series(obs, band.setting or fitted, band.key)
+        if band.baseline is not None:
+            base = series(obs, band.baseline, band.key)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                x = x / base - 1.0 if band.relative else x - base
+        out[:, j] = x
+    return out
+
+
+def band_means(bands: Sequence[Band], obs: WorldObservation, fitted: str) -> dict[str, float]:
+    """``{band.column: mean over replications}`` (NaN for a world without replications)."""
+    if len(obs.rows) == 0:
+        return {b.column: math.nan for b in bands}
+    values = band_values(bands, obs, fitted)
+    return {b.column: float(v) for b, v in zip(bands, np.mean(values, axis=0), strict=True)}
+
+
 def world_task(market: Market, parameters: tuple[UncertainParameter, ...], values: np.ndarray,
-               policies: tuple[tuple[str, Policy], ...], run: RunConfig, root_seed: int, indices: tuple[int, ...],
+               settings: tuple[Setting, ...], root_seed: int, indices: tuple[int, ...],
                keys: tuple[str, ...], early: EarlyRule | None = None) -> WorldObservation:
-    """Run one world's replications ``indices`` of each policy; observe ``keys`` (``policy/key`` when
-    several policies run).  A picklable task for any executor."""
-    columns = keys if len(policies) == 1 else tuple(f"{name}/{k}" for name, _ in policies for k in keys)
+    """Run one world's replications ``indices`` of every setting (the same seeds for each: common random
+    numbers); observe ``keys`` (``setting/key`` when several settings run).  With ``early``, the first
+    replication of every setting runs first and the world stops there when a band is already far outside.
+    A picklable task for any executor."""
+    columns = keys if len(settings) == 1 else tuple(f"{s.name}/{k}" for s in settings for k in keys)
     try:
         built = world_market(market, parameters, [float(v) for v in values])
     except (ConfigError, KeyError) as exc:
         return WorldObservation(np.asarray(values, dtype=np.float64), columns, np.empty((0, len(columns))),
                                 str(exc) or type(exc).__name__)
-    run = dataclasses.replace(run, record_daily=True)  # sanctioned_share reads the daily series
 
-    def observed(jobs: list[ReplicationJob]) -> list[list[float]]:
-        out = []
+    def rows_of(todo: Sequence[int]) -> list[list[float]]:
+        jobs = [ReplicationJob(built, s.policy, dataclasses.replace(s.run, record_daily=True),  # sanctioned_share
+                               replication_seed(root_seed, i)) for i in todo for s in settings]  # reads the daily
+        flat = []
         for job, result in zip(jobs, run_replications(jobs), strict=True):
             seen = observe(result, built, job.policy)
-            out.append([seen.get(k, math.nan) for k in keys])
-        return out
+            flat.append([seen.get(k, math.nan) for k in keys])
+        per = len(settings)
+        return [[x for part in flat[j * per:(j + 1) * per] for x in part] for j in range(len(todo))]
 
     rows: list[list[float]] = []
     todo = list(indices)
-    if early is not None and len(policies) == 1 and todo:
-        first = observed([ReplicationJob(built, policies[0][1], run, replication_seed(root_seed, todo[0]))])
-        rows += first
+    if early is not None and todo:
+        rows += rows_of(todo[:1])
         todo = todo[1:]
-        if early_reject(early.bands, dict(zip(keys, first[0], strict=True)), dict(early.sds), early.tolerance):
+        first = WorldObservation(np.asarray(values, dtype=np.float64), columns, np.asarray(rows, dtype=np.float64))
+        if early_reject(early.bands, band_means(early.bands, first, settings[0].name), dict(early.sds),
+                        early.tolerance):
             todo = []
     if todo:
-        jobs = [ReplicationJob(built, policy, run, replication_seed(root_seed, i)) for i in todo
-                for _, policy in policies]
-        flat = observed(jobs)
-        per = len(policies)
-        rows += [[x for part in flat[j * per:(j + 1) * per] for x in part] for j in range(len(todo))]
+        rows += rows_of(todo)
     return WorldObservation(np.asarray(values, dtype=np.float64), columns,
                             np.asarray(rows, dtype=np.float64).reshape(-1, len(columns)))
 
@@ -113,16 +152,17 @@ def world_task(market: Market, parameters: tuple[UncertainParameter, ...], value
 class WorldEvaluator:
     """The ABC distance callback on the simulator: each batch of worlds is run as keyed, stored tasks.
 
-    ``replications`` per world (the rule of :func:`replications_needed`), seeds ``0..R-1`` in every
-    world; ``sds`` enable early rejection.  ``observations[label]`` keeps every world's result;
+    ``settings``: the (run settings, policy) pairs the bands need, the fitted policy's first; every world
+    runs all of them on the same seeds.  ``replications`` per world (the rule of
+    :func:`replications_needed`), seeds ``0..R-1`` in every world; ``sds`` (by :attr:`Band.column`)
+    enable early rejection.  ``observations[label]`` keeps every world's result;
     ``replications_run`` counts the replications behind them (early rejections cost one; a world read
     back from the store counts too, ``reused`` says how many worlds were).
     """
 
     market: Market
     parameters: tuple[UncertainParameter, ...]
-    policy: tuple[str, Policy]
-    run: RunConfig
+    settings: tuple[Setting, ...]
     root_seed: int
     bands: tuple[Band, ...]
     replications: int
@@ -139,14 +179,22 @@ class WorldEvaluator:
     def keys(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(b.key for b in self.bands))
 
+    @property
+    def fitted(self) -> str:
+        return self.settings[0].name
+
+    def values(self, obs: WorldObservation) -> np.ndarray:
+        """The bands' values per replication of one world (replications x bands)."""
+        return band_values(self.bands, obs, self.fitted)
+
     def observe(self, label: str, thetas: np.ndarray, indices: Sequence[int], early: EarlyRule | None = None,
-                policies: tuple[tuple[str, Policy], ...] | None = None,
+                settings: tuple[Setting, ...] | None = None,
                 keys: tuple[str, ...] | None = None) -> list[WorldObservation]:
         """Run (or reuse from the store) each row of ``thetas`` as task ``(label, row)``; results in row order."""
-        pols = policies or (self.policy,)
+        pols = settings or self.settings
         use_keys = keys or self.keys
         tasks = [Task(TaskKey(label, i), world_task,
-                      (self.market, self.parameters, np.asarray(theta, dtype=np.float64), pols, self.run,
+                      (self.market, self.parameters, np.asarray(theta, dtype=np.float64), pols,
                        self.root_seed, tuple(indices), use_keys, early)) for i, theta in enumerate(thetas)]
 
         def done(key: TaskKey) -> None:
@@ -168,7 +216,7 @@ class WorldEvaluator:
             assert self.store is not None
             for task in stale:
                 self.store.path(task.key).unlink(missing_ok=True)
-            return self.observe(label, thetas, indices, early, policies, keys)
+            return self.observe(label, thetas, indices, early, settings, keys)
         self.reused += run.reused
         self.replications_run += sum(len(o.rows) * len(pols) for o in out)
         self.observations[label] = out
@@ -179,4 +227,5 @@ class WorldEvaluator:
         if self.sds is not None:
             early = EarlyRule(self.bands, tuple(sorted(self.sds.items())), tolerance)
         obs = self.observe(label, thetas, range(self.replications), early)
-        return np.array([math.inf if o.invalid else world_distance(self.bands, o.means()) for o in obs])
+        return np.array([math.inf if o.invalid else world_distance(self.bands, band_means(self.bands, o, self.fitted))
+                         for o in obs])

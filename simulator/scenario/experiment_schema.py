@@ -106,7 +106,9 @@ class CalibrationParameterSchema(StrictSchema):
 
 
 class CalibrationTargetSchema(StrictSchema):
-    """A figure to reproduce: a point ``value``, a band ``low``..``high``, or a one-sided bound."""
+    """A figure to reproduce: a point ``value``, a band ``low``..``high``, or a one-sided bound; observed
+    under ``policy`` (of ``scenario``, another file, when given), or a comparison of ``policy`` with
+    ``baseline`` (``relative`` change or difference, per replication)."""
 
     name: Name | None = None
     metric: Name
@@ -118,6 +120,10 @@ class CalibrationTargetSchema(StrictSchema):
     scale: Scale | None = None
     weight: Weight = 1.0
     source: str = ""
+    scenario: Name | None = None
+    policy: Name | None = None
+    baseline: Name | None = None
+    relative: bool = True
 
     @model_validator(mode="after")
     def _consistent(self) -> CalibrationTargetSchema:
@@ -138,6 +144,7 @@ class CalibrationCheckSchema(StrictSchema):
     name: Name
     scenario: Name | None = None
     policy: Name | None = None
+    baseline: Name | None = None
     metric: Name = "response_rate"
     relative: bool = True
     low: Finite | None = None
