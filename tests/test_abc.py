@@ -138,3 +138,31 @@ def test_a_generation_that_accepts_nothing_keeps_the_last_population() -> None:
     assert not res.converged and len(res.weights) == 20
     assert res.generations[-1].accepted == 0 and res.generations[-1].proposed >= 200
     assert res.tolerance == res.generations[0].tolerance == pytest.approx(float(np.max(res.distances)))
+
+
+def test_the_kernel_floor_keeps_a_collapsed_population_proposing_new_worlds() -> None:
+    """A population resampled onto one world has zero covariance; the floor keeps the kernel's SD at
+    KERNEL_FLOOR x the prior's 90% range, and leaves a wide covariance alone."""
+    from simulator.experiments.abc import KERNEL_FLOOR, floored, prior_scales
+
+    priors = [Prior("uniform", 0.0, 10.0), Prior("uniform", 0.0, 1.0)]
+    scales = prior_scales(priors)
+    assert np.allclose(scales, [9.0, 0.9])
+    copies = np.tile([[4.0, 0.5]], (20, 1))
+    cov = kernel_covariance(copies, np.full(20, 1 / 20))
+    out = floored(cov[None], scales)[0]
+    assert np.allclose(np.diag(out), (KERNEL_FLOOR * scales) ** 2, rtol=1e-6)
+    wide = np.array([[[4.0, 0.1], [0.1, 0.09]]])
+    assert np.array_equal(floored(wide, scales), wide)
+    np.linalg.cholesky(out)  # positive definite
+
+
+def test_tied_distances_lower_the_tolerance_by_half_not_to_zero() -> None:
+    """All distances tied at the top: the next tolerance is half of it (a jump to 0 accepted nothing)."""
+    from simulator.experiments.abc import next_tolerance
+
+    w = np.full(5, 0.2)
+    assert next_tolerance(np.full(5, 0.4), w, 0.5) == pytest.approx(0.2)
+    assert next_tolerance(np.array([0.0, 0.0, 0.0, 0.4, 0.4]), w, 0.5) == 0.0  # the median is below the top
+    assert next_tolerance(np.array([0.1, 0.4, 0.4, 0.4, 0.4]), w, 0.5) == pytest.approx(0.2)
+    assert next_tolerance(np.array([0.3, 0.4, 0.4, 0.4, 0.4]), w, 0.5) == pytest.approx(0.3)

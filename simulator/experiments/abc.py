@@ -163,6 +163,41 @@ def local_covariances(thetas: np.ndarray, weights: np.ndarray, distances: np.nda
     return covs + jitter * np.eye(k)[None, :, :]
 
 
+KERNEL_FLOOR = 0.02
+"""The kernel's standard deviation along each parameter is at least this share of the prior's 90% range:
+a population resampled onto a few distinct worlds would otherwise propose copies of them (a local
+covariance of zero), and its importance weights would collapse onto a handful of worlds."""
+
+
+def prior_scales(priors: Sequence[PriorLike]) -> np.ndarray:
+    """Each prior's 5%-95% range (its scale for the kernel floor)."""
+    q = np.array([[float(v) for v in p.ppf(np.array([0.05, 0.95]))] for p in priors])
+    return np.maximum(q[:, 1] - q[:, 0], 1e-12)
+
+
+def floored(covs: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """``covs`` (n, k, k) with each variance raised to at least ``(KERNEL_FLOOR * scale)^2`` (positive definite)."""
+    floor = (KERNEL_FLOOR * scales) ** 2
+    diag = np.diagonal(covs, axis1=1, axis2=2)
+    add = np.maximum(floor[None, :] - diag, 0.0)
+    out = np.array(covs, dtype=np.float64, copy=True)
+    k = len(scales)
+    out[:, np.arange(k), np.arange(k)] += add
+    return out
+
+
+def next_tolerance(distances: np.ndarray, weights: np.ndarray, quantile: float) -> float:
+    """The next generation's tolerance: the weighted ``quantile`` of the distances; when that cannot make
+    progress (it equals the largest distance) the next lower distance, but never below half the current
+    tolerance (a jump straight to 0 from a population with tied distances accepts nothing)."""
+    tolerance = max(0.0, weighted_quantile(distances, weights, quantile))
+    top = float(np.max(distances))
+    if tolerance >= top and tolerance > 0:
+        lower = float(np.max(distances[distances < tolerance], initial=0.0))
+        tolerance = max(lower, 0.5 * top)
+    return tolerance
+
+
 def _mixture_logpdf(x: np.ndarray, centres: np.ndarray, weights: np.ndarray, chols: np.ndarray) -> np.ndarray:
     """log sum_j w_j N(x_i; centre_j, L_j L_j^T) for each row ``x_i`` (``chols``: one Cholesky factor per centre)."""
     k = centres.shape[1]
@@ -223,19 +258,18 @@ def smc(evaluate: Evaluate, priors: Sequence[PriorLike], thetas: np.ndarray, dis
     generation has ``settings.particles``; a batch's size is set from the previous acceptance rate.
     """
     n = settings.particles
+    scales = prior_scales(priors)
     gens: list[Generation] = []
     simulations = 0
     converged = True
     for t in range(1, settings.max_generations + 1):
-        tolerance = max(0.0, weighted_quantile(distances, weights, settings.quantile))
-        if tolerance >= float(np.max(distances)) and tolerance > 0:  # no progress possible from this quantile
-            tolerance = float(np.max(distances[distances < tolerance], initial=0.0))
+        tolerance = next_tolerance(distances, weights, settings.quantile)
         if settings.kernel == "olcm":
             covs = local_covariances(thetas, weights, distances, tolerance)
         else:
             shared = kernel_covariance(thetas, weights)
             covs = np.broadcast_to(shared, (len(thetas), *shared.shape))
-        chols = np.linalg.cholesky(covs)
+        chols = np.linalg.cholesky(floored(covs, scales))
         kept_t: list[np.ndarray] = []
         kept_d: list[np.ndarray] = []
         proposed = 0
