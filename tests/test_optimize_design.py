@@ -157,10 +157,9 @@ def test_optimize_help_shows_a_plain_percent_sign() -> None:
 
 
 def test_the_report_says_how_far_new_2015_is(tmp_path: Path) -> None:
-    from tests.search_helpers import write_search_folder
-
     from simulator.io.search_folder import read_search_folder
     from simulator.io.search_section import render_search_html
+    from tests.search_helpers import write_search_folder
 
     folder = write_search_folder(tmp_path / "opt")
     meta = json.loads((folder / "search.json").read_text())
