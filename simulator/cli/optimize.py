@@ -22,6 +22,7 @@ from simulator.cli.common import (
     ProgressBar,
     StudySummary,
     add_study_arguments,
+    admit_work,
     executor_settings,
     int_at_least,
     run_study_into_folder,
@@ -62,7 +63,13 @@ def add_optimize_parser(commands: Subcommands) -> None:
 
 def cmd_optimize(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) -> int:
     """``inmail-sim optimize``: validate, search (resuming what the folder holds), write the folder."""
-    from simulator.experiments.search import SearchSettings, optimize_spec, run_search, search_worlds
+    from simulator.experiments.search import (
+        SearchSettings,
+        optimize_spec,
+        run_search,
+        search_workload,
+        search_worlds,
+    )
     from simulator.experiments.worlds import WorldsFileError
     from simulator.io.search_files import format_search, write_search
 
@@ -81,6 +88,8 @@ def cmd_optimize(args: argparse.Namespace, argv: Sequence[str], log: ErrorLog) -
             raise InputError(str(exc)) from None
     settings = SearchSettings(trials=args.trials, seed=args.seed, worlds=worlds, worlds_info=worlds_info,
                               stop_after=args.stop_after)
+    # --max-tasks / --memory-limit: refused (exit 2) before the folder is touched, on an upper estimate
+    workers, _ = admit_work(args, search_workload(scenario, args.trials, len(worlds)), workers, dask)
 
     def search(executor: Executor, out: Path, bar: ProgressBar) -> StudySummary:
         _claim_folder(out, _fingerprint(scenario, args), args.force)
@@ -119,3 +128,25 @@ def _claim_folder(out: Path, fingerprint: dict[str, Any], force: bool) -> None:
     elif (out / JOURNAL).exists():
         raise InputError(f"--out {out}: holds a study without its fingerprint; add --force to start over")
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(fingerprint, indent=1) + "\n", encoding="utf-8"))
+
+
+
+def describe_optimize(scenario: Scenario, limits: Any = None) -> str:
+    """``validate``'s line for the ``optimize:`` block: base, levers, objectives, constraints and budget
+    (refused like ``optimize`` past the task or memory limit)."""
+    from simulator.experiments.budget import admit, duration, replication_seconds
+    from simulator.experiments.search import optimize_spec, reference_names, replication_counts, search_workload
+
+    spec = optimize_spec(scenario)
+    work = search_workload(scenario)
+    admit(work, limits)
+    first, most, final = replication_counts(spec)
+    least = len(reference_names(spec)) * final + spec.trials * first
+    levers = ", ".join(lv.path for lv in spec.levers)
+    objectives = ", ".join(f"{o.direction} {o.metric}" for o in spec.objectives)
+    constraints = "; ".join(c.text for c in spec.constraints) or "none"
+    return (f"  optimize: from {spec.base}, {len(spec.levers)} levers ({levers}); objectives: {objectives}; "
+            f"constraints: {constraints}; budget: {spec.trials} trials in generations of {spec.population} "
+            f"({spec.sampler}), {first} to {most} replications each, the presets and the Pareto set on {final}: "
+            f"{least:,} to {work.tasks:,} replications, roughly {duration(least * replication_seconds(scenario))} "
+            f"to {duration(work.seconds)} on one core")

@@ -238,6 +238,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         from simulator.experiments.calibration import describe_spec
 
         studies.append(describe_spec(scenario, limits))
+    if scenario.optimize is not None:
+        from simulator.cli.optimize import describe_optimize
+
+        studies.append(describe_optimize(scenario, limits))
     market = scenario.market
     print(f"{printable(args.scenario)}: OK")
     print(f"  scenario {scenario.name}: {scenario.run.horizon_days} days from "

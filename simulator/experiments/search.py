@@ -25,6 +25,7 @@ import pandas as pd
 
 from simulator.core.config import Market, Policy
 from simulator.core.presets import preset
+from simulator.experiments.budget import BYTES_PER_OBSERVATION, Workload
 from simulator.experiments.replication import record_store
 from simulator.experiments.runner import Progress
 from simulator.experiments.search_driver import DriveSettings, Outcome, drive, finished_trials, open_study
@@ -81,6 +82,37 @@ def optimize_spec(scenario: Scenario) -> OptimizeSpec:
     return scenario.optimize
 
 
+def reference_names(spec: OptimizeSpec) -> list[str]:
+    """The presets evaluated like a trial: old_2014, new_2015 and the base if it is another."""
+    return list(dict.fromkeys([*REFERENCE_PRESETS, spec.base]))
+
+
+def replication_counts(spec: OptimizeSpec, worlds: int = 0) -> tuple[int, int, int]:
+    """Replications of a trial at first, at most, and of a preset or Pareto policy (re-evaluation).
+
+    Robust mode (``worlds`` > 0): ``robust.replications`` per world and trial, not grown; the final count is a
+    whole number of rounds over the worlds, at least four per world."""
+    if worlds:
+        first = spec.robust_replications * worlds
+        return first, first, max(4 * spec.robust_replications, math.ceil(spec.reevaluate / worlds)) * worlds
+    return spec.replications, spec.max_replications, spec.reevaluate
+
+
+def search_workload(scenario: Scenario, trials: int | None = None, worlds: int = 0) -> Workload:
+    """An upper estimate of the replications a search runs, for the task and memory limits (``admit``):
+    the presets and every trial at their most, and every trial re-evaluated as if all were on the front."""
+    spec = optimize_spec(scenario)
+    trials = trials or spec.trials
+    _, most, final = replication_counts(spec, worlds)
+    presets = len(reference_names(spec))
+    tasks = presets * final + trials * most + trials * final
+    breakdown = (f"{presets} presets x {final} + {trials:,} trials x up to {most} + up to {trials:,} Pareto "
+                 f"policies x {final} replications (an upper estimate)")
+    return Workload("optimize", scenario, tasks, breakdown,
+                    "fewer --trials (or optimize.trials), a smaller optimize.max_replications or optimize.reevaluate",
+                    result_bytes=tasks * BYTES_PER_OBSERVATION)
+
+
 class _Problem:
     """The simulation behind the search: references, bounds, spreads, and trial scoring."""
 
@@ -89,11 +121,8 @@ class _Problem:
         self.metrics = list(dict.fromkeys([o.metric for o in spec.objectives]
                                           + [c.metric for c in spec.constraints]))
         self.worlds = len(evaluator.worlds)
-        per = self.worlds or 1
-        self.first = spec.robust_replications * per if self.worlds else spec.replications
-        self.final = max(4 * spec.robust_replications, math.ceil(spec.reevaluate / per)) * per if self.worlds \
-            else spec.reevaluate
-        names = list(dict.fromkeys([*REFERENCE_PRESETS, spec.base]))
+        self.first, _, self.final = replication_counts(spec, self.worlds)
+        names = reference_names(spec)
         policies = {f"ref-{n}": _named(preset(n), f"ref-{n}") for n in names}
         records = evaluator.records({label: (p, self.final) for label, p in policies.items()})
         values = {label[4:]: metric_matrix(recs, self.metrics) for label, recs in records.items()}
@@ -106,6 +135,8 @@ class _Problem:
                                  else np.full(self.worlds, c.factor) for c in spec.constraints]
         self.spread = self._spreads(values, base_means)
         self.references = {name: self.score(v) for name, v in values.items()}
+        self.values: dict[str, np.ndarray] = dict(values)
+        """Replications x metrics of each preset (by name) and of each policy last scored (by label)."""
 
     def _spreads(self, values: Mapping[str, np.ndarray], base: Mapping[str, float]) -> dict[str, float]:
         """Per metric: the largest difference between the presets' means (10% of the base's value if none)."""
@@ -140,7 +171,8 @@ class _Problem:
         counts = dict.fromkeys(policies, start)
         while True:
             records = self.evaluator.records({k: (policies[k], n) for k, n in counts.items()})
-            scores = {k: self.score(metric_matrix(recs, self.metrics)) for k, recs in records.items()}
+            self.values |= {k: metric_matrix(recs, self.metrics) for k, recs in records.items()}
+            scores = {k: self.score(self.values[k]) for k in records}
             grow = [k for k, s in scores.items() if counts[k] < stop and not self.worlds and not self.settled(s)]
             if not grow:
                 return scores
@@ -317,7 +349,7 @@ def pareto_rows(problem: _Problem, trials: pd.DataFrame, candidates: Sequence[in
     return frame, blocks
 
 
-__all__ = ["SearchResult", "SearchSettings", "optimize_spec", "run_search", "trial_block"]
+__all__ = ["SearchResult", "SearchSettings", "optimize_spec", "run_search", "search_workload", "trial_block"]
 
 
 DEFAULT_WORLD_COUNT = 8

@@ -83,6 +83,7 @@ def assemble(problem: _Problem, told: Sequence[optuna.trial.FrozenTrial], finish
         for _, row in pareto.iterrows():
             policies[str(row["name"])] = trial_policy(str(row["name"]), spec.base, _row_settings(row, spec))
     best = best_under_constraints(pareto, spec)
+    closest = closest_to_new_2015(problem, pareto, references, hv_rule)
     total = time.perf_counter() - started
     simulation = problem.evaluator.simulation_seconds
     info = {
@@ -107,6 +108,7 @@ def assemble(problem: _Problem, told: Sequence[optuna.trial.FrozenTrial], finish
         "seconds": {"total": round(total, 3), "simulation": round(simulation, 3),
                     "search_overhead": round(total - simulation, 3)},
         "best_under_constraints": best,
+        "closest_to_new_2015": closest,
         "replication_files": f"replications/r<index>-{label(0)}.npz (trial 0), r<index>-ref-<preset>.npz",
     }
     return SearchResult(problem.scenario, spec, frame, pareto, references, curve, blocks, policies, info, finished,
@@ -132,6 +134,28 @@ def precision_rule(problem: _Problem) -> dict[str, Any]:
             "spread": problem.spread, "spread_rule": "largest difference between the presets' means (old_2014, "
                                                      "new_2015, base) on reevaluated replications",
             "reevaluated_replications": problem.final}
+
+
+def closest_to_new_2015(problem: _Problem, pareto: pd.DataFrame, references: pd.DataFrame,
+                        hv_rule: dict[str, Any]) -> dict[str, Any] | None:
+    """How far new_2015 is from the front (:mod:`.search_distance`); adds ``dominates_new_2015`` and
+    ``distance_to_new_2015`` to ``pareto`` (in place)."""
+    from simulator.experiments.search import label
+    from simulator.experiments.search_distance import COMPARED_WITH, distance_to_front
+
+    values = None
+    if not problem.worlds:  # robust scores are quantiles: a paired mean difference is not their CI
+        values = {str(row["name"]): problem.values[label(int(row["trial"]))] for _, row in pareto.iterrows()
+                  if label(int(row["trial"])) in problem.values}
+        if COMPARED_WITH in problem.values:
+            values[COMPARED_WITH] = problem.values[COMPARED_WITH]
+    found = distance_to_front(pareto, references, problem.spec, hv_rule, values, problem.metrics)
+    if found is None:
+        return None
+    distances = found.pop("distances")
+    pareto[f"dominates_{COMPARED_WITH}"] = [name in found["dominated_by"] for name in pareto["name"]]
+    pareto[f"distance_to_{COMPARED_WITH}"] = [distances[str(name)] for name in pareto["name"]]
+    return found
 
 
 def _row_settings(row: pd.Series, spec: OptimizeSpec) -> dict[str, Any]:

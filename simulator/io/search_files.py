@@ -108,6 +108,7 @@ def format_search(result: SearchResult) -> str:
     if result.pareto.empty:
         lines.append("no policy met every constraint (with its 95% CI bound): loosen a constraint or widen a lever")
         return "\n".join(lines)
+    lines += closest_lines(result)
     refs = result.references.set_index("name")
     best_at: dict[str, list[str]] = {}
     for best in info["best_under_constraints"]:
@@ -132,3 +133,36 @@ def _rule_diff(result: SearchResult, name: str) -> list[str]:
     out = [f"  {'rule':<44} {COMPARED_WITH:<14} {name}"]
     out += [f"  {rule:<44} {values[0].get(rule, '-'):<14} {values[1].get(rule, '-')}" for rule in differ]
     return out
+
+
+def closest_lines(result: SearchResult, shown: int = 6) -> list[str]:
+    """The "closest to new_2015" lines: the Pareto policies that dominate it (or the nearest one), and the
+    largest gain in the first objective at new_2015's level of the others (search.json closest_to_new_2015)."""
+    closest = result.info.get("closest_to_new_2015")
+    if not closest:
+        return []
+    ref = closest["reference"]
+    beat = closest["dominated_by"]
+    nearest = closest["nearest"]
+    if beat:
+        names = ", ".join(beat[:shown]) + (f" and {len(beat) - shown} more" if len(beat) > shown else "")
+        head = (f"closest to {ref}: {len(beat)} Pareto polic{'y is' if len(beat) == 1 else 'ies are'} no worse on "
+                f"every objective and better on one ({names}); nearest: {nearest['name']}")
+    else:
+        head = (f"closest to {ref}: no Pareto policy is no worse on every objective; nearest: {nearest['name']}")
+    lines = ["", head + f" (normalised distance {nearest['distance']:.3f})"]
+    gain = closest.get("gain") or {}
+    metric = gain.get("objective", " ").split(" ", 1)[1]
+    label = METRIC_LABELS.get(metric, metric)
+    if gain.get("name") is None:
+        lines.append(f"  largest gain in {label}: none ({gain.get('note', 'not computed')})")
+        return lines
+    ci = (f" [{_signed(gain['ci_low'])}, {_signed(gain['ci_high'])}]" if gain.get("ci_low") is not None else "")
+    relative = f" ({gain['relative'] * 100:+.1f}%)" if gain.get("relative") is not None else ""
+    lines.append(f"  largest gain in {label} at {gain['at']}: {gain['name']} {_signed(gain['difference'])}{ci}"
+                 f"{relative} vs {ref} {num(gain['reference_mean'])}")
+    return lines
+
+
+def _signed(value: float) -> str:
+    return ("+" if value >= 0 else "-") + num(abs(value))

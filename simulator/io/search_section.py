@@ -195,10 +195,29 @@ def _comparison_sentence(found: SearchFolder) -> str:
     better = [str(r["name"]) for _, r in found.pareto.iterrows() if no_worse(row_means(r, objectives), target,
                                                                              objectives)]
     if better:
-        return (f"<p><b>{len(better)} of the {len(found.pareto)} Pareto policies are no worse than new_2015 on "
-                f"every objective</b>: {_escape(', '.join(better))}.</p>")
-    return ("<p>No Pareto policy is no worse than new_2015 on every objective: each trades one objective for "
-            "another against it.</p>")
+        text = (f"<p><b>{len(better)} of the {len(found.pareto)} Pareto policies are no worse than new_2015 on "
+                f"every objective</b>: {_escape(', '.join(better))}.")
+    else:
+        text = ("<p>No Pareto policy is no worse than new_2015 on every objective: each trades one objective for "
+                "another against it.")
+    return text + _gain_sentence(found.meta.get("closest_to_new_2015")) + "</p>"
+
+
+def _gain_sentence(closest: Any) -> str:
+    """search.json's ``closest_to_new_2015``: the nearest Pareto policy and the largest gain, with its CI."""
+    if not isinstance(closest, dict) or not isinstance(closest.get("nearest"), dict):
+        return ""
+    near = closest["nearest"]
+    out = (f" Nearest to new_2015: {_escape(near.get('name'))} (normalised distance "
+           f"{as_float(near.get('distance')):.3f}).")
+    gain = closest.get("gain") or {}
+    if gain.get("name") and gain.get("ci_low") is not None:
+        metric = str(gain.get("objective", " ")).split(" ", 1)[-1]
+        k, unit = scale_of(metric), " pp" if metric in RATE_METRICS else ""
+        low, mid, high = (num(as_float(gain[key]) * k) for key in ("ci_low", "difference", "ci_high"))
+        out += (f" <b>Largest gain in {_escape(METRIC_LABELS.get(metric, metric))} at {_escape(gain.get('at'))}"
+                f"</b>: {_escape(gain['name'])}, {mid}{unit} [{low}, {high}] ({_escape(gain.get('ci'))}).")
+    return out
 
 
 def front_table(found: SearchFolder) -> str:

@@ -280,16 +280,32 @@ def parse_constraint(text: str) -> tuple[Constraint | None, str]:
     return Constraint(text.strip(), metric, "<=" if op == "<=" else ">=", factor, bool(times or alone)), ""
 
 
+def flat_levers(levers: Mapping[str, Any]) -> list[tuple[tuple[str, ...], str, Any]]:
+    """``(key path, lever path, value)`` per lever; a section written nested (``refund: {window_days: [7, 90]}``,
+    or what ``--set optimize.levers.refund.latency_days=[0, 3]`` makes) counts as its dotted levers."""
+    out: list[tuple[tuple[str, ...], str, Any]] = []
+    for key, raw in levers.items():
+        nested = (isinstance(raw, Mapping) and raw and key not in LEVER_PATHS
+                  and not set(raw) & {"low", "high", "choices"})
+        if nested:
+            out += [((key, str(rule)), f"{key}.{rule}", value) for rule, value in raw.items()]
+        else:
+            out.append(((key,), key, raw))
+    return out
+
+
 def build_optimize(schema: OptimizeSchema, fail: Any) -> OptimizeSpec | None:
     """The validated block; each problem goes to ``fail(path, value, message)`` (None if there were any)."""
     ok = True
     levers: list[Lever] = []
-    for path, raw in schema.levers.items():
+    for where, path, raw in flat_levers(schema.levers):
         lever, problem = parse_lever(schema.base, path, raw)
         if lever is not None:
             problem = _first_invalid(schema.base, lever)
+        if lever is not None and any(lv.path == path for lv in levers):
+            problem = f"the lever {path} is given twice (as {path}: and nested under {path.partition('.')[0]}:)"
         if problem:
-            fail(("optimize", "levers", path), raw, problem)
+            fail(("optimize", "levers", *where), raw, problem)
             ok = False
         elif lever is not None:
             levers.append(lever)

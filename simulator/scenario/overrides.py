@@ -8,6 +8,8 @@ count from the end) are refused, so a path always means one item, whatever the l
 
 The value is read as YAML (``off``, ``[1, 2]``, ``{a: 1}``);
 ``null`` (or nothing after ``=``) removes what was set, back to the preset's or default value.
+A key that holds dots (an ``optimize:`` lever such as ``refund.window_days``) is reached by its dotted
+name: ``optimize.levers.refund.window_days=[10, 60]``.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def apply_override(data: dict[str, Any], marks: dict[PathT, Loc], text: str, val
     else:
         segments = text.split(".")
         label = f"{SET_SOURCE} {text}={show_value(value)}"
+    segments = _join_dotted_keys(data, segments)
     current: Any = data
     path: list[str | int] = []
     for depth, segment in enumerate(segments):
@@ -94,6 +97,27 @@ def apply_override(data: dict[str, Any], marks: dict[PathT, Loc], text: str, val
     for located in [where for where in marks if is_under(where, target)]:
         del marks[located]
     marks[target] = Loc(label, None)
+
+
+def _join_dotted_keys(data: dict[str, Any], segments: list[str]) -> list[str]:
+    """The path with segments joined where a mapping's key holds dots (``optimize.levers.refund.window_days``:
+    the lever ``refund.window_days``).  A segment that is a key itself always wins; only when it is not,
+    the longest run of segments that spells an existing dotted key is taken as one."""
+    out: list[str] = []
+    current: Any = data
+    depth = 0
+    while depth < len(segments):
+        step = 1
+        if isinstance(current, dict) and segments[depth] not in current:
+            for end in range(len(segments), depth + 1, -1):
+                if ".".join(segments[depth:end]) in current:
+                    step = end - depth
+                    break
+        key = ".".join(segments[depth:depth + step])
+        out.append(key)
+        current = current.get(key) if isinstance(current, dict) else None
+        depth += step
+    return out
 
 
 def apply_overrides(data: dict[str, Any], marks: dict[PathT, Loc], overrides: Overrides) -> list[Issue]:
