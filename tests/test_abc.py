@@ -166,3 +166,19 @@ def test_tied_distances_lower_the_tolerance_by_half_not_to_zero() -> None:
     assert next_tolerance(np.array([0.0, 0.0, 0.0, 0.4, 0.4]), w, 0.5) == 0.0  # the median is below the top
     assert next_tolerance(np.array([0.1, 0.4, 0.4, 0.4, 0.4]), w, 0.5) == pytest.approx(0.2)
     assert next_tolerance(np.array([0.3, 0.4, 0.4, 0.4, 0.4]), w, 0.5) == pytest.approx(0.3)
+
+
+def test_truncated_weights_cap_a_dominant_world_and_keep_uniform_ones() -> None:
+    """One weight a million times the others is capped at sqrt(n) x the mean; equal weights stay equal."""
+    from simulator.experiments.abc import truncated_weights
+
+    n = 100
+    raw = np.ones(n)
+    raw[0] = 1e6
+    w = truncated_weights(raw)
+    assert w.sum() == pytest.approx(1.0)
+    assert w[0] == pytest.approx(math.sqrt(n) / n, rel=1e-9)  # capped at sqrt(n) x the mean 1/n
+    assert effective_sample_size(w) > 50  # without the cap: about 1
+    assert np.allclose(truncated_weights(np.full(n, 3.0)), 1 / n)
+    ranked = truncated_weights(np.arange(1.0, n + 1))  # the order of the weights is kept
+    assert np.all(np.diff(ranked) >= 0)

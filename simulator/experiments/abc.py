@@ -186,6 +186,31 @@ def floored(covs: np.ndarray, scales: np.ndarray) -> np.ndarray:
     return out
 
 
+def truncated_weights(raw: np.ndarray) -> np.ndarray:
+    """Normalised importance weights, none above sqrt(n) times the mean weight 1/n (truncated importance
+    sampling, Ionides 2008, with the cap on the normalised weights so that one extreme weight cannot
+    lift its own cap).
+
+    In a dozen dimensions the prior over kernel-mixture ratio varies over orders of magnitude: a
+    proposal in the mixture's thin tail takes most of the weight and a population of 200 worlds
+    carries the information of four.  The cap trades a small bias, vanishing as n grows, for that
+    variance.  The level tau with max(min(raw, tau)) / sum(min(raw, tau)) = 1/sqrt(n) is found by
+    bisection."""
+    w = np.asarray(raw, dtype=np.float64) / float(np.sum(raw))
+    root_n = math.sqrt(len(w))
+    if float(np.max(w)) * root_n <= 1.0:
+        return w
+    lo, hi = 0.0, float(np.max(w))  # sum(min(w, tau)) - sqrt(n) tau: > 0 just above 0, <= 0 at the top
+    for _ in range(100):
+        tau = 0.5 * (lo + hi)
+        if float(np.sum(np.minimum(w, tau))) > root_n * tau:
+            lo = tau
+        else:
+            hi = tau
+    capped = np.minimum(w, hi)
+    return capped / capped.sum()
+
+
 def next_tolerance(distances: np.ndarray, weights: np.ndarray, quantile: float) -> float:
     """The next generation's tolerance: the weighted ``quantile`` of the distances; when that cannot make
     progress (it equals the largest distance) the next lower distance, but never below half the current
@@ -300,8 +325,7 @@ def smc(evaluate: Evaluate, priors: Sequence[PriorLike], thetas: np.ndarray, dis
             break
         new_t, new_d = np.vstack(kept_t), np.concatenate(kept_d)
         log_w = prior_logpdf(priors, new_t) - _mixture_logpdf(new_t, thetas, weights, chols)
-        new_w = np.exp(log_w - np.max(log_w))
-        new_w /= new_w.sum()
+        new_w = truncated_weights(np.exp(log_w - np.max(log_w)))
         gen = Generation(2, tolerance, proposed, len(new_t), effective_sample_size(new_w))
         gens.append(gen)
         if progress is not None:
