@@ -233,15 +233,22 @@ def validate_model(scenario: Scenario, executor: Executor, out: str | Path, *,
     return result
 
 
+THIN_ESS = 20
+"""A leave-one-out posterior with fewer effective worlds is flagged as thin (its interval is too narrow)."""
+
+
 def validation_table(result: ValidationResult) -> pd.DataFrame:
     """One row per figure: the targets, the validation figures, the extra figures and anecdotes."""
     rows = figure_rows(result.spec, result.values, result.weights, result.loo_predictions)
     for row in rows:  # a leave-one-out that did not converge or rests on a few worlds says so
         fit = result.loo.get(row["figure"])
-        if fit is not None and (not fit.abc.converged or fit.abc.ess < 10):
-            state = "not converged" if not fit.abc.converged else "converged"
-            weak = (f"leave-one-out calibration {state} (tolerance {fit.abc.tolerance:.3g}, ESS {fit.abc.ess:.0f}): "
-                    "not a prediction")
+        if fit is not None and not fit.abc.converged:
+            weak = (f"leave-one-out calibration not converged (tolerance {fit.abc.tolerance:.3g}, ESS "
+                    f"{fit.abc.ess:.0f}): not a prediction")
+            row["note"] = "; ".join(filter(None, [row["note"], weak]))
+        elif fit is not None and fit.abc.ess < THIN_ESS:
+            weak = (f"the leave-one-out posterior is thin (ESS {fit.abc.ess:.0f} of {len(fit.abc.weights)} "
+                    "worlds): its interval is too narrow, the verdict stands only if the miss is clear")
             row["note"] = "; ".join(filter(None, [row["note"], weak]))
     rows += extra_rows(result.anecdotes)
     return pd.DataFrame(rows)
