@@ -175,3 +175,22 @@ def test_the_report_says_how_far_new_2015_is(tmp_path: Path) -> None:
     assert "Nearest to new_2015: pareto_02 (normalised distance 0.125)" in page
     assert "Largest gain in response rate at net_credit_burn &lt;= new_2015&#x27;s</b>: pareto_02, 1.25 pp " \
            "[1, 1.5] (paired)." in page
+
+
+def test_a_large_front_names_at_most_twelve_policies_the_best_at_each_objective_among_them() -> None:
+    """pareto.png names every policy of a small front, and of a front of 131 the best at each objective
+    plus evenly spaced ones, 12 in all."""
+    import numpy as np
+    import pandas as pd
+
+    from simulator.io.plotting.search_figures import MAX_LABELS, labelled
+
+    objectives = [("responses", "maximize"), ("net_credit_burn", "minimize")]
+    small = pd.DataFrame({"responses_mean": [3.0, 1.0], "net_credit_burn_mean": [5.0, 2.0]})
+    assert labelled(small, objectives) == [0, 1]
+    rng = np.random.default_rng(1)
+    front = pd.DataFrame({"responses_mean": rng.random(131), "net_credit_burn_mean": rng.random(131)})
+    picks = labelled(front, objectives)
+    assert len(picks) == MAX_LABELS == len(set(picks))
+    assert int(front["responses_mean"].idxmax()) in picks
+    assert int(front["net_credit_burn_mean"].idxmin()) in picks

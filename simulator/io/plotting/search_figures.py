@@ -2,7 +2,9 @@
 
 ``pareto.png``: every pair of objectives (the first against each other one; one panel for two
 objectives), all trials faint, the re-evaluated Pareto policies with 95% CI whiskers, the presets
-old_2014 and new_2015 marked.  ``convergence.png``: the hypervolume of the feasible front by trial.
+old_2014 and new_2015 marked; at most :data:`MAX_LABELS` Pareto policies are named (the best at each
+objective, then evenly spaced along the first), so a front of a hundred stays readable; pareto.csv
+has them all.  ``convergence.png``: the hypervolume of the feasible front by trial.
 """
 
 from __future__ import annotations
@@ -18,6 +20,29 @@ from simulator.io.plotting.panels import whiskers
 from simulator.io.tables import METRIC_LABELS
 
 PRESET_MARKERS = {"old_2014": ("s", PALETTE[1]), "new_2015": ("D", PALETTE[2])}
+MAX_LABELS = 12
+"""Pareto policies named on the figure at most."""
+
+
+def labelled(pareto: pd.DataFrame, objectives: Sequence[tuple[str, str]], limit: int = MAX_LABELS) -> list[int]:
+    """Row positions of the Pareto policies to name: all if few, else the best at each objective,
+    then evenly spaced along the first objective, ``limit`` in all."""
+    n = len(pareto)
+    if n <= limit:
+        return list(range(n))
+    picks: list[int] = []
+    for metric, direction in objectives:
+        values = pareto[f"{metric}_mean"].to_numpy(dtype=np.float64)
+        best = int(np.argmax(values) if direction == "maximize" else np.argmin(values))
+        if best not in picks:
+            picks.append(best)
+    order = np.argsort(pareto[f"{objectives[0][0]}_mean"].to_numpy(dtype=np.float64), kind="stable")
+    for pos in np.linspace(0, n - 1, limit).round().astype(int):
+        if len(picks) >= limit:
+            break
+        if int(order[pos]) not in picks:
+            picks.append(int(order[pos]))
+    return sorted(picks[:limit])
 
 
 def _label(metric: str, direction: str) -> str:
@@ -42,7 +67,7 @@ def pareto_figure(trials: pd.DataFrame, pareto: pd.DataFrame, references: pd.Dat
                         xerr=whiskers(pareto[f"{xm}_mean"], pareto[f"{xm}_ci_low"], pareto[f"{xm}_ci_high"]),
                         yerr=whiskers(pareto[f"{ym}_mean"], pareto[f"{ym}_ci_low"], pareto[f"{ym}_ci_high"]),
                         fmt="o", color=PALETTE[0], ms=5, capsize=2, label="Pareto policy (re-evaluated)")
-            for _, row in pareto.iterrows():
+            for _, row in pareto.iloc[labelled(pareto, objectives)].iterrows():
                 ax.annotate(str(row["name"]).removeprefix("pareto_"), (row[f"{xm}_mean"], row[f"{ym}_mean"]),
                             fontsize=7, xytext=(3, 3), textcoords="offset points")
         for _, row in references.iterrows():
