@@ -110,10 +110,13 @@ def _sending(market: Market, **adaptation: Any) -> Market:
         sending, adaptation=dataclasses.replace(sending.adaptation, **adaptation)))
 
 
-def _no_anticipation(market: Market) -> Market:
-    sending = market.sending
-    return dataclasses.replace(market, sending=dataclasses.replace(
-        sending, anticipation=dataclasses.replace(sending.anticipation, enabled=False)))
+def _disabled(market: Market, *path: str) -> Market:
+    """``market`` with ``enabled = False`` on the nested config object at ``path`` (e.g. sending, anticipation)."""
+    def off(obj: Any, rest: tuple[str, ...]) -> Any:
+        if not rest:
+            return dataclasses.replace(obj, enabled=False)
+        return dataclasses.replace(obj, **{rest[0]: off(getattr(obj, rest[0]), rest[1:])})
+    return off(market, path)
 
 
 def switch_off(market: Market, policy: Policy, off: Iterable[str],
@@ -131,22 +134,21 @@ def switch_off(market: Market, policy: Policy, off: Iterable[str],
     players = set(players) | off
     split = bool(players & set(PRESSURE_PARTS))
     if "adaptation" in off and not split:
-        market = _sending(market, enabled=False)
+        market = _disabled(market, "sending", "adaptation")
     elif "adaptation" in off:
         market = _sending(market, weight_cost=0.0, weight_scarcity=0.0)
         if "sanction_pressure" not in players:
             market = _sending(market, weight_warning=0.0, weight_improvement=0.0)
         if "anticipation" not in players:
-            market = _no_anticipation(market)
+            market = _disabled(market, "sending", "anticipation")
     if "sanction_pressure" in off:
         market = _sending(market, weight_warning=0.0, weight_improvement=0.0)
     if "anticipation" in off:
-        market = _no_anticipation(market)
+        market = _disabled(market, "sending", "anticipation")
     if "platform_targeting" in off:
-        market = dataclasses.replace(market, platform_targeting=dataclasses.replace(
-            market.platform_targeting, enabled=False))
+        market = _disabled(market, "platform_targeting")
     if "fatigue" in off:
-        market = dataclasses.replace(market, fatigue=dataclasses.replace(market.fatigue, enabled=False))
+        market = _disabled(market, "fatigue")
     if "credit_limit" in off:
         policy = dataclasses.replace(policy, phase=_unlimited(policy.phase),
                                      before=_unlimited(policy.before) if policy.before is not None else None)
